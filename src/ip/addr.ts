@@ -48,3 +48,16 @@ export function writeIpv4(buf: Uint8Array, off: number, a: Ipv4Addr): void {
   buf[off + 2] = (a >>> 8) & 255;
   buf[off + 3] = a & 255;
 }
+
+/** 224.0.0.0/4 (RFC 5771). */
+export function isMulticast(a: Ipv4Addr): boolean {
+  return a >>> 28 === 0xe;
+}
+
+/**
+ * Whether `a` can be the source of a datagram from a single host (RFC 1122 section
+ * 3.2.1.3): not 0.0.0.0, loopback 127/8, limited broadcast, multicast, or class E 240/4.
+ */
+export function isUnicastSource(a: Ipv4Addr): boolean {
+  return a !== 0 && a >>> 24 !== 127 && a >>> 28 < 0xe;
+}

@@ -1,0 +1,221 @@
+/**
+ * ICMP for IPv4 (RFC 792), the host side (RFC 1122 section 3.2.2):
+ *  - answer Echo Request with Echo Reply (ping);
+ *  - count the Echo Replies and errors we receive;
+ *  - send Destination Unreachable / Time Exceeded about datagrams we could not deliver,
+ *    obeying the rules about when an error must NOT be sent, and rate-limited.
+ *
+ * Every ICMP message starts with the same 8 bytes:
+ *
+ *     0                   1                   2                   3
+ *     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *    |     Type      |     Code      |          Checksum             |
+ *    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *    |  rest of header: Identifier + Sequence Number (echo), unused  |
+ *    |  (errors), or next-hop MTU (fragmentation needed)             |
+ *    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *    |  data: echo payload, or the offending IP header + 8 bytes     |
+ *
+ * The checksum covers the whole ICMP message (header and data).
+ */
+import type { Logger } from 'pino';
+import { isMulticast, isUnicastSource } from './addr.js';
+import type { Ipv4Addr } from './addr.js';
+import { internetChecksum } from './checksum.js';
+import { IPV4_HEADER_LEN, PROTO_ICMP, writeIpv4Header } from './ipv4.js';
+import type { Ipv4Header } from './ipv4.js';
+import { TokenBucket } from './stats.js';
+import type { Counters } from './stats.js';
+
+export const ICMP_HEADER_LEN = 8;
+
+export const ICMP_ECHO_REPLY = 0;
+export const ICMP_DEST_UNREACHABLE = 3;
+export const ICMP_ECHO_REQUEST = 8;
+export const ICMP_TIME_EXCEEDED = 11;
+
+/** Destination Unreachable codes (RFC 792). */
+export const UNREACH_NET = 0;
+export const UNREACH_HOST = 1;
+export const UNREACH_PROTOCOL = 2;
+export const UNREACH_PORT = 3;
+export const UNREACH_FRAG_NEEDED = 4;
+/** Time Exceeded codes (RFC 792). */
+export const TIME_EXCEEDED_TTL = 0;
+export const TIME_EXCEEDED_REASSEMBLY = 1;
+
+/** Query (informational) types. Every other type, known or not, is treated as an error
+ *  message, so we never answer an error with an error (RFC 1122 section 3.2.2). */
+const QUERY_TYPES = new Set([0, 8, 9, 10, 13, 14, 15, 16, 17, 18]);
+
+export interface IcmpMessage {
+  type: number;
+  code: number;
+  checksum: number;
+  /** The 32-bit "rest of header" word. */
+  restOfHeader: number;
+  /** Everything after the 8-byte header (a view). */
+  data: Uint8Array;
+}
+
+export type IcmpDropReason = 'truncated' | 'bad-checksum';
+
+/** Decode and checksum-verify an ICMP message (the IPv4 payload). Never throws. */
+export function parseIcmp(buf: Uint8Array): IcmpMessage | { error: IcmpDropReason } {
+  if (buf.length < ICMP_HEADER_LEN) return { error: 'truncated' };
+  if (internetChecksum(buf) !== 0) return { error: 'bad-checksum' };
+  return {
+    type: buf[0]!,
+    code: buf[1]!,
+    checksum: (buf[2]! << 8) | buf[3]!,
+    restOfHeader: ((buf[4]! << 24) | (buf[5]! << 16) | (buf[6]! << 8) | buf[7]!) >>> 0,
+    data: buf.subarray(ICMP_HEADER_LEN),
+  };
+}
+
+/** Echo messages split the rest of header into Identifier and Sequence Number. */
+export function echoIdentifier(m: IcmpMessage): number {
+  return m.restOfHeader >>> 16;
+}
+export function echoSequence(m: IcmpMessage): number {
+  return m.restOfHeader & 0xffff;
+}
+
+/**
+ * Write an ICMP header at buf[off]; the `dataLength` bytes of data must already sit right
+ * after it. Computes the checksum over header and data.
+ */
+export function writeIcmp(
+  buf: Uint8Array,
+  off: number,
+  f: { type: number; code: number; restOfHeader?: number },
+  dataLength: number,
+): void {
+  const rest = f.restOfHeader ?? 0;
+  buf[off] = f.type;
+  buf[off + 1] = f.code;
+  buf[off + 2] = 0;
+  buf[off + 3] = 0;
+  buf[off + 4] = rest >>> 24;
+  buf[off + 5] = (rest >>> 16) & 0xff;
+  buf[off + 6] = (rest >>> 8) & 0xff;
+  buf[off + 7] = rest & 0xff;
+  const sum = internetChecksum(buf, off, off + ICMP_HEADER_LEN + dataLength);
+  buf[off + 2] = sum >>> 8;
+  buf[off + 3] = sum & 0xff;
+}
+
+/** What the ICMP handler needs from the IP layer. */
+export interface IcmpHost {
+  readonly addr: Ipv4Addr;
+  readonly mtu: number;
+  send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void;
+}
+
+export interface IcmpOptions {
+  /** Error messages per second (token bucket). Default 100. */
+  errorsPerSecond?: number;
+  /** Bucket size: errors that may go out back to back. Default 50. */
+  errorBurst?: number;
+  log?: Logger | undefined;
+}
+
+export class Icmp {
+  private readonly limiter: TokenBucket;
+  private readonly log: Logger | undefined;
+
+  constructor(
+    private readonly host: IcmpHost,
+    private readonly counters: Counters,
+    opts: IcmpOptions = {},
+  ) {
+    this.limiter = new TokenBucket(opts.errorsPerSecond ?? 100, opts.errorBurst ?? 50);
+    this.log = opts.log;
+  }
+
+  /** An ICMP message addressed to us (`header` is its IP header, `payload` the message). */
+  receive(header: Ipv4Header, payload: Uint8Array, now: number): void {
+    this.counters.inc('icmp.in');
+    const msg = parseIcmp(payload);
+    if ('error' in msg) {
+      this.counters.inc('icmp.drop.' + msg.error);
+      if (this.log?.isLevelEnabled('debug')) this.log.debug({ reason: msg.error }, 'icmp drop');
+      return;
+    }
+    switch (msg.type) {
+      case ICMP_ECHO_REQUEST:
+        this.answerEcho(header, payload, now);
+        break;
+      case ICMP_ECHO_REPLY:
+        this.counters.inc('icmp.echo-reply.in');
+        break;
+      case ICMP_DEST_UNREACHABLE:
+        this.counters.inc('icmp.unreachable.in');
+        break;
+      case ICMP_TIME_EXCEEDED:
+        this.counters.inc('icmp.time-exceeded.in');
+        break;
+      default:
+        this.counters.inc('icmp.other.in');
+    }
+  }
+
+  /**
+   * RFC 792 Echo Reply: "the source and destination addresses are simply reversed, the
+   * type code changed to 0, and the checksum recomputed"; identifier, sequence number
+   * and data are returned unchanged.
+   */
+  private answerEcho(header: Ipv4Header, payload: Uint8Array, now: number): void {
+    this.counters.inc('icmp.echo');
+    const reply = new Uint8Array(IPV4_HEADER_LEN + payload.length);
+    reply.set(payload, IPV4_HEADER_LEN);
+    reply[IPV4_HEADER_LEN] = ICMP_ECHO_REPLY;
+    reply[IPV4_HEADER_LEN + 2] = 0;
+    reply[IPV4_HEADER_LEN + 3] = 0;
+    const sum = internetChecksum(reply, IPV4_HEADER_LEN);
+    reply[IPV4_HEADER_LEN + 2] = sum >>> 8;
+    reply[IPV4_HEADER_LEN + 3] = sum & 0xff;
+    // A big request (which arrived fragmented) must still be answered: let IP fragment it.
+    const df = reply.length <= this.host.mtu;
+    this.host.send(reply, header.src, PROTO_ICMP, now, { df });
+  }
+
+  /**
+   * Send an ICMP error about a datagram we received: its IP header followed by the first
+   * 8 bytes of its data (RFC 792), enough for the sender to find the transport ports.
+   * The quoted header is re-serialised from `header` (20 bytes, options left out).
+   */
+  sendError(type: number, code: number, header: Ipv4Header, payload: Uint8Array, now: number, restOfHeader = 0): void {
+    const why = this.mustNotSendError(header, payload);
+    if (why !== undefined) {
+      this.counters.inc('icmp.error.suppressed');
+      if (this.log?.isLevelEnabled('debug')) this.log.debug({ type, code, why }, 'icmp error suppressed');
+      return;
+    }
+    if (!this.limiter.take(now)) {
+      this.counters.inc('icmp.error.ratelimited');
+      return;
+    }
+    const quoted = Math.min(8, payload.length);
+    const icmpLen = ICMP_HEADER_LEN + IPV4_HEADER_LEN + quoted;
+    const packet = new Uint8Array(IPV4_HEADER_LEN + icmpLen);
+    const data = IPV4_HEADER_LEN + ICMP_HEADER_LEN;
+    writeIpv4Header(packet, data, header);
+    packet.set(payload.subarray(0, quoted), data + IPV4_HEADER_LEN);
+    writeIcmp(packet, IPV4_HEADER_LEN, { type, code, restOfHeader }, IPV4_HEADER_LEN + quoted);
+    this.counters.inc(type === ICMP_DEST_UNREACHABLE ? 'icmp.unreachable.out' : type === ICMP_TIME_EXCEEDED ? 'icmp.time-exceeded.out' : 'icmp.error.out');
+    this.host.send(packet, header.src, PROTO_ICMP, now);
+  }
+
+  /** RFC 1122 section 3.2.2: the datagrams an ICMP error MUST NOT be sent about. */
+  private mustNotSendError(header: Ipv4Header, payload: Uint8Array): string | undefined {
+    if (header.protocol === PROTO_ICMP && (payload.length === 0 || !QUERY_TYPES.has(payload[0]!))) {
+      return 'about-icmp-error';
+    }
+    if (header.dst === 0xffffffff || isMulticast(header.dst)) return 'broadcast-or-multicast';
+    if (header.fragmentOffset !== 0) return 'non-first-fragment';
+    if (!isUnicastSource(header.src)) return 'source-not-a-host';
+    return undefined;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The IPv4 layer of a host (RFC 1122 section 3): validates incoming packets, reassembles
+ * fragments, answers ICMP, and hands each datagram to the transport registered for its
+ * protocol number. On the way out it writes the IPv4 header and fragments when allowed.
+ *
+ * Sans-I/O: packets come in through `receive(packet, now)` and leave through the
+ * `transmit` callback; the only time is the `now` passed in.
+ */
+import type { Logger } from 'pino';
+import { formatIpv4, isUnicastSource } from './addr.js';
+import type { Ipv4Addr } from './addr.js';
+import { Icmp, ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL } from './icmp.js';
+import { IPV4_HEADER_LEN, PROTO_ICMP, parseIpv4, writeIpv4Header } from './ipv4.js';
+import type { Ipv4Header } from './ipv4.js';
+import { Reassembler } from './reassembly.js';
+import { Counters } from './stats.js';
+
+/** A transport protocol above IP (TCP, UDP). */
+export interface IpUpper {
+  /** A whole (reassembled if need be) datagram addressed to us. `payload` is a view. */
+  receive(header: Ipv4Header, payload: Uint8Array, now: number): void;
+}
+
+/** RFC 791: every host must accept 576-byte datagrams; every link carries at least 68. */
+const MIN_MTU = 68;
+const MAX_DATAGRAM = 65535;
+
+export interface IpLayerOptions {
+  addr: Ipv4Addr;
+  /** Largest packet (header included) handed to `transmit`. */
+  mtu: number;
+  transmit: (packet: Uint8Array) => void;
+  log?: Logger;
+  reassembly?: ConstructorParameters<typeof Reassembler>[0];
+  /** ICMP errors per second (token bucket, burst 50). Default 100. */
+  icmpErrorsPerSecond?: number;
+}
+
+export class IpLayer {
+  readonly addr: Ipv4Addr;
+  readonly mtu: number;
+  private readonly transmit: (packet: Uint8Array) => void;
+  private readonly log: Logger | undefined;
+  private readonly uppers: Array<IpUpper | undefined> = new Array(256).fill(undefined);
+  private readonly counters = new Counters([
+    'ip.in',
+    'ip.out',
+    'ip.delivered',
+    'ip.frag.in',
+    'ip.frag.out',
+    'ip.reassembled',
+    'icmp.in',
+    'icmp.echo',
+    'icmp.unreachable.out',
+  ]);
+  private readonly reassembler: Reassembler;
+  private readonly icmp: Icmp;
+  /** Identification for the next datagram. A plain counter: RFC 6864 only needs IDs to be
+   *  unique per (src, dst, protocol) within a reassembly timeout, for fragmented datagrams. */
+  private nextId = 0;
+
+  constructor(opts: IpLayerOptions) {
+    if (!Number.isInteger(opts.mtu) || opts.mtu < MIN_MTU || opts.mtu > MAX_DATAGRAM) {
+      throw new RangeError(`IpLayer: mtu must be an integer in ${MIN_MTU}..${MAX_DATAGRAM}, got ${opts.mtu}`);
+    }
+    this.addr = opts.addr >>> 0;
+    this.mtu = opts.mtu;
+    this.transmit = opts.transmit;
+    this.log = opts.log;
+    this.reassembler = new Reassembler(opts.reassembly);
+    this.icmp = new Icmp(this, this.counters, { errorsPerSecond: opts.icmpErrorsPerSecond ?? 100, errorBurst: 50, log: opts.log });
+  }
+
+  /** Deliver datagrams of `protocol` (6 TCP, 17 UDP, ...) to `upper`. ICMP is built in. */
+  register(protocol: number, upper: IpUpper): void {
+    if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255 || protocol === PROTO_ICMP) {
+      throw new RangeError(`IpLayer.register: cannot register protocol ${protocol}`);
+    }
+    this.uppers[protocol] = upper;
+  }
+
+  /** One raw IPv4 packet from the link. Never throws on any input. */
+  receive(packet: Uint8Array, now: number): void {
+    this.counters.inc('ip.in');
+    const parsed = parseIpv4(packet);
+    if ('error' in parsed) return this.drop(parsed.error);
+    let header = parsed.header;
+    let payload = parsed.payload;
+    // A host discards datagrams not addressed to it (RFC 1122 section 3.2.1.3); it does not forward.
+    if (header.dst !== this.addr) return this.drop('not-for-us', header);
+    // ...and datagrams whose source cannot be a single host, or claims to be us.
+    if (!isUnicastSource(header.src) || header.src === this.addr) return this.drop('bad-src', header);
+
+    if (header.mf || header.fragmentOffset > 0) {
+      this.counters.inc('ip.frag.in');
+      const whole = this.reassembler.add(header, payload, now);
+      if (whole === undefined) return;
+      this.counters.inc('ip.reassembled');
+      // The reassembled datagram, described as if it had arrived in one piece.
+      header = { ...header, mf: false, fragmentOffset: 0, totalLength: header.ihl + whole.length };
+      payload = whole;
+    }
+
+    if (header.protocol === PROTO_ICMP) {
+      this.counters.inc('ip.delivered');
+      this.icmp.receive(header, payload, now);
+      return;
+    }
+    const upper = this.uppers[header.protocol];
+    if (upper) {
+      this.counters.inc('ip.delivered');
+      upper.receive(header, payload, now);
+      return;
+    }
+    // RFC 1122 section 3.2.2.1: a host SHOULD send Protocol Unreachable for a protocol it lacks.
+    this.drop('unknown-protocol', header);
+    this.sendUnreachable(UNREACH_PROTOCOL, header, payload, now);
+  }
+
+  /**
+   * `packet` has IPV4_HEADER_LEN bytes of headroom at offset 0, then the transport header
+   * and data. Writes the IPv4 header (src = our address, TTL 64, DF unless opts.df ===
+   * false) and transmits; a packet larger than the MTU is fragmented if DF is off,
+   * otherwise counted and dropped.
+   */
+  send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void {
+    void now; // part of the sans-I/O signature; sending needs no timer today
+    const totalLength = packet.length;
+    if (totalLength < IPV4_HEADER_LEN || totalLength > MAX_DATAGRAM) return this.drop('out-bad-length');
+    const df = opts?.df ?? true;
+    const id = this.nextId;
+    this.nextId = (id + 1) & 0xffff;
+    if (totalLength <= this.mtu) {
+      writeIpv4Header(packet, 0, { totalLength, id, df, protocol, src: this.addr, dst });
+      this.counters.inc('ip.out');
+      this.transmit(packet);
+      return;
+    }
+    if (df) return this.drop('out-too-big-df');
+    this.fragment(packet.subarray(IPV4_HEADER_LEN), id, protocol, dst);
+  }
+
+  /**
+   * RFC 791 section 3.2 fragmentation: cut the data into pieces of the largest multiple of
+   * 8 bytes that fits after a 20-byte header; all pieces share the ID, all but the last
+   * have MF set, and each carries its offset. Each fragment is a fresh buffer.
+   */
+  private fragment(data: Uint8Array, id: number, protocol: number, dst: Ipv4Addr): void {
+    const chunk = ((this.mtu - IPV4_HEADER_LEN) >>> 3) << 3;
+    for (let off = 0; off < data.length; off += chunk) {
+      const n = Math.min(chunk, data.length - off);
+      const frag = new Uint8Array(IPV4_HEADER_LEN + n);
+      frag.set(data.subarray(off, off + n), IPV4_HEADER_LEN);
+      const mf = off + n < data.length;
+      writeIpv4Header(frag, 0, { totalLength: frag.length, id, df: false, mf, fragmentOffset: off, protocol, src: this.addr, dst });
+      this.counters.inc('ip.out');
+      this.counters.inc('ip.frag.out');
+      this.transmit(frag);
+    }
+  }
+
+  /**
+   * RFC 792 Destination Unreachable about a datagram we received (`payload` is its data).
+   * Rate-limited; never sent about an ICMP error, a broadcast/multicast, a non-first
+   * fragment or a source that is not a host (RFC 1122 section 3.2.2).
+   */
+  sendUnreachable(code: number, header: Ipv4Header, payload: Uint8Array, now: number): void {
+    this.icmp.sendError(ICMP_DEST_UNREACHABLE, code, header, payload, now);
+  }
+
+  /** Expire fragment reassembly; tell the sender (Time Exceeded, code 1) when we can. */
+  poll(now: number): void {
+    this.reassembler.poll(now, (first, firstBytes) => {
+      this.icmp.sendError(ICMP_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, first, firstBytes, now);
+    });
+  }
+
+  nextDeadline(): number {
+    return this.reassembler.nextDeadline();
+  }
+
+  /** Flat counters: ip.*, icmp.*, and the reassembler's as ip.reasm.*. */
+  stats(): Record<string, number> {
+    const out = this.counters.snapshot();
+    for (const [k, v] of Object.entries(this.reassembler.stats)) out['ip.reasm.' + k] = v;
+    out['ip.reasm.buffered-bytes'] = this.reassembler.bufferedBytes;
+    return out;
+  }
+
+  private drop(reason: string, header?: Ipv4Header): void {
+    this.counters.inc('ip.drop.' + reason);
+    if (this.log?.isLevelEnabled('debug')) {
+      this.log.debug(
+        header ? { reason, src: formatIpv4(header.src), dst: formatIpv4(header.dst), protocol: header.protocol } : { reason },
+        'ip drop',
+      );
+    }
+  }
+}
