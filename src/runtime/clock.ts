@@ -181,6 +181,47 @@ export class VirtualClock implements Clock {
     return true;
   }
 
+  /**
+   * The asynchronous driver for simulations with Node streams (whose events run on
+   * process.nextTick): between virtual instants it lets the real event loop settle, so
+   * 'data', 'end', 'finish' and 'close' handlers run before virtual time moves on.
+   * Runs until `notDone()` is false or `limit` virtual ms pass; returns whether it finished.
+   */
+  async run(notDone: () => boolean, limit: number, maxSteps = 5_000_000): Promise<boolean> {
+    const end = this.t + limit;
+    for (let step = 0; step < maxSteps; step++) {
+      await settle();
+      this.drainDeferred();
+      if (!notDone()) return true;
+      const next = this.nextAt();
+      if (next > end) {
+        // Nothing more can happen before the limit, unless a real-time callback wakes us.
+        await settle();
+        this.drainDeferred();
+        if (this.nextAt() <= end || !notDone()) continue;
+        this.t = end;
+        return !notDone();
+      }
+      // Run every event of this instant, then settle again.
+      this.t = next;
+      while (this.nextAt() === next) {
+        const ev = this.pop()!;
+        if (ev.cancelled) continue;
+        if (++this.eventsRun > 50_000_000) throw new Error('VirtualClock: more than 50M events');
+        ev.fn();
+        this.drainDeferred();
+      }
+    }
+    throw new Error(`VirtualClock.run: more than ${maxSteps} steps`);
+  }
+
+  /** Let `ms` of virtual time pass, settling Node's event loop at every instant. */
+  async sleep(ms: number): Promise<void> {
+    const until = this.t + ms;
+    await this.run(() => true, ms);
+    this.t = Math.max(this.t, until);
+  }
+
   private push(ev: VirtualEvent): void {
     const h = this.heap;
     h.push(ev);
@@ -214,6 +255,11 @@ export class VirtualClock implements Clock {
     }
     return top;
   }
+}
+
+/** Resolve after Node has run every pending nextTick, microtask and immediate. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function less(a: VirtualEvent, b: VirtualEvent): boolean {

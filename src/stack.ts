@@ -1,0 +1,164 @@
+/**
+ * The runtime: the one place (with src/link) that touches the outside world. It owns the
+ * clock, one timer for the earliest deadline of everything the stack holds, and the link.
+ * Protocol code below it takes `now` and returns output; the runtime flushes that output
+ * to the link once per batch of received packets, per timer expiry, or per burst of user calls.
+ */
+import type { Ipv4Addr } from './ip/addr.js';
+import { formatIpv4 } from './ip/addr.js';
+import { PROTO_TCP, PROTO_UDP } from './ip/ipv4.js';
+import { IpLayer } from './ip/layer.js';
+import type { Link } from './link/link.js';
+import type { Clock, ClockTimer } from './runtime/clock.js';
+import { RealClock } from './runtime/clock.js';
+import type { Logger } from './runtime/log.js';
+import type { ConnectionInfo, TcpConfig } from './tcp/connection.js';
+import type { TransitionEvent } from './tcp/layer.js';
+import { TcpLayer, formatTransition } from './tcp/layer.js';
+import type { ConnectOptions, ServerOptions, SocketRuntime } from './tcp/socket.js';
+import { TcpServer, TcpSocket, connectSocket } from './tcp/socket.js';
+import { UdpLayer } from './udp/layer.js';
+
+export interface StackOptions {
+  link: Link;
+  /** The address this stack answers for. */
+  addr: Ipv4Addr;
+  clock?: Clock;
+  logger?: Logger;
+  tcp?: Partial<TcpConfig>;
+  /** RFC 6528 ISN key (random when absent; fixed in reproducible simulations). */
+  isnSecret?: Uint8Array;
+  /** Randomness for port choice (seeded in simulations). */
+  random?: () => number;
+  /** Print every TCP state transition to stderr (also turned on by NETSTACK_TRACE=1). */
+  trace?: boolean;
+  /** A name for trace lines when several stacks share a process. */
+  name?: string;
+}
+
+export class Stack implements SocketRuntime {
+  readonly clock: Clock;
+  readonly addr: Ipv4Addr;
+  readonly ip: IpLayer;
+  readonly tcp: TcpLayer;
+  readonly udp: UdpLayer;
+  readonly link: Link;
+  readonly name: string;
+  private outbox: Uint8Array[] = [];
+  private readonly timer: ClockTimer;
+  private kickScheduled = false;
+  private closed = false;
+  private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0 };
+
+  constructor(opts: StackOptions) {
+    this.clock = opts.clock ?? new RealClock();
+    this.addr = opts.addr;
+    this.link = opts.link;
+    this.name = opts.name ?? formatIpv4(opts.addr);
+    const log = opts.logger;
+    this.ip = new IpLayer({ addr: opts.addr, mtu: opts.link.mtu, transmit: (p) => this.outbox.push(p), log });
+    this.tcp = new TcpLayer({
+      addr: opts.addr,
+      mtu: opts.link.mtu,
+      send: (packet, dst, now) => this.ip.send(packet, dst, PROTO_TCP, now),
+      log,
+      config: opts.tcp,
+      isnSecret: opts.isnSecret,
+      random: opts.random,
+    });
+    this.udp = new UdpLayer(this.ip, { log });
+    this.ip.register(PROTO_TCP, this.tcp);
+    this.ip.register(PROTO_UDP, this.udp);
+    this.timer = this.clock.timer(() => this.onTimer());
+    this.link.onReceive((batch) => this.receive(batch));
+    if (opts.trace ?? process.env['NETSTACK_TRACE'] === '1') {
+      const prefix = opts.name ? `[${opts.name}] ` : '';
+      this.tcp.onTransitionEvent((e) => process.stderr.write(`${prefix}${formatTransition(e)}\n`));
+    }
+  }
+
+  /** A batch of packets from the link: process all, then flush output once. */
+  receive(batch: Uint8Array[]): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    this.counters.batches++;
+    this.counters.packetsIn += batch.length;
+    for (let i = 0; i < batch.length; i++) this.ip.receive(batch[i]!, now);
+    this.tcp.flush(now);
+    this.finish();
+  }
+
+  private onTimer(): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    this.ip.poll(now);
+    this.tcp.poll(now);
+    this.tcp.flush(now);
+    this.finish();
+  }
+
+  /** Flush soon: called after user actions (write, end, read that opens the window). */
+  kick(): void {
+    if (this.kickScheduled || this.closed) return;
+    this.kickScheduled = true;
+    this.clock.defer(() => {
+      this.kickScheduled = false;
+      if (this.closed) return;
+      this.tcp.flush(this.clock.now());
+      this.finish();
+    });
+  }
+
+  /** Hand queued packets to the link and arm the timer for the earliest deadline. */
+  private finish(): void {
+    if (this.outbox.length > 0) {
+      const out = this.outbox;
+      this.outbox = [];
+      this.counters.packetsOut += out.length;
+      this.link.send(out);
+    }
+    this.timer.set(Math.min(this.ip.nextDeadline(), this.tcp.nextDeadline()));
+  }
+
+  // --- Sockets (Node conventions) ---
+
+  createServer(opts?: ServerOptions | ((socket: TcpSocket) => void), onConnection?: (socket: TcpSocket) => void): TcpServer {
+    if (typeof opts === 'function') return new TcpServer(this, {}, opts);
+    return new TcpServer(this, opts ?? {}, onConnection);
+  }
+
+  connect(opts: ConnectOptions, onConnect?: () => void): TcpSocket {
+    return connectSocket(this, opts, onConnect);
+  }
+
+  // --- Introspection ---
+
+  /** Every connection with its state, sequence variables, windows, srtt, rto and retransmissions. */
+  connections(): ConnectionInfo[] {
+    return this.tcp.connections();
+  }
+
+  onTransition(fn: (e: TransitionEvent) => void): () => void {
+    return this.tcp.onTransitionEvent(fn);
+  }
+
+  /** Flat counters: packets in/out, drops by reason, per-protocol events. */
+  stats(): Record<string, number> {
+    return {
+      'stack.batches': this.counters.batches,
+      'stack.packets.in': this.counters.packetsIn,
+      'stack.packets.out': this.counters.packetsOut,
+      ...this.ip.stats(),
+      ...this.udp.stats(),
+      ...this.tcp.stats(),
+    };
+  }
+
+  /** Stop: cancel the timer and close the link. Connections are dropped without RSTs. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer.clear();
+    this.link.close();
+  }
+}
