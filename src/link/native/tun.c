@@ -189,7 +189,7 @@ static void call_js(tun_handle *h, napi_ref fn_ref, size_t argc, napi_value *arg
   napi_env env = h->env;
   napi_value fn, recv, result;
   if (fn_ref == NULL || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv); /* napi_make_callback needs an object as `this` */
   /* napi_make_callback (not napi_call_function) enters an async context and drains
    * process.nextTick and microtasks afterwards, like any Node I/O callback. */
   napi_status st = napi_make_callback(env, h->async_ctx, recv, fn, argc, argv, &result);
