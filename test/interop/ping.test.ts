@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { internetChecksum } from '../../src/ip/checksum.js';
 import { parseIpv4, readIpv4, writeIpv4 } from '../../src/ip/addr.js';
+import type { NetnsTun } from '../helpers/netns.js';
 import { PcapWriter, wrapLink } from '../../src/link/pcap.js';
 import { TunLink } from '../../src/link/tun.js';
+import { Stack } from '../../src/stack.js';
 import type { Link } from '../../src/link/link.js';
 import { createNetnsTun, describeInterop } from '../helpers/netns.js';
 
@@ -223,5 +225,50 @@ describeInterop('TunLink against the kernel (echo reflector)', () => {
        })`,
     ]);
     expect(r.stdout.trim(), r.stderr).toBe('code EBUSY');
+  });
+});
+
+describeInterop('Stack answers ping from the kernel', () => {
+  function startStack(t: NetnsTun, link: Link = t.link): Stack {
+    return new Stack({ link, addr: parseIpv4(t.stackAddr)! });
+  }
+
+  it('ping -c 3 -i 0.2 gets 3 replies', async () => {
+    const t = await createNetnsTun();
+    const stack = startStack(t);
+    const r = await t.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '-n', t.stackAddr]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(pingReceived(r.stdout)).toBe(3);
+    expect(r.stdout).toMatch(/64 bytes from .* icmp_seq=3 ttl=\d+/);
+    expect(stack.stats()['stack.packets.out']).toBeGreaterThanOrEqual(3);
+    stack.close();
+  });
+
+  it('ping -s 4000 (fragmented by the kernel) gets its reply', async () => {
+    const t = await createNetnsTun();
+    const stack = startStack(t);
+    const r = await t.exec(['ping', '-c', '1', '-s', '4000', '-W', '2', '-n', t.stackAddr]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('4008 bytes from');
+    expect(t.link.stats.rxPackets).toBeGreaterThanOrEqual(3); // the request came in fragments
+    expect(t.link.stats.txPackets).toBeGreaterThanOrEqual(3); // and so did the reply
+    stack.close();
+  });
+
+  it('a pcap written during the test opens with tcpdump -r and holds request and reply', async () => {
+    const t = await createNetnsTun();
+    const file = join(dir, 'stack.pcap');
+    const pcap = PcapWriter.open(file);
+    const stack = startStack(t, wrapLink(t.link, pcap));
+    const r = await t.exec(['ping', '-c', '2', '-i', '0.2', '-W', '2', '-n', t.stackAddr]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    stack.close();
+    pcap.close();
+    const dump = spawnSync('tcpdump', ['-n', '-r', file], { encoding: 'utf8', timeout: 10_000 });
+    expect(dump.status, dump.stderr).toBe(0);
+    expect(dump.stderr).toContain('link-type RAW');
+    expect(dump.stdout).toMatch(new RegExp(`${t.hostAddr} > ${t.stackAddr}: ICMP echo request, id \\d+, seq 1`));
+    expect(dump.stdout).toMatch(new RegExp(`${t.stackAddr} > ${t.hostAddr}: ICMP echo reply, id \\d+, seq 1`));
+    expect(dump.stdout).toMatch(new RegExp(`${t.stackAddr} > ${t.hostAddr}: ICMP echo reply, id \\d+, seq 2`));
   });
 });
