@@ -764,8 +764,10 @@ export class Connection {
       const stored = this.ooo.insert(seq, payload, this.rcvNxt, this.rcvWindow());
       this.host.count(stored > 0 ? 'tcp.ooo.queued' : 'tcp.ooo.dropped');
       if (fin) this.peerFinSeq = seqAdd(seq, payload.length);
-      this.ackNow = true;
-      this.markDirty();
+      // One duplicate ACK per out-of-order segment, sent now rather than coalesced into the
+      // batch's single ACK: the sender counts them (three trigger fast retransmit, RFC 5681 §3.2),
+      // and a data segment carrying the same ACK does not count as a duplicate (RFC 5681 §2).
+      this.sendAck(now);
     }
   }
 
