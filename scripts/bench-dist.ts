@@ -1,0 +1,35 @@
+/**
+ * How the bench's worker processes reach netstack: the compiled JavaScript in `dist/`.
+ *
+ * Workers (bench-server, bench-memory, ...) are TypeScript files type-checked against
+ * `src/` (`typeof import('../src/stack.js')`), but at run time they are plain `node`
+ * processes importing `dist/` (built by `tsc -p tsconfig.build.json`), so no TypeScript
+ * loader sits in the measured process. bench.ts passes the absolute dist directory in
+ * NETSTACK_DIST.
+ */
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+
+/** Import `dist/<rel>` (e.g. "stack.js"); typed by the caller as `typeof import('../src/<rel>')`. */
+export async function importDist<T>(rel: string): Promise<T> {
+  const dir = process.env['NETSTACK_DIST'];
+  if (!dir) throw new Error('NETSTACK_DIST is not set (workers are started by scripts/bench.ts)');
+  return (await import(pathToFileURL(join(dir, rel)).href)) as T;
+}
+
+/** Memory of this process, after a full garbage collection when node runs with --expose-gc. */
+export function measureMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; gc: boolean } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    // Twice: the first pass may only make objects with finalizers collectable.
+    gc();
+    gc();
+  }
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gc: gc !== undefined };
+}
+
+/** One JSON line on stdout: how every worker reports to bench.ts. */
+export function report(msg: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(msg)}\n`);
+}
