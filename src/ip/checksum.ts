@@ -25,7 +25,39 @@ import type { Ipv4Addr } from './addr.js';
 export function checksumPartial(buf: Uint8Array, start: number, end: number, initial = 0): number {
   let sum = initial;
   let i = start;
-  const end8 = start + ((end - start) & ~7);
+  // Long runs at an even address: sum 32-bit words through a Uint32Array view (about twice as
+  // fast as byte loads). The words are read in the machine's byte order; RFC 1071 §2(B): the
+  // sum is byte-order independent, so a little-endian sum only needs its two bytes swapped.
+  if (end - i >= 128 && ((buf.byteOffset + i) & 1) === 0) {
+    let le = 0;
+    if (((buf.byteOffset + i) & 2) !== 0) {
+      le += buf[i]! | (buf[i + 1]! << 8);
+      i += 2;
+    }
+    const words = (end - i) >>> 2;
+    const u32 = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    const w4 = words & ~3;
+    let lo = 0;
+    let hi = 0;
+    let k = 0;
+    for (; k < w4; k += 4) {
+      const a = u32[k]!;
+      const b = u32[k + 1]!;
+      const c = u32[k + 2]!;
+      const d = u32[k + 3]!;
+      lo += (a & 0xffff) + (b & 0xffff) + (c & 0xffff) + (d & 0xffff);
+      hi += (a >>> 16) + (b >>> 16) + (c >>> 16) + (d >>> 16);
+    }
+    for (; k < words; k++) {
+      const a = u32[k]!;
+      lo += a & 0xffff;
+      hi += a >>> 16;
+    }
+    i += words * 4;
+    const folded = fold(le + lo + hi);
+    sum += LITTLE_ENDIAN ? ((folded & 0xff) << 8) | (folded >>> 8) : folded;
+  }
+  const end8 = i + ((end - i) & ~7);
   for (; i < end8; i += 8) {
     sum +=
       ((buf[i]! << 8) | buf[i + 1]!) +
@@ -37,6 +69,8 @@ export function checksumPartial(buf: Uint8Array, start: number, end: number, ini
   if (i < end) sum += buf[i]! << 8; // odd length: pad the last byte on the right
   return fold(sum);
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Fold carries into the low 16 bits (end-around carry). Result is 0..0xffff. */
 function fold(sum: number): number {
