@@ -1,0 +1,279 @@
+/**
+ * The web application of `netstack up`: a status page, test endpoints for curl and
+ * benchmarks, and optionally static files. It sees the stack only through StackView,
+ * which the CLI supplies.
+ *
+ *   GET  /             HTML status page: address, uptime, connections, counters
+ *   GET  /bytes/N      N bytes, byte i = i mod 256 (N ≤ 2^40), streamed
+ *   POST /echo         the request body, streamed back
+ *   GET  /connections  JSON array of live TCP connections
+ *   GET  /metrics      Prometheus text format 0.0.4
+ *   GET  /anything     a file under --root, if given
+ */
+import { splitTarget } from './parser.js';
+import type { Handler, HttpRequest, HttpResponse } from './server.js';
+import { createStaticHandler } from './static.js';
+
+/** What the app needs from the stack, supplied by the CLI. */
+export interface StackView {
+  addr: string;
+  /** Date.now() at start, ms. */
+  startedAt: number;
+  stats(): Record<string, number>;
+  connections(): Array<ConnectionInfo>;
+}
+
+export interface ConnectionInfo {
+  local: string;
+  remote: string;
+  state: string;
+  sndUna: number;
+  sndNxt: number;
+  rcvNxt: number;
+  sndWnd: number;
+  rcvWnd: number;
+  srtt: number;
+  rto: number;
+  retransmits: number;
+  cwnd?: number;
+  ssthresh?: number;
+}
+
+/** Largest N for /bytes/N. */
+export const MAX_BYTES = 2 ** 40;
+/** /echo streams, so its limit is about abuse, not memory. */
+export const ECHO_MAX_BODY = 1024 * 1024 * 1024;
+/** Other routes ignore bodies; a small one is tolerated, a big one gets 413. */
+export const DEFAULT_MAX_BODY = 64 * 1024;
+
+/**
+ * One 64 KiB buffer of the /bytes pattern. Its length is a multiple of 256, so every
+ * full copy continues the pattern exactly; the tail is a prefix of it. Never modified,
+ * so the same buffer can sit in the socket's queue many times over.
+ */
+const PATTERN: Buffer = (() => {
+  const b = Buffer.allocUnsafe(64 * 1024);
+  for (let i = 0; i < b.length; i++) b[i] = i & 0xff;
+  return b;
+})();
+
+type RouteHandler = (req: HttpRequest, res: HttpResponse) => void | Promise<void>;
+
+interface Route {
+  /** The exact (percent-encoded) path, or a pattern for it. */
+  path: string | RegExp;
+  /** Methods served (HEAD listed beside GET: the server sends its head without the body). */
+  methods: string[];
+  handle: RouteHandler;
+  maxBodyBytes?: number;
+}
+
+export function createNetstackApp(view: StackView, opts: { root?: string } = {}): Handler {
+  const routes: Route[] = [
+    { path: '/', methods: ['GET', 'HEAD'], handle: (req, res) => statusPage(view, res) },
+    { path: /^\/bytes\/[^/]*$/, methods: ['GET', 'HEAD'], handle: sendBytes },
+    { path: '/echo', methods: ['POST'], handle: echo, maxBodyBytes: ECHO_MAX_BODY },
+    { path: '/connections', methods: ['GET', 'HEAD'], handle: (req, res) => json(res, view.connections()) },
+    { path: '/metrics', methods: ['GET', 'HEAD'], handle: (req, res) => metrics(view, res) },
+  ];
+  const staticFiles = opts.root === undefined ? undefined : createStaticHandler(opts.root);
+
+  const find = (path: string) => routes.find((r) => (typeof r.path === 'string' ? r.path === path : r.path.test(path)));
+
+  const app = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
+    const route = find(req.path);
+    if (route) {
+      if (!route.methods.includes(req.method)) return methodNotAllowed(res, route.methods);
+      return route.handle(req, res);
+    }
+    if (staticFiles) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, ['GET', 'HEAD']);
+      return staticFiles(req, res);
+    }
+    return text(res, 404, `not found: ${req.path}\n`);
+  };
+  return Object.assign(app, {
+    maxBodyBytes: (head: { target: string }) => find(splitTarget(head.target).path)?.maxBodyBytes ?? DEFAULT_MAX_BODY,
+  });
+}
+
+// --- /bytes/N ---
+
+async function sendBytes(req: HttpRequest, res: HttpResponse): Promise<void> {
+  const digits = req.path.slice('/bytes/'.length);
+  const n = /^\d{1,16}$/.test(digits) ? Number(digits) : NaN;
+  if (!(n <= MAX_BYTES)) return text(res, 400, `N must be decimal digits and at most 2^40 = ${MAX_BYTES}\n`);
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Content-Length', n);
+  if (req.method === 'HEAD') return res.end();
+  for (let left = n; left > 0; ) {
+    const k = Math.min(left, PATTERN.length);
+    await res.write(k === PATTERN.length ? PATTERN : PATTERN.subarray(0, k));
+    left -= k;
+  }
+  res.end();
+}
+
+// --- /echo ---
+
+async function echo(req: HttpRequest, res: HttpResponse): Promise<void> {
+  res.setHeader('Content-Type', req.headers.get('content-type') ?? 'application/octet-stream');
+  // Same length framing as the request: Content-Length if it had one, else chunked.
+  if (req.contentLength !== null) res.setHeader('Content-Length', req.contentLength);
+  for await (const chunk of req.body) await res.write(chunk);
+  res.end();
+}
+
+// --- /metrics ---
+
+/** A stats key as a Prometheus counter name: `ip.in` and `ipIn` → `netstack_ip_in_total`. */
+export function metricName(key: string): string {
+  const snake = key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9_]+/g, '_')
+    .replace(/_+/g, '_')
+    .replace(/^_|_$/g, '')
+    .toLowerCase();
+  const name = `netstack_${snake || 'unnamed'}`;
+  return name.endsWith('_total') ? name : `${name}_total`;
+}
+
+/** Prometheus text exposition format 0.0.4. */
+export function renderMetrics(view: StackView, now: number): string {
+  const lines: string[] = [];
+  const family = (name: string, type: string, help: string, samples: string[]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples);
+  };
+  family('netstack_uptime_seconds', 'gauge', 'Seconds since the stack started.', [
+    `netstack_uptime_seconds ${formatValue((now - view.startedAt) / 1000)}`,
+  ]);
+
+  // Two keys may sanitise to one name (ip.in, ipIn): a family must appear once, so sum them.
+  const counters = new Map<string, { value: number; keys: string[] }>();
+  for (const [key, value] of Object.entries(view.stats())) {
+    const name = metricName(key);
+    const c = counters.get(name);
+    if (c) {
+      c.value += value;
+      c.keys.push(key);
+    } else counters.set(name, { value, keys: [key] });
+  }
+  for (const [name, { value, keys }] of [...counters].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    family(name, 'counter', `Stack counter ${keys.join(', ').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}.`, [
+      `${name} ${formatValue(value)}`,
+    ]);
+  }
+
+  const byState = new Map<string, number>();
+  for (const c of view.connections()) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
+  family(
+    'netstack_connections',
+    'gauge',
+    'TCP connections by state.',
+    [...byState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, n]) => `netstack_connections{state="${labelValue(state)}"} ${n}`),
+  );
+  return lines.join('\n') + '\n';
+}
+
+function metrics(view: StackView, res: HttpResponse): void {
+  res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+  res.end(renderMetrics(view, Date.now()));
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+// --- / (status page) ---
+
+const COLUMNS: Array<keyof ConnectionInfo> = [
+  'local', 'remote', 'state', 'sndUna', 'sndNxt', 'rcvNxt', 'sndWnd', 'rcvWnd', 'srtt', 'rto', 'retransmits', 'cwnd', 'ssthresh',
+];
+
+export function renderStatusPage(view: StackView, now: number): string {
+  const conns = view.connections();
+  const stats = Object.entries(view.stats()).sort(([a], [b]) => (a < b ? -1 : 1));
+  const connRows = conns.length
+    ? conns.map((c) => `<tr>${COLUMNS.map((k) => `<td>${escapeHtml(String(c[k] ?? ''))}</td>`).join('')}</tr>`)
+    : [`<tr><td colspan="${COLUMNS.length}">no connections</td></tr>`];
+  const statRows = stats.length
+    ? stats.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(String(v))}</td></tr>`)
+    : ['<tr><td colspan="2">no counters</td></tr>'];
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    `<title>netstack ${escapeHtml(view.addr)}</title>`,
+    '<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}' +
+      'th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}' +
+      'td:first-child,th:first-child{text-align:left}</style>',
+    '</head>',
+    '<body>',
+    '<h1>netstack</h1>',
+    `<p>Address <b>${escapeHtml(view.addr)}</b>, up ${formatUptime(now - view.startedAt)}, ${conns.length} connection${conns.length === 1 ? '' : 's'}.</p>`,
+    '<h2>Connections</h2>',
+    '<table>',
+    `<tr>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr>`,
+    ...connRows,
+    '</table>',
+    '<h2>Counters</h2>',
+    '<table>',
+    '<tr><th>counter</th><th>value</th></tr>',
+    ...statRows,
+    '</table>',
+    '<p>Also: <a href="/connections">/connections</a> (JSON), <a href="/metrics">/metrics</a> (Prometheus), ' +
+      '<a href="/bytes/1048576">/bytes/N</a> (N bytes), POST /echo.</p>',
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+function statusPage(view: StackView, res: HttpResponse): void {
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(renderStatusPage(view, Date.now()));
+}
+
+export function formatUptime(ms: number): string {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return [d ? `${d}d` : '', d || h ? `${h}h` : '', d || h || m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// --- helpers ---
+
+function json(res: HttpResponse, value: unknown): void {
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(JSON.stringify(value, null, 2) + '\n');
+}
+
+function text(res: HttpResponse, status: number, body: string): void {
+  res.status = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end(body);
+}
+
+function methodNotAllowed(res: HttpResponse, methods: string[]): void {
+  // RFC 9110 §15.5.6: a 405 lists the allowed methods in Allow.
+  res.setHeader('Allow', methods.join(', '));
+  text(res, 405, `method not allowed; use ${methods.join(' or ')}\n`);
+}
