@@ -1,42 +1,77 @@
 /**
  * Congestion control behind a small interface, so that another algorithm (CUBIC, RFC 9438)
- * can replace NewReno without touching the connection.
+ * can replace NewReno without touching the connection: the connection reports ACKs,
+ * duplicate ACKs and timeouts, and sends no more than min(cwnd, peer's window) beyond SND.UNA.
  *
  * NewReno: RFC 5681 (slow start, congestion avoidance, fast retransmit / fast recovery)
  * with RFC 6582's partial-ACK handling, and RFC 6928's initial window of 10 segments.
+ * All quantities are bytes.
+ *
+ *   cwnd
+ *    ^              3 dup ACKs                          RTO
+ *    |         /|   (halve, then +1 MSS per RTT)         |
+ *    |        / |          ___/|                         |
+ *    |       /  |      ___/    |    ___/                 |
+ *    |      /   |  ___/        |___/                     |     /
+ *    |     /    |_/                                      |  __/   slow start again,
+ *    |  __/  slow start: doubles every RTT               |_/      up to ssthresh
+ *    +------------------------------------------------------------------> time
  */
+import { seqGeq } from './seq.js';
+
 export interface CongestionControl {
   readonly name: string;
   /** Congestion window in bytes. */
   readonly cwnd: number;
+  /** Slow-start threshold in bytes (0x7fffffff until the first loss). */
   readonly ssthresh: number;
   readonly inRecovery: boolean;
-  /** New data acknowledged. `flight` = bytes outstanding before this ACK. Returns 'partial' when a
-   *  partial ACK in fast recovery asks for the next hole to be retransmitted. */
+  /** New data acknowledged: `acked` bytes up to `ack`. `flight` = bytes outstanding before this ACK.
+   *  Returns 'partial' when a partial ACK in fast recovery asks for the next hole to be retransmitted,
+   *  'exit' when this ACK ends fast recovery. */
   onAck(acked: number, ack: number, flight: number, now: number): 'none' | 'partial' | 'exit';
-  /** A duplicate ACK (RFC 5681 §2 definition). Returns 'retransmit' on the one that starts fast retransmit. */
+  /** The `dupAcks`-th duplicate ACK in a row (RFC 5681 §2 definition). Returns 'retransmit' on the
+   *  one that starts fast retransmit. `sndMax` = highest sequence number sent so far, plus one. */
   onDupAck(dupAcks: number, ack: number, flight: number, sndMax: number): 'none' | 'retransmit';
-  /** The retransmission timer expired. */
-  onRto(flight: number, sndMax: number): void;
+  /** The retransmission timer expired. `repeated`: the segment had already been retransmitted by
+   *  the timer (a backed-off timeout), in which case ssthresh is held (RFC 5681 §3.1). */
+  onRto(flight: number, sndMax: number, repeated: boolean): void;
+  /** Our SYN or SYN-ACK had to be retransmitted: the initial window is one segment
+   *  (RFC 5681 §3.1, RFC 6928 §2). ssthresh is not touched: nothing was learned about capacity. */
+  onSynLoss(): void;
   /** The MSS is known or changed (after the handshake). */
   setMss(mss: number): void;
 }
 
-import { seqGeq, seqGt } from './seq.js';
+/** Makes the congestion controller of a new connection (TcpConfig.congestionControl). */
+export type CongestionFactory = (mss: number) => CongestionControl;
+
+export interface NewRenoOptions {
+  /** Initial ssthresh in bytes. RFC 5681 §3.1: "arbitrarily high" (the default); a finite value
+   *  makes slow start end early (handy in simulations that want to watch congestion avoidance). */
+  initialSsthresh?: number;
+}
+
+/** ssthresh before any loss: larger than any window (RFC 5681 §3.1). */
+export const INFINITE_SSTHRESH = 0x7fffffff;
 
 export class NewReno implements CongestionControl {
   readonly name = 'newreno';
   cwnd: number;
-  ssthresh = 0x7fffffff; // RFC 5681 §3.1: "arbitrarily high" initially
+  ssthresh: number;
   inRecovery = false;
-  private recover = 0; // RFC 6582 "recover": highest sequence sent when recovery began
+  /** RFC 6582 "recover", as the sequence number just past the highest byte sent when recovery
+   *  (or a timeout) began: a full ACK is one with ack >= recover. */
+  private recover = 0;
   private recoverValid = false;
   private mss: number;
-  private bytesAcked = 0; // for byte-counted congestion avoidance (RFC 5681 §3.1, RFC 3465)
+  /** Bytes acknowledged in congestion avoidance since cwnd last grew (RFC 3465 §2.1). */
+  private bytesAcked = 0;
 
-  constructor(mss: number) {
+  constructor(mss: number, opts: NewRenoOptions = {}) {
     this.mss = mss;
     this.cwnd = initialWindow(mss);
+    this.ssthresh = opts.initialSsthresh ?? INFINITE_SSTHRESH;
   }
 
   setMss(mss: number): void {
@@ -45,26 +80,41 @@ export class NewReno implements CongestionControl {
     if (wasInitial) this.cwnd = initialWindow(mss);
   }
 
+  onSynLoss(): void {
+    this.cwnd = this.mss;
+  }
+
   onAck(acked: number, ack: number, flight: number): 'none' | 'partial' | 'exit' {
     if (this.inRecovery) {
       if (seqGeq(ack, this.recover)) {
-        // RFC 6582 §3.2 step 3 (full ACK): deflate the window.
+        // RFC 6582 §3.2 step 3, full ACK: deflate the window to
+        // min(ssthresh, max(FlightSize, SMSS) + SMSS), FlightSize being what is still outstanding.
         this.inRecovery = false;
-        this.cwnd = Math.max(Math.min(this.ssthresh, flight - acked + this.mss), this.mss);
+        this.cwnd = Math.min(this.ssthresh, Math.max(flight - acked, this.mss) + this.mss);
+        this.bytesAcked = 0;
         return 'exit';
       }
-      // Partial ACK (RFC 6582 §3.2 step 3): deflate by the amount acked, add back one MSS
-      // if at least one MSS was acked, and retransmit the next unacknowledged segment.
+      // RFC 6582 §3.2 step 3, partial ACK: deflate by the amount acked, add back one MSS if at
+      // least one MSS was acked, and retransmit the next unacknowledged segment.
       this.cwnd = Math.max(this.cwnd - acked + (acked >= this.mss ? this.mss : 0), this.mss);
       return 'partial';
     }
+    let left = acked;
     if (this.cwnd < this.ssthresh) {
-      // Slow start (RFC 5681 §3.1, with RFC 3465 L = 2*SMSS).
-      this.cwnd += Math.min(acked, 2 * this.mss);
-    } else {
-      // Congestion avoidance: about one MSS per RTT, counted in bytes.
-      this.bytesAcked += acked;
-      if (this.bytesAcked >= this.cwnd) {
+      // Slow start (RFC 5681 §3.1) with byte counting (RFC 3465): cwnd grows by the bytes acked,
+      // so it doubles every round trip. There is no per-ACK limit L: a receiver that coalesces
+      // (GRO/LRO, or this stack's one ACK per batch of packets) sends one "stretch ACK" for many
+      // segments, and counting only 2*SMSS of it would turn slow start into linear growth (Linux
+      // makes the same choice). Growth stops at ssthresh; the rest counts toward avoidance.
+      const grow = Math.min(left, this.ssthresh - this.cwnd);
+      this.cwnd += grow;
+      left -= grow;
+    }
+    if (left > 0 && this.cwnd >= this.ssthresh) {
+      // Congestion avoidance (RFC 5681 §3.1, RFC 3465 §2.1): one SMSS per cwnd's worth of bytes
+      // acknowledged, i.e. one SMSS per round trip.
+      this.bytesAcked += left;
+      while (this.bytesAcked >= this.cwnd) {
         this.bytesAcked -= this.cwnd;
         this.cwnd += this.mss;
       }
@@ -74,33 +124,41 @@ export class NewReno implements CongestionControl {
 
   onDupAck(dupAcks: number, ack: number, flight: number, sndMax: number): 'none' | 'retransmit' {
     if (this.inRecovery) {
-      this.cwnd += this.mss; // RFC 5681 §3.2 step 4: inflate for each further duplicate
+      // RFC 5681 §3.2 step 4: each further duplicate means a segment has left the network.
+      this.cwnd += this.mss;
       return 'none';
     }
     if (dupAcks !== 3) return 'none';
-    // RFC 6582 §3.2 step 2: only start a new recovery if this ACK covers more than "recover",
-    // so a loss in the retransmitted window doesn't halve cwnd twice.
-    if (this.recoverValid && !seqGt(ack, this.recover)) return 'none';
-    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss); // RFC 5681 eq. (4)
+    // RFC 6582 §3.2 step 2: start a new recovery only if the ACK covers more than "recover", so
+    // duplicates caused by our own retransmissions (after a timeout, or of a window already being
+    // recovered) do not halve cwnd a second time for the same loss event.
+    if (this.recoverValid && !seqGeq(ack, this.recover)) return 'none';
+    // RFC 5681 §3.2 steps 2-3: ssthresh = max(FlightSize / 2, 2*SMSS) (eq. 4); cwnd = ssthresh + 3*SMSS.
+    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
     this.cwnd = this.ssthresh + 3 * this.mss;
+    this.bytesAcked = 0;
     this.recover = sndMax;
     this.recoverValid = true;
     this.inRecovery = true;
     return 'retransmit';
   }
 
-  onRto(flight: number, sndMax: number): void {
-    // RFC 5681 §3.1 eq. (4) and "LW = 1 SMSS".
-    this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
+  onRto(flight: number, sndMax: number, repeated: boolean): void {
+    // RFC 5681 §3.1: ssthresh = max(FlightSize / 2, 2*SMSS) on the first timeout for a segment;
+    // "held constant" when the same segment times out again. cwnd = LW = 1 SMSS.
+    if (!repeated) this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.mss);
     this.cwnd = this.mss;
     this.bytesAcked = 0;
     this.inRecovery = false;
-    this.recover = sndMax; // RFC 6582 §3.2 step 4
+    this.recover = sndMax; // RFC 6582 §3.2 step 4 (after a timeout, recover = highest sent)
     this.recoverValid = true;
   }
 }
 
-/** RFC 6928: min(10*MSS, max(2*MSS, 14600)). */
+/** RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)). */
 export function initialWindow(mss: number): number {
   return Math.min(10 * mss, Math.max(2 * mss, 14600));
 }
+
+/** The default algorithm. */
+export const newReno: CongestionFactory = (mss) => new NewReno(mss);

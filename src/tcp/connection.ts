@@ -10,8 +10,8 @@
  *   - `onTimer()` handles every deadline: retransmission, persist, delayed ACK, keepalive,
  *     FIN-WAIT-2 and TIME-WAIT.
  */
-import type { CongestionControl } from './congestion.js';
-import { NewReno } from './congestion.js';
+import type { CongestionControl, CongestionFactory } from './congestion.js';
+import { newReno } from './congestion.js';
 import { OutOfOrderQueue } from './reassembly.js';
 import { RtoEstimator } from './rto.js';
 import { SendBuffer } from './sendbuffer.js';
@@ -49,6 +49,8 @@ export interface TcpConfig {
   keepaliveIdle: number;
   keepaliveInterval: number;
   keepaliveCount: number;
+  /** Makes each connection's congestion controller (default NewReno, src/tcp/congestion.ts). */
+  congestionControl?: CongestionFactory;
 }
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
@@ -224,7 +226,7 @@ export class Connection {
   ) {
     this.rcvMss = mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN;
     this.rto = new RtoEstimator({ minRto: config.minRto, maxRto: config.maxRto, initialRto: config.initialRto });
-    this.cc = new NewReno(this.sndMss);
+    this.cc = (config.congestionControl ?? newReno)(this.sndMss);
     this.keepaliveIdle = config.keepaliveIdle;
   }
 
@@ -553,7 +555,7 @@ export class Connection {
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retransmitAt = Infinity;
     // RFC 5681 §3.1: a lost SYN means the initial window is one segment.
-    if (this.retries > 0) this.cc.onRto(this.sndMss, this.sndMax);
+    if (this.retries > 0) this.cc.onSynLoss();
     this.retries = 0;
     this.rto.resetBackoff();
   }
@@ -1059,7 +1061,7 @@ export class Connection {
       return;
     }
     const flight = seqSub(this.sndMax, this.sndUna);
-    this.cc.onRto(flight, this.sndMax);
+    this.cc.onRto(flight, this.sndMax, this.retries > 1);
     this.dupAcks = 0;
     // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
     this.sndNxt = this.sndUna;
