@@ -276,6 +276,8 @@ export class TcpSocket extends Duplex {
 export interface ServerOptions {
   allowHalfOpen?: boolean;
   noDelay?: boolean;
+  /** Like net.createServer's: the readable/writable buffer size of every accepted socket. */
+  highWaterMark?: number;
 }
 
 /** Mirrors net.Server: listen(), 'listening', 'connection', close(), address(). */
@@ -326,7 +328,7 @@ export class TcpServer extends EventEmitter {
     const l = this.listener;
     if (!l) return;
     for (let conn = l.accept(); conn; conn = l.accept()) {
-      const socket = new TcpSocket(this.rt, conn, { allowHalfOpen: this.opts.allowHalfOpen });
+      const socket = new TcpSocket(this.rt, conn, { allowHalfOpen: this.opts.allowHalfOpen, highWaterMark: this.opts.highWaterMark });
       if (this.opts.noDelay) socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.once('close', () => {
