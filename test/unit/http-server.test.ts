@@ -415,6 +415,33 @@ describe('HttpServer: connection management', () => {
     await until(() => http.connectionCount === 0, 'the connection to go');
   });
 
+  it('Connection: close after a big body: a client that reads late still gets every byte', async () => {
+    const { port } = await startServer({ lingerMs: 1 });
+    const c = await Client.connect(port);
+    c.socket.pause();
+    const n = 8_000_000;
+    c.send(`GET /bytes/${n} HTTP/1.0\r\n\r\n`);
+    await sleep(100);
+    c.socket.resume();
+    const h = createHash('sha256');
+    const r = await c.readResponse({ sink: (b) => h.update(b) });
+    expect(r.headers.get('connection')).toBe('close');
+    expect(r.bodyLength).toBe(n);
+    expect(h.digest('hex')).toBe(patternHash(n));
+    await c.waitEnd();
+    expect(c.error).toBeUndefined();
+  });
+
+  it('lingering close gives up after lingerMs on a client that never closes', async () => {
+    const { port, http } = await startServer({ lingerMs: 30 });
+    const c = await Client.connect(port);
+    c.send('GET /bytes/5 HTTP/1.0\r\n\r\n');
+    expect((await c.readResponse()).status).toBe(200);
+    await c.waitEnd(); // the server's FIN; this client never sends its own
+    await until(() => http.connectionCount === 0, 'the server to let go');
+    expect(http.stats.linger_timeout).toBe(1);
+  });
+
   it('server.close(): idle connections get FIN', async () => {
     const { port, http } = await startServer();
     const c = await Client.connect(port);
