@@ -196,6 +196,9 @@ export class Connection {
   private rttSeq = 0;
   private rttStart = 0;
   private persistBackoff = 0;
+  /** The persist timer expired while sender SWS avoidance held back a small segment with nothing in
+   *  flight: send what the window allows (RFC 1122 §4.2.3.4's "override timeout"). */
+  private swsOverride = false;
   /** End of the last zero-window probe byte, which the peer may acknowledge beyond SND.MAX. */
   private probeEnd: number | undefined;
   private keepaliveProbes = 0;
@@ -388,8 +391,13 @@ export class Connection {
     let syn = (flags & SYN) !== 0;
     const segLen = payload.length + (syn ? 1 : 0) + (fin ? 1 : 0);
 
+    // Simultaneous open (§3.5 figure 8, line 6): the peer's SYN-ACK repeats the SYN we already
+    // acknowledged, so it lies just before RCV.NXT; its ACK of our SYN still completes the
+    // handshake (Linux lets it pass the sequence check the same way). The old SYN is trimmed below.
+    const crossedSynAck =
+      this.state === TcpState.SYN_RECEIVED && this.activeOpen && syn && (flags & ACK) !== 0 && seqAdd(seq, 1) === this.rcvNxt;
     // first: check sequence number (§3.10.7.4 table of four cases).
-    if (!this.acceptable(seq, segLen)) {
+    if (!crossedSynAck && !this.acceptable(seq, segLen)) {
       if (!(flags & RST)) {
         // "send an acknowledgment ... <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" (also answers zero-window probes)
         this.ackNow = true;
@@ -873,13 +881,19 @@ export class Connection {
       if (len > 0 && len < mss && !fin) {
         // Nagle (RFC 896, Minshall's variant): hold a small segment while a small one is unacknowledged.
         if (this.nagle && this.hasSmallOutstanding && inFlight > 0) break;
-        // Sender SWS avoidance (RFC 1122 §4.2.3.4): send a window-limited small segment only if it is
-        // at least half the largest window the peer has offered, or nothing is in flight.
-        if (len < remaining && len < this.maxSndWnd / 2 && inFlight > 0) break;
+        // Sender SWS avoidance (RFC 1122 §4.2.3.4): a small segment cut short by the window goes out
+        // only if it is at least half the largest window the peer has offered. With nothing in flight
+        // no ACK will come to open the window further: the persist timer stands in for the RFC's
+        // "override timeout", after which what fits is sent (onPersistTimeout sets swsOverride).
+        if (len < remaining && len < this.maxSndWnd / 2 && !this.swsOverride) {
+          if (inFlight === 0 && this.retransmitAt === Infinity) this.armPersist(now);
+          break;
+        }
       }
       const isRetransmission = seqLt(this.sndNxt, this.sndMax);
       const flags = ACK | (len === remaining && len > 0 ? PSH : 0) | (fin ? FIN : 0);
       this.emitSegment(this.sndNxt, len, flags, now);
+      this.swsOverride = false;
       if (isRetransmission) {
         this.retransmits++;
         this.host.count('tcp.retransmit');
@@ -1082,7 +1096,15 @@ export class Connection {
   /** A zero-window probe: one byte of new data past the window (RFC 9293 §3.8.6.1). */
   private onPersistTimeout(now: number): void {
     const offset = seqSub(this.sndNxt, this.sndUna);
-    if (this.sndWnd > 0 || this.sendBuffer.length - offset <= 0) return;
+    if (this.sendBuffer.length - offset <= 0) return;
+    if (this.sndWnd > 0) {
+      // Not a zero window: sender SWS avoidance was waiting for a bigger one (sendData). Time's up.
+      if (offset === 0) {
+        this.swsOverride = true;
+        this.markDirty();
+      }
+      return;
+    }
     // The connection survives a long zero window while the peer answers probes; it gives up only
     // when probes go unanswered as long as retransmissions would (Linux does the same).
     if (this.keepaliveProbes >= this.config.maxRetries) {
