@@ -140,8 +140,10 @@ export class ScriptHost {
   }
 
   /** Listen on `localPort`; every accepted socket is logged in `sockets` (data collected unless `read: false`). */
-  listen(opts: { read?: boolean; allowHalfOpen?: boolean; backlog?: number; onConnection?: (s: TcpSocket) => void } = {}): TcpServer {
-    const server = this.stack.createServer({ allowHalfOpen: opts.allowHalfOpen }, (s) => {
+  listen(
+    opts: { read?: boolean; allowHalfOpen?: boolean; backlog?: number; highWaterMark?: number; onConnection?: (s: TcpSocket) => void } = {},
+  ): TcpServer {
+    const server = this.stack.createServer({ allowHalfOpen: opts.allowHalfOpen, highWaterMark: opts.highWaterMark }, (s) => {
       this.watch(s, opts.read ?? true);
       opts.onConnection?.(s);
     });

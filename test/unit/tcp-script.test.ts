@@ -6,13 +6,15 @@ import { describe, expect, it } from 'vitest';
 import { script, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
-/** Passive open through to ESTABLISHED: peer MSS 1460 with window scaling (theirs 7, ours 7). */
-function handshake(h: ScriptHost, peerOpts = '<mss 1460,wscale 7>', ourOpts = '<mss 1460,wscale 7>') {
+/**
+ * Passive open: by default the peer announces MSS 1460 and window scale 7, and its final ACK
+ * offers 512 << 7 = 64 KiB.
+ */
+function handshake(h: ScriptHost, peerOpts = '<mss 1460,wscale 7>', ourOpts = '<mss 1460,wscale 7>', ackWin = 512) {
   return script(h)
     .recv(`S 0:0(0) win 65535 ${peerOpts}`)
     .send(`S. 0:0(0) ack 1 win 65535 ${ourOpts}`)
-    .recv('. 1:1(0) ack 1 win 512')
-    .state('ESTABLISHED');
+    .recv(`. 1:1(0) ack 1 win ${ackWin}`);
 }
 
 describe('segments for nobody (RFC 9293 §3.10.7.1)', () => {
@@ -64,14 +66,14 @@ describe('LISTEN (RFC 9293 §3.10.7.2)', () => {
   it('SYN-ACK carries our MSS, and window scaling only when the peer offered it (RFC 7323 §2.2)', async () => {
     const h = scriptHost({ tcp: { wscale: 7 } });
     h.listen();
-    await handshake(h, '<mss 1000,wscale 5>', '<mss 1460,wscale 7>');
+    await handshake(h, '<mss 1000,wscale 5>', '<mss 1460,wscale 7>').state('ESTABLISHED');
     expect(h.conn!.sndMss).toBe(1000);
     expect(h.conn!.sndWscale).toBe(5);
     expect(h.conn!.sndWnd).toBe(512 << 5);
 
     const h2 = scriptHost({ seed: 2 });
     h2.listen();
-    await handshake(h2, '<mss 1200>', '<mss 1460>');
+    await handshake(h2, '<mss 1200>', '<mss 1460>').state('ESTABLISHED');
     expect(h2.conn!.sndWscale).toBe(0);
     expect(h2.conn!.sndWnd).toBe(512);
   });
@@ -79,7 +81,7 @@ describe('LISTEN (RFC 9293 §3.10.7.2)', () => {
   it('the MSS we announce follows the MTU', async () => {
     const h = scriptHost({ mtu: 9000 });
     h.listen();
-    await handshake(h, '<mss 8960,wscale 7>', '<mss 8960,wscale 7>');
+    await handshake(h, '<mss 8960,wscale 7>', '<mss 8960,wscale 7>').state('ESTABLISHED');
   });
 });
 
@@ -226,5 +228,347 @@ describe('receiving data (RFC 9293 §3.10.7.4, RFC 5681 §4.2, RFC 1122 §4.2.3.
       .send('P. 1:5(4) ack 5')
       .recv('. 5:5(0) ack 5 win 512')
       .quiet(1000);
+  });
+});
+
+describe('TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191)', () => {
+  /** The stack closes first: FIN-WAIT-1, FIN-WAIT-2, then TIME-WAIT on the peer's FIN. */
+  function toTimeWait(h: ScriptHost) {
+    // The application closes the first connection it accepts at once, and keeps later ones.
+    h.listen({ onConnection: (s) => h.sockets.length === 1 && s.end() });
+    return handshake(h)
+      .send('F. 1:1(0) ack 1')
+      .state('FIN-WAIT-1')
+      .recv('. 1:1(0) ack 2 win 512')
+      .state('FIN-WAIT-2')
+      .recv('F. 1:1(0) ack 2 win 512')
+      .send('. 2:2(0) ack 2')
+      .state('TIME-WAIT');
+  }
+
+  it('lasts exactly 2*MSL', async () => {
+    const h = scriptHost({ tcp: { msl: 1000 } });
+    await toTimeWait(h).after(1999).state('TIME-WAIT').after(1).state('CLOSED');
+    expect(h.stack.tcp.nextDeadline()).toBe(Infinity);
+  });
+
+  it('a retransmitted FIN is acknowledged again and restarts the 2*MSL timer', async () => {
+    const h = scriptHost({ tcp: { msl: 1000 } });
+    await toTimeWait(h)
+      .after(1500)
+      .recv('F. 1:1(0) ack 2 win 512') // our ACK was lost: the peer retransmits its FIN
+      .send('. 2:2(0) ack 2')
+      .after(1999)
+      .state('TIME-WAIT') // 3499 ms after entering TIME-WAIT
+      .after(1)
+      .state('CLOSED');
+  });
+
+  it('a new SYN beyond the old receive sequence reopens the 4-tuple with a higher ISN (RFC 6191)', async () => {
+    const h = scriptHost({ tcp: { msl: 30_000 } });
+    await toTimeWait(h)
+      .after(100)
+      .recv('S 100000:100000(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 100001 win 65535 <mss 1460,wscale 7>') // relative to the NEW ISN
+      .recv('. 100001:100001(0) ack 1 win 512')
+      .state('ESTABLISHED')
+      .recv('P. 100001:100101(100) ack 1 win 512')
+      .after(40)
+      .send('. 1:1(0) ack 100101');
+    expect(h.ourIsns.length).toBe(2);
+    // The new ISN lies beyond everything the old incarnation sent (RFC 6191 §2 / RFC 1122 §4.2.2.13).
+    const advance = (h.ourIsns[1]! - h.ourIsns[0]!) >>> 0;
+    expect(advance).toBeGreaterThan(2);
+    expect(advance).toBeLessThan(2 ** 31);
+    expect(h.sockets.length).toBe(2);
+    expect(h.received).toEqual(h.peerBytes(100001, 100101));
+    expect(h.stack.stats()['tcp.time-wait.reused']).toBe(1);
+  });
+
+  it('an old SYN (not beyond RCV.NXT) in TIME-WAIT gets an ACK and does not reopen', async () => {
+    const h = scriptHost({ tcp: { msl: 1000 } });
+    await toTimeWait(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('. 2:2(0) ack 2')
+      .state('TIME-WAIT');
+    expect(h.ourIsns.length).toBe(1);
+  });
+});
+
+describe('flow control', () => {
+  it('a reader that stops reading closes the window; probes are answered; reading again sends a window update', async () => {
+    // Small buffers and no window scaling, so the numbers are easy to follow.
+    const h = scriptHost({ tcp: { rcvBuf: 4096 } });
+    let paused = true;
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 4096 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 65535')
+      .recv('. 1:1001(1000) ack 1 win 65535') // the paused socket's buffer takes this one
+      .recv('. 1001:2001(1000) ack 1 win 65535') // the rest waits in the connection
+      .recv('. 2001:3001(1000) ack 1 win 65535')
+      .send('. 1:1(0) ack 3001 win 1096') // 3000 bytes unacknowledged: ACK now; the window shrinks
+      .recv('. 3001:4001(1000) ack 1 win 65535')
+      .recv('. 4001:4097(96) ack 1 win 65535')
+      .after(40)
+      .send('. 1:1(0) ack 4097 win 0') // full
+      .recv('. 4097:4098(1) ack 1 win 65535') // a zero-window probe
+      .send('. 1:1(0) ack 4097 win 0')
+      .after(5000)
+      .recv('. 4097:4098(1) ack 1 win 65535')
+      .send('. 1:1(0) ack 4097 win 0')
+      .do((h) => {
+        paused = false;
+        h.socket.resume();
+      })
+      .send('. 1:1(0) ack 4097 win 4096') // the window update
+      .recv('. 4097:5097(1000) ack 1 win 65535')
+      .after(40)
+      // Read at once, but the right edge moves only by at least one MSS (receiver SWS avoidance, RFC 1122 §4.2.3.3).
+      .send('. 1:1(0) ack 5097 win 3096');
+    expect(paused).toBe(false);
+    expect(h.received).toEqual(h.peerBytes(1, 5097));
+  });
+
+  it('no segment is larger than the MSS the peer announced', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(2000, 7)) });
+    await handshake(h, '<mss 500,wscale 7>')
+      .send('. 1:501(500) ack 1')
+      .send('. 501:1001(500) ack 1')
+      .send('. 1001:1501(500) ack 1')
+      .send('P. 1501:2001(500) ack 1')
+      .recv('. 1:1(0) ack 2001 win 512')
+      .quiet(1000);
+  });
+
+  it('without an MSS option the peer gets 536-byte segments (RFC 9293 §3.7.1)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(1000, 7)) });
+    await handshake(h, '', '<mss 1460>', 65535)
+      .send('. 1:537(536) ack 1')
+      .send('P. 537:1001(464) ack 1')
+      .recv('. 1:1(0) ack 1001 win 65535')
+      .quiet(1000);
+  });
+
+  it("the sender keeps within the peer's window, and sends more as it opens", async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(3000, 7)) });
+    await script(h)
+      .recv('S 0:0(0) win 1000 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 1000')
+      .send('. 1:1001(1000) ack 1')
+      .quiet(100)
+      .recv('. 1:1(0) ack 1001 win 2000')
+      .send('. 1001:2461(1460) ack 1')
+      .send('P. 2461:3001(540) ack 1')
+      .recv('. 1:1(0) ack 3001 win 2000')
+      .quiet(1000);
+  });
+});
+
+describe('active open (RFC 9293 §3.10.7.3)', () => {
+  it('SYN, SYN-ACK, ACK: the socket connects', async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .state('SYN-SENT')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1400,wscale 2>')
+      .send('. 1:1(0) ack 1')
+      .state('ESTABLISHED');
+    expect(h.log.events).toEqual(['connect']);
+    expect(h.conn!.sndMss).toBe(1400);
+  });
+
+  it('the SYN is retransmitted with exponential backoff, then ETIMEDOUT after synRetries', async () => {
+    const h = scriptHost({ tcp: { synRetries: 2, initialRto: 1000 } });
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .quiet(999)
+      .after(1)
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .quiet(1999)
+      .after(1)
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .quiet(3999)
+      .after(1)
+      .state('CLOSED')
+      .quiet(60_000);
+    expect(h.log.events).toEqual(['error ETIMEDOUT', 'close']);
+    expect(h.stack.tcp.nextDeadline()).toBe(Infinity);
+  });
+
+  it('RST with an acceptable ACK refuses the connection; RST with a bad ACK is ignored', async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .recv('R. 0:0(0) ack 5') // not our SYN's ACK: ignored
+      .state('SYN-SENT')
+      .recv('R. 0:0(0) ack 1')
+      .state('CLOSED')
+      .quiet(10_000);
+    expect(h.log.events).toEqual(['error ECONNREFUSED', 'close']);
+  });
+
+  it('a SYN-ACK that acknowledges something we never sent gets <SEQ=SEG.ACK><CTL=RST>', async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .recv('S. 0:0(0) ack 7 win 65535 <mss 1460>')
+      .send('R 7:7(0) win 0')
+      .state('SYN-SENT');
+  });
+
+  it('simultaneous open: SYN crosses SYN, both answer SYN-ACK (§3.5 figure 8)', async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .state('SYN-RECEIVED')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>') // its SYN is old, its ACK is new
+      .state('ESTABLISHED')
+      .quiet(1000); // each SYN-ACK acknowledged the other SYN: nothing more to say
+    expect(h.log.events).toEqual(['connect']);
+  });
+});
+
+describe('retransmission (RFC 6298, RFC 5681)', () => {
+  it('unacknowledged data is retransmitted at the RTO, doubling each time, then ETIMEDOUT after maxRetries', async () => {
+    const h = scriptHost({ tcp: { maxRetries: 3, minRto: 200 } });
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(100, 1)) });
+    // The handshake's RTT sample is 0 ms, so the RTO is its 200 ms floor.
+    await handshake(h)
+      .send('P. 1:101(100) ack 1')
+      .quiet(199)
+      .after(1)
+      .send('P. 1:101(100) ack 1')
+      .quiet(399)
+      .after(1)
+      .send('P. 1:101(100) ack 1')
+      .quiet(799)
+      .after(1)
+      .send('P. 1:101(100) ack 1')
+      .quiet(1599)
+      .after(1)
+      .state('CLOSED')
+      .quiet(60_000);
+    expect(h.log.events).toContain('error ETIMEDOUT');
+    expect(h.stack.stats()['tcp.rto']).toBe(3);
+  });
+
+  it('three duplicate ACKs trigger a fast retransmit of the first unacknowledged segment', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(5 * 1460, 1)) });
+    await handshake(h)
+      .send('. 1:1461(1460) ack 1')
+      .send('. 1461:2921(1460) ack 1')
+      .send('. 2921:4381(1460) ack 1')
+      .send('. 4381:5841(1460) ack 1')
+      .send('P. 5841:7301(1460) ack 1')
+      .recv('. 1:1(0) ack 1461 win 512') // the second segment was lost
+      .recv('. 1:1(0) ack 1461 win 512')
+      .recv('. 1:1(0) ack 1461 win 512')
+      .quiet()
+      .recv('. 1:1(0) ack 1461 win 512') // the third duplicate
+      .send('. 1461:2921(1460) ack 1')
+      .recv('. 1:1(0) ack 7301 win 512')
+      .quiet(5000);
+    expect(h.stack.stats()['tcp.fast-retransmit']).toBe(1);
+  });
+
+  it('a zero window is probed with one byte, backing off, until it opens (RFC 9293 §3.8.6.1)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(3000, 1)) });
+    await handshake(h, '<mss 1460,wscale 7>', '<mss 1460,wscale 7>', 0)
+      .quiet(199)
+      .after(1)
+      .send('. 1:2(1) ack 1') // probe after one RTO
+      .recv('. 1:1(0) ack 1 win 0')
+      .quiet(399)
+      .after(1)
+      .send('. 1:2(1) ack 1') // then twice that
+      .recv('. 1:1(0) ack 2 win 0') // the peer took the probe byte but the window is still closed
+      .quiet(799)
+      .after(1)
+      .send('. 2:3(1) ack 1')
+      .recv('. 1:1(0) ack 2 win 512') // open
+      .send('. 2:1462(1460) ack 1')
+      .send('. 1462:2922(1460) ack 1')
+      .send('P. 2922:3001(79) ack 1');
+    expect(h.stack.stats()['tcp.persist.probe']).toBe(3);
+  });
+});
+
+describe('closing', () => {
+  it('the peer closes first: CLOSE-WAIT, then our FIN from LAST-ACK, CLOSED on its ACK', async () => {
+    const h = scriptHost();
+    h.listen();
+    await handshake(h)
+      .recv('P. 1:11(10) ack 1 win 512')
+      .recv('F. 11:11(0) ack 1 win 512')
+      .send('. 1:1(0) ack 12') // a FIN is acknowledged at once
+      // The socket does not allow half-open (net.Socket's default), so it ends on 'end'.
+      .send('F. 1:1(0) ack 12')
+      .state('LAST-ACK')
+      .recv('. 12:12(0) ack 2 win 512')
+      .state('CLOSED')
+      .quiet(10_000);
+    expect(h.received).toEqual(h.peerBytes(1, 11));
+    expect(h.log.events).toEqual(['end', 'finish', 'close']);
+  });
+
+  it('half-close: with allowHalfOpen the application keeps sending after the peer FIN', async () => {
+    const h = scriptHost();
+    h.listen({ allowHalfOpen: true });
+    await handshake(h)
+      .recv('F. 1:1(0) ack 1 win 512')
+      .send('. 1:1(0) ack 2')
+      .state('CLOSE-WAIT')
+      .do((h) => h.socket.write(Buffer.alloc(10, 1)))
+      .send('P. 1:11(10) ack 2')
+      .recv('. 2:2(0) ack 11 win 512')
+      .do((h) => h.socket.end())
+      .send('F. 11:11(0) ack 2')
+      .state('LAST-ACK')
+      .recv('. 2:2(0) ack 12 win 512')
+      .state('CLOSED');
+  });
+
+  it('simultaneous close: FIN crosses FIN, CLOSING, then TIME-WAIT', async () => {
+    const h = scriptHost({ tcp: { msl: 500 } });
+    h.listen();
+    await handshake(h)
+      .do((h) => h.socket.end())
+      .send('F. 1:1(0) ack 1')
+      .recv('F. 1:1(0) ack 1 win 512') // sent before our FIN arrived
+      .send('. 2:2(0) ack 2')
+      .state('CLOSING')
+      .recv('. 2:2(0) ack 2 win 512')
+      .state('TIME-WAIT')
+      .after(1000)
+      .state('CLOSED');
+  });
+
+  it('data for an application that has closed (orphaned) is answered with RST (RFC 1122 §4.2.2.13)', async () => {
+    const h = scriptHost();
+    h.listen();
+    await handshake(h)
+      .do((h) => h.socket.end())
+      .send('F. 1:1(0) ack 1')
+      .recv('. 1:1(0) ack 2 win 512')
+      .state('FIN-WAIT-2')
+      .do((h) => h.socket.destroy())
+      .recv('P. 1:11(10) ack 2 win 512')
+      .send('R. 2:2(0) ack 1') // <SEQ=SND.NXT>, and the data is not acknowledged
+      .state('CLOSED');
   });
 });
