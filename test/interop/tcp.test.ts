@@ -1,0 +1,474 @@
+/**
+ * TCP against the Linux kernel over a real TUN device. The kernel in a fresh network
+ * namespace is the peer: Python programs with ordinary sockets (test/helpers/kernel-peer.ts)
+ * connect to our listeners and accept our connections, and `ss -tan` shows the kernel's
+ * side of each close.
+ *
+ * Data is random and hashed on both sides, so any lost, duplicated, reordered or corrupted
+ * byte fails a test. State machines are checked by the exact sequence of our transitions.
+ * Timing is never asserted; throughput is printed for information.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { expect, it, onTestFinished, vi } from 'vitest';
+import { parseIpv4 } from '../../src/ip/addr.js';
+import type { Link, PacketBatchHandler } from '../../src/link/link.js';
+import { Stack } from '../../src/stack.js';
+import type { Connection } from '../../src/tcp/connection.js';
+import type { TransitionEvent } from '../../src/tcp/layer.js';
+import type { TcpSocket } from '../../src/tcp/socket.js';
+import { kernelClient, kernelConnect, kernelServer, kernelSockets } from '../helpers/kernel-peer.js';
+import type { NetnsTun } from '../helpers/netns.js';
+import { createNetnsTun, describeInterop } from '../helpers/netns.js';
+
+const MB = 1 << 20;
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A stack on the namespace's TUN device that records every transition; closed after the test. */
+function startStack(t: NetnsTun, link: Link = t.link): { stack: Stack; events: TransitionEvent[] } {
+  const stack = new Stack({ link, addr: parseIpv4(t.stackAddr)! });
+  const events: TransitionEvent[] = [];
+  stack.onTransition((e) => events.push(e));
+  onTestFinished(() => stack.close());
+  return { stack, events };
+}
+
+/** The transitions of the connections matching `which`, as "FROM>TO". */
+function transitions(events: TransitionEvent[], which: (c: Connection) => boolean): string[] {
+  return events.filter((e) => which(e.conn)).map((e) => `${e.from}>${e.to}`);
+}
+
+/** Poll `cond` every 10 ms for at most `ms`; true once it holds. */
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+  for (let waited = 0; waited <= ms; waited += 10) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+/** An event (or an error event) of an emitter as a promise, bounded by `ms`. */
+function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, ms = 20_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms);
+    emitter.once(event, (v: T) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+    if (event !== 'error') {
+      emitter.once('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    }
+  });
+}
+
+function mbps(bytes: number, seconds: number): string {
+  return `${(bytes / MB / seconds).toFixed(1)} MB/s`;
+}
+
+/** A server socket's bytes, hashed as they arrive. */
+function hashInput(socket: TcpSocket): { bytes: () => number; hex: () => string } {
+  const h = createHash('sha256');
+  let n = 0;
+  let hex: string | undefined;
+  socket.on('data', (d: Buffer) => {
+    h.update(d);
+    n += d.length;
+  });
+  return { bytes: () => n, hex: () => (hex ??= h.digest('hex')) };
+}
+
+const PASSIVE_OPEN = ['CLOSED>LISTEN', 'LISTEN>SYN-RECEIVED', 'SYN-RECEIVED>ESTABLISHED'];
+
+describeInterop('TCP against the Linux kernel', () => {
+  it('echoes 10 MB to a kernel client intact; the kernel closes first and holds TIME-WAIT', async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    let received: ReturnType<typeof hashInput> | undefined;
+    let closed = false;
+    stack
+      .createServer((s) => {
+        received = hashInput(s);
+        s.pipe(s); // echo; pipe() ends our side when the kernel's FIN has been read
+        s.on('close', () => (closed = true));
+      })
+      .listen(7);
+
+    const r = await kernelClient(t, { host: t.stackAddr, port: 7, send: 10 * MB });
+    console.log(`[tcp] 10 MB echo (kernel client): ${r.seconds.toFixed(2)} s, ${mbps(2 * r.sent, r.seconds)} both ways together`);
+
+    expect(r.sent).toBe(10 * MB);
+    expect(received!.bytes()).toBe(10 * MB);
+    expect(received!.hex()).toBe(r.sentSha256);
+    expect(r.received).toBe(10 * MB);
+    expect(r.receivedSha256).toBe(r.sentSha256);
+
+    // The kernel sent its FIN first (shutdown after sending): it ends in TIME-WAIT, and we
+    // go CLOSE-WAIT -> LAST-ACK -> CLOSED once our echo has drained and our FIN is acknowledged.
+    const kernel = `${t.hostAddr}:${r.localPort}`;
+    const sockets = await kernelSockets(t);
+    expect(sockets.filter((s) => s.local === kernel)).toEqual([{ state: 'TIME-WAIT', local: kernel, peer: `${t.stackAddr}:7` }]);
+    expect(await waitFor(() => closed)).toBe(true);
+    expect(transitions(events, (c) => c.remotePort === r.localPort)).toEqual([
+      ...PASSIVE_OPEN,
+      'ESTABLISHED>CLOSE-WAIT',
+      'CLOSE-WAIT>LAST-ACK',
+      'LAST-ACK>CLOSED',
+    ]);
+    expect(stack.connections()).toEqual([]);
+  });
+
+  it('closes first after sending 2 MB while receiving 2 MB: FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT on our side only', async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    const data = randomBytes(2 * MB);
+    let received: ReturnType<typeof hashInput> | undefined;
+    stack
+      .createServer((s) => {
+        received = hashInput(s);
+        s.end(data); // send, then FIN: we close first
+      })
+      .listen(80);
+
+    // The kernel sends 2 MB but does not shut down; it closes after reading our FIN.
+    const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 2 * MB, shutdownAfterSend: false });
+    expect(r.received).toBe(data.length);
+    expect(r.receivedSha256).toBe(sha256(data));
+    expect(await waitFor(() => received?.bytes() === r.sent)).toBe(true);
+    expect(received!.hex()).toBe(r.sentSha256);
+
+    const ours = (c: Connection) => c.remotePort === r.localPort;
+    expect(await waitFor(() => events.some((e) => ours(e.conn) && e.to === 'TIME-WAIT'))).toBe(true);
+    expect(transitions(events, ours)).toEqual([...PASSIVE_OPEN, 'ESTABLISHED>FIN-WAIT-1', 'FIN-WAIT-1>FIN-WAIT-2', 'FIN-WAIT-2>TIME-WAIT']);
+    expect(stack.connections().map((c) => [c.remote, c.state])).toEqual([[`${t.hostAddr}:${r.localPort}`, 'TIME-WAIT']]);
+
+    // The kernel went CLOSE-WAIT -> LAST-ACK -> CLOSED: its socket disappears once our ACK of its
+    // FIN arrives, and at no point is it in TIME-WAIT.
+    const kernel = `${t.hostAddr}:${r.localPort}`;
+    const seen: string[] = [];
+    const gone = await waitFor(async () => {
+      const mine = (await kernelSockets(t)).filter((s) => s.local === kernel);
+      seen.push(...mine.map((s) => s.state));
+      return mine.length === 0;
+    });
+    expect(gone, `kernel socket states seen: ${seen.join(', ')}`).toBe(true);
+    expect(seen).not.toContain('TIME-WAIT');
+  });
+
+  it('connects out to a kernel server (active open): 1 MB each way, we close first, clean close', async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    const server = await kernelServer(t, { host: t.hostAddr, port: 5001, send: MB });
+    onTestFinished(() => server.kill());
+
+    const data = randomBytes(MB);
+    const socket = stack.connect({ host: t.hostAddr, port: 5001 });
+    const input = hashInput(socket);
+    let closed = false;
+    socket.on('close', () => (closed = true));
+    await once(socket, 'connect');
+    expect(socket.remoteAddress).toBe(t.hostAddr);
+    expect(socket.remotePort).toBe(5001);
+    expect(socket.localAddress).toBe(t.stackAddr);
+    const localPort = socket.localPort!;
+    socket.end(data);
+
+    const k = await server.done;
+    expect(k.peerPort).toBe(localPort);
+    expect(k.received).toBe(MB);
+    expect(k.receivedSha256).toBe(sha256(data));
+    expect(await waitFor(() => closed)).toBe(true);
+    expect(socket.errored).toBeNull();
+    expect(input.bytes()).toBe(MB);
+    expect(input.hex()).toBe(k.sentSha256);
+
+    expect(transitions(events, (c) => c.localPort === localPort)).toEqual([
+      'CLOSED>SYN-SENT',
+      'SYN-SENT>ESTABLISHED',
+      'ESTABLISHED>FIN-WAIT-1',
+      'FIN-WAIT-1>FIN-WAIT-2',
+      'FIN-WAIT-2>TIME-WAIT',
+    ]);
+    // The kernel's accepted socket closed after ours: LAST-ACK, then gone (no TIME-WAIT there).
+    expect(
+      await waitFor(async () => !(await kernelSockets(t)).some((s) => s.peer === `${t.stackAddr}:${localPort}`)),
+    ).toBe(true);
+  });
+
+  it('answers a kernel connect to a port without a listener with RST: ECONNREFUSED', async () => {
+    const t = await createNetnsTun();
+    const { stack } = startStack(t);
+    stack.createServer(() => {}).listen(80); // a listener elsewhere must not matter
+    expect(await kernelConnect(t, t.stackAddr, 81)).toBe('ECONNREFUSED');
+    expect(stack.stats()['tcp.rst.out']).toBe(1);
+    expect(await kernelConnect(t, t.stackAddr, 80)).toBe('connected');
+  });
+
+  it("reports ECONNREFUSED on a connect to a closed kernel port (the kernel's RST in SYN-SENT)", async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    const socket = stack.connect({ host: t.hostAddr, port: 9 });
+    const err = await once<Error & { code?: string; syscall?: string }>(socket, 'error');
+    expect(err.code).toBe('ECONNREFUSED');
+    expect(err.syscall).toBe('connect');
+    expect(transitions(events, () => true)).toEqual(['CLOSED>SYN-SENT', 'SYN-SENT>CLOSED']);
+    expect(stack.connections()).toEqual([]);
+  });
+
+  it('advertises a zero window while the reader is paused for 1 s, answers probes, then completes 6 MB intact', async () => {
+    const t = await createNetnsTun();
+    const tap = new WindowTap(t.link);
+    const { stack } = startStack(t, tap);
+    let received: ReturnType<typeof hashInput> | undefined;
+    let pausedWindow: number | undefined;
+    stack
+      .createServer((s) => {
+        received = hashInput(s);
+        s.pause(); // the stream buffer (64 KB) and then the receive buffer (1 MB) fill up
+        setTimeout(() => {
+          pausedWindow = stack.connections()[0]?.rcvWnd;
+          tap.resumedAt = tap.segmentsIn;
+          s.resume();
+        }, 1000);
+      })
+      .listen(80);
+
+    const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 6 * MB });
+    expect(await waitFor(() => received?.bytes() === 6 * MB)).toBe(true);
+    expect(received!.hex()).toBe(r.sentSha256);
+
+    // While paused, less than one segment of window was left (the rest of it rounds to 0 in the
+    // scaled window field), and that is what went on the wire: "win 0".
+    expect(pausedWindow).toBeLessThan(1460);
+    expect(tap.zeroWindowsOut).toBeGreaterThanOrEqual(1);
+    // The kernel probed the closed window (RFC 9293 §3.8.6.1; Linux probes with SEQ = SND.UNA - 1).
+    expect(tap.probesIn).toBeGreaterThanOrEqual(1);
+    // After resume() the window reopened by itself: the kernel sent data again.
+    expect(tap.segmentsIn).toBeGreaterThan(tap.resumedAt);
+  });
+
+  it('sends one duplicate ACK per out-of-order segment, so the kernel repairs a loss by fast retransmit', async () => {
+    const t = await createNetnsTun();
+    const lossy = new DropAndBatchLink(t.link, { dropDataSegment: 20, holdDataSegments: 6 });
+    const { stack } = startStack(t, lossy);
+    let received: ReturnType<typeof hashInput> | undefined;
+    stack.createServer((s) => (received = hashInput(s))).listen(80);
+    const before = await kernelTcpCounters(t);
+
+    const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 300_000 });
+    expect(await waitFor(() => received?.bytes() === r.sent)).toBe(true);
+    expect(received!.hex()).toBe(r.sentSha256);
+
+    // The held segments came in one batch, all beyond the hole: each got its own duplicate ACK.
+    expect(lossy.heldDataSegments).toBe(6);
+    expect(lossy.dupAcksForHeldBatch).toBe(6);
+    // Three duplicate ACKs are the kernel's signal for fast retransmit (RFC 5681 §3.2).
+    const after = await kernelTcpCounters(t);
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    expect(delta('TCPRenoRecovery') + delta('TCPSackRecovery')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('prints readable transition lines when NETSTACK_TRACE=1', async () => {
+    const t = await createNetnsTun();
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    vi.stubEnv('NETSTACK_TRACE', '1');
+    onTestFinished(() => {
+      write.mockRestore();
+      vi.unstubAllEnvs();
+    });
+    const { stack } = startStack(t); // no `trace` option: the environment turns it on
+    stack.createServer((s) => s.pipe(s)).listen(80);
+    const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 1000 });
+    expect(await waitFor(() => stack.connections().length === 0)).toBe(true);
+    write.mockRestore();
+
+    const peer = `${t.hostAddr}:${r.localPort} > ${t.stackAddr}:80`;
+    expect(lines).toEqual([
+      `${peer}  CLOSED -> LISTEN  (listener)\n`,
+      `${peer}  LISTEN -> SYN-RECEIVED  (SYN received)\n`,
+      `${peer}  SYN-RECEIVED -> ESTABLISHED  (ACK of our SYN)\n`,
+      `${peer}  ESTABLISHED -> CLOSE-WAIT  (FIN received)\n`,
+      `${peer}  CLOSE-WAIT -> LAST-ACK  (close)\n`,
+      `${peer}  LAST-ACK -> CLOSED  (ACK of our FIN)\n`,
+    ]);
+  });
+});
+
+// ───────────────────────── links that watch and bend the wire ─────────────────────────
+
+/** TCP fields of an IPv4 packet, or undefined when it is not TCP. */
+function tcpOf(p: Uint8Array): { seq: number; ack: number; flags: number; window: number; payload: number } | undefined {
+  if (p[0]! >> 4 !== 4 || p[9] !== 6) return undefined;
+  const ihl = (p[0]! & 0x0f) * 4;
+  const total = (p[2]! << 8) | p[3]!;
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const dataOffset = (p[ihl + 12]! >> 4) * 4;
+  return {
+    seq: v.getUint32(ihl + 4),
+    ack: v.getUint32(ihl + 8),
+    flags: p[ihl + 13]!,
+    window: v.getUint16(ihl + 14),
+    payload: total - ihl - dataOffset,
+  };
+}
+
+const TCP_ACK = 0x10;
+const TCP_RST = 0x04;
+
+/**
+ * A transparent Link that watches the receive window on the wire: our segments that advertise
+ * a zero window, and the kernel's zero-window probes (an empty segment one below what we
+ * acknowledged, RFC 9293 §3.8.6.1 / Linux tcp_xmit_probe_skb).
+ */
+class WindowTap implements Link {
+  zeroWindowsOut = 0;
+  probesIn = 0;
+  /** Data segments received from the kernel. */
+  segmentsIn = 0;
+  resumedAt = 0;
+  private lastAckOut: number | undefined;
+
+  constructor(private readonly inner: Link) {}
+
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+
+  onReceive(handler: PacketBatchHandler): void {
+    this.inner.onReceive((packets) => {
+      for (const p of packets) {
+        const tcp = tcpOf(p);
+        if (!tcp) continue;
+        if (tcp.payload > 0) this.segmentsIn++;
+        else if (tcp.flags === TCP_ACK && this.lastAckOut !== undefined && tcp.seq === (this.lastAckOut - 1) >>> 0) this.probesIn++;
+      }
+      handler(packets);
+    });
+  }
+
+  send(packets: Uint8Array[]): void {
+    for (const p of packets) {
+      const tcp = tcpOf(p);
+      if (!tcp || !(tcp.flags & TCP_ACK) || tcp.flags & TCP_RST) continue;
+      this.lastAckOut = tcp.ack;
+      if (tcp.window === 0) this.zeroWindowsOut++;
+    }
+    this.inner.send(packets);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/**
+ * A Link between the TUN device and the stack that loses one incoming data segment and then
+ * hands the next few data segments to the stack as one batch — a burst arriving behind a
+ * hole, as it does when the TUN queue overflows. It counts the pure duplicate ACKs the stack
+ * sends while it processes that batch.
+ */
+class DropAndBatchLink implements Link {
+  heldDataSegments = 0;
+  dupAcksForHeldBatch = 0;
+  private dataSegments = 0;
+  private hole: number | undefined;
+  private held: Uint8Array[] = [];
+  private releasing = false;
+  private handler: PacketBatchHandler | undefined;
+  private releaseTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly inner: Link,
+    private readonly opts: { dropDataSegment: number; holdDataSegments: number },
+  ) {
+    inner.onReceive((packets) => this.receive(packets));
+  }
+
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+
+  onReceive(handler: PacketBatchHandler): void {
+    this.handler = handler;
+  }
+
+  private receive(packets: Uint8Array[]): void {
+    const { dropDataSegment: drop, holdDataSegments: hold } = this.opts;
+    let pass: Uint8Array[] = [];
+    for (const p of packets) {
+      const tcp = tcpOf(p);
+      const n = tcp && tcp.payload > 0 ? ++this.dataSegments : undefined;
+      if (n === drop) {
+        this.hole = tcp!.seq; // lost
+      } else if (n !== undefined && n > drop && n <= drop + hold) {
+        this.held.push(p);
+        this.heldDataSegments++;
+        if (this.heldDataSegments === hold) {
+          this.deliver(pass);
+          pass = [];
+          this.release();
+        } else {
+          // Bounded: if the kernel stops sending before the batch is complete, deliver what we have.
+          this.releaseTimer ??= setTimeout(() => this.release(), 200);
+        }
+      } else if (this.held.length > 0) {
+        this.held.push(p); // keep the order: whatever arrives while holding goes with the batch
+      } else {
+        pass.push(p);
+      }
+    }
+    this.deliver(pass);
+  }
+
+  private deliver(batch: Uint8Array[]): void {
+    if (batch.length > 0) this.handler?.(batch);
+  }
+
+  private release(): void {
+    clearTimeout(this.releaseTimer);
+    const batch = this.held;
+    this.held = [];
+    if (batch.length === 0) return;
+    this.releasing = true;
+    try {
+      this.deliver(batch);
+    } finally {
+      this.releasing = false;
+    }
+  }
+
+  send(packets: Uint8Array[]): void {
+    if (this.releasing && this.hole !== undefined) {
+      for (const p of packets) {
+        const tcp = tcpOf(p);
+        if (tcp && tcp.payload === 0 && tcp.flags === TCP_ACK && tcp.ack === this.hole) this.dupAcksForHeldBatch++;
+      }
+    }
+    this.inner.send(packets);
+  }
+
+  close(): void {
+    clearTimeout(this.releaseTimer);
+    this.inner.close();
+  }
+}
+
+/** The namespace kernel's TcpExt counters (/proc/net/netstat is per network namespace). */
+async function kernelTcpCounters(t: NetnsTun): Promise<Record<string, number>> {
+  const r = await t.exec(['cat', '/proc/net/netstat']);
+  const lines = r.stdout.split('\n');
+  const out: Record<string, number> = {};
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i]!.split(/\s+/);
+    const values = lines[i + 1]!.split(/\s+/);
+    if (names[0] !== 'TcpExt:') continue;
+    for (let j = 1; j < names.length; j++) out[names[j]!] = Number(values[j]);
+  }
+  return out;
+}
