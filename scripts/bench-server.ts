@@ -1,0 +1,120 @@
+/**
+ * The netstack side of `npm run bench`: a Stack on a TUN device, run as compiled
+ * JavaScript with plain `node`, pinned to core 0 by bench.ts and started inside the
+ * client namespace, so the TUN's kernel side is that namespace's interface.
+ *
+ *   node bench-server.js --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]
+ *
+ * Modes:
+ *   http  the HTTP application of `netstack up` (src/http/routes.ts: `/`, `/bytes/N`,
+ *         `POST /echo`, `/metrics`) on the stack's own TCP.
+ *   hold  a TcpServer that accepts connections and holds them, idle, doing nothing else:
+ *         the scale workload measures what one established connection costs.
+ *
+ * bench.ts talks to it over stdin/stdout, one line each way:
+ *   → "stats"  ← {"stats": {...}}                   Stack + TunLink (+ HTTP) counters
+ *   → "mem"    ← {"mem": {rss, heapUsed, ...}}      after a full GC (run with --expose-gc)
+ *   → "count"  ← {"count": N, "established": E}     held sockets / ESTABLISHED connections
+ *   → "quit"   ← (exits 0; a --cpu-prof profile is written on this exit)
+ * The first line it prints is {"ready": true, ...} once the device is up and listening.
+ */
+import { createInterface } from 'node:readline';
+import type * as AddrModule from '../src/ip/addr.js';
+import type * as TunModule from '../src/link/tun.js';
+import type * as StackModule from '../src/stack.js';
+import type { Duplex } from 'node:stream';
+import { importDist, measureMemory, report } from './bench-dist.js';
+
+const { Stack } = await importDist<typeof StackModule>('stack.js');
+const { TunLink } = await importDist<typeof TunModule>('link/tun.js');
+const { parseCidr, parseIpv4 } = await importDist<typeof AddrModule>('ip/addr.js');
+
+interface Args {
+  mode: 'http' | 'hold';
+  dev: string;
+  host: string;
+  addr: string;
+  mtu: number;
+  port: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const mode = get('mode') ?? 'http';
+  if (mode !== 'http' && mode !== 'hold') throw new Error(`--mode must be http or hold, got ${mode}`);
+  const dev = get('dev');
+  const host = get('host');
+  const addr = get('addr');
+  if (!dev || !host || !addr) throw new Error('usage: bench-server --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]');
+  return { mode, dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80) };
+}
+
+const args = parseArgs(process.argv.slice(2));
+const hostCidr = parseCidr(args.host);
+const addr = parseIpv4(args.addr);
+if (!hostCidr || addr === undefined) throw new Error(`bad --host ${args.host} or --addr ${args.addr}`);
+
+// The device: created in this process's namespace, host side configured by ioctl.
+const link = TunLink.open({ name: args.dev, mtu: args.mtu });
+link.configure({ addr: hostCidr.addr, prefix: hostCidr.prefix, mtu: args.mtu });
+const stack = new Stack({ link, addr, name: 'bench' });
+
+let httpStats: (() => Record<string, number>) | undefined;
+const held = new Set<Duplex>();
+
+if (args.mode === 'http') {
+  // The same application `netstack up` serves (bench-app.ts wires src/http into a Stack).
+  const { startHttpApp } = await import('./bench-app.js');
+  const app = await startHttpApp(stack, args.port);
+  httpStats = app.stats;
+} else {
+  const server = stack.createServer((socket) => {
+    held.add(socket);
+    socket.on('error', () => {}); // a reset while held is the client's business
+    socket.once('close', () => held.delete(socket));
+  });
+  server.listen(args.port, 4096);
+}
+
+function established(): number {
+  let n = 0;
+  for (const c of stack.connections()) if (c.state === 'ESTABLISHED') n++;
+  return n;
+}
+
+const rl = createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  switch (line.trim()) {
+    case 'stats':
+      report({ stats: { ...stack.stats(), ...prefixed('tun.', link.stats), ...prefixed('http.', httpStats?.() ?? {}) } });
+      break;
+    case 'mem':
+      report({ mem: measureMemory() });
+      break;
+    case 'count':
+      report({ count: held.size, established: established() });
+      break;
+    case 'quit':
+      stack.close();
+      process.exit(0);
+      break;
+    default:
+      report({ error: `unknown command ${JSON.stringify(line)}` });
+  }
+});
+// bench.ts gone (stdin closed): stop too, never linger.
+rl.on('close', () => {
+  stack.close();
+  process.exit(0);
+});
+
+function prefixed(prefix: string, o: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number') out[prefix + k] = v;
+  return out;
+}
+
+report({ ready: true, pid: process.pid, mode: args.mode, dev: link.name, mtu: link.mtu, mem: measureMemory() });

@@ -1,0 +1,509 @@
+/**
+ * `npm run bench`: netstack side by side with the Linux kernel.
+ *
+ * Two HTTP servers with the same routes, each in its own network namespace and pinned to
+ * the same core; the load generators (curl, wrk, a Node client) in a third, the client
+ * namespace, pinned to the other core:
+ *
+ *   netstack  scripts/bench-server.ts: Stack + TunLink + src/http, compiled JS (dist/),
+ *             its TUN's kernel side is the client namespace's interface
+ *   kernel    scripts/kernel-peer.ts: Node's `http` on kernel sockets, behind a veth pair
+ *
+ * Each workload runs against both, alternating (netstack, kernel, netstack, kernel, ...)
+ * for `--rounds` rounds, so slow drift of the machine hits both alike. Then two
+ * netstack-only workloads: two stacks over a MemoryLink (no kernel at all), and 10,000
+ * idle connections held by netstack (memory per connection).
+ *
+ * Prints a table of medians (min–max) with the netstack/kernel ratio of every round, and
+ * writes the same as JSON to bench/results/<date>.json (or --out). The script installs
+ * nothing: it says what is missing. It deletes every namespace it creates, also on error
+ * and on Ctrl-C (scripts/netns.ts).
+ *
+ *   npm run bench                       # the full run: 3 rounds, a few minutes
+ *   npm run bench -- --quick            # 1 short round, checks the harness works
+ *   npm run bench -- --only bulk_download,keepalive --rounds 5
+ *   npm run bench -- --cpu-prof /tmp/prof   # V8 CPU profiles of the netstack processes
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { BenchResult, Side, SideResult, Target, WorkloadResult } from './bench-report.js';
+import { emptySide, finish, fmt, renderTable } from './bench-report.js';
+import { JsonLineProcess } from './bench-proc.js';
+import type { Message } from './bench-proc.js';
+import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
+import type { Sample } from './bench-tools.js';
+import type { BenchNet } from './netns.js';
+import { cleanupNow, createBenchNet, haveCommand, onCleanup, run } from './netns.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = join(ROOT, 'dist');
+
+// ───────────────────────── options ─────────────────────────
+
+const WORKLOADS = ['bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'memory', 'scale'] as const;
+type WorkloadId = (typeof WORKLOADS)[number];
+
+const argv = yargs(hideBin(process.argv))
+  .scriptName('npm run bench --')
+  .usage('$0 [options]\n\nnetstack side by side with the Linux kernel (needs root, /dev/net/tun, curl, wrk, taskset).')
+  .option('quick', { type: 'boolean', default: false, describe: 'one short round: checks that the harness works' })
+  .option('rounds', { type: 'number', describe: 'rounds per workload (default 3, --quick 1)' })
+  .option('out', { type: 'string', describe: 'JSON results file (default bench/results/<date>.json)' })
+  .option('only', { type: 'string', describe: `comma-separated workloads: ${WORKLOADS.join(', ')}` })
+  .option('build', { type: 'boolean', default: true, describe: 'compile dist/ first (--no-build to skip)' })
+  .option('cpu-prof', { type: 'string', describe: 'write V8 CPU profiles of the netstack processes to this directory' })
+  .strict()
+  .help()
+  .parseSync();
+
+const quick = argv.quick;
+const rounds = argv.rounds ?? (quick ? 1 : 3);
+const only = new Set<WorkloadId>(
+  argv.only
+    ? argv.only.split(',').map((s) => {
+        const id = s.trim() as WorkloadId;
+        if (!WORKLOADS.includes(id)) fail(`--only: unknown workload "${s}" (known: ${WORKLOADS.join(', ')})`);
+        return id;
+      })
+    : WORKLOADS,
+);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds must be an integer from 1 to 50');
+
+/** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
+const P = quick
+  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000 }
+  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, memoryBytes: 1 << 30, scaleConnections: 10_000 };
+const WRK_CONNECTIONS = 50;
+
+// Pinning: servers on one core, load generators on another (both on 0 with a single core).
+const cores = availableParallelism();
+const SERVER_CPU = 0;
+const CLIENT_CPU = cores >= 2 ? 1 : 0;
+
+function fail(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+// ───────────────────────── preflight ─────────────────────────
+
+function preflight(): void {
+  const problems: string[] = [];
+  if (process.platform !== 'linux') problems.push('it needs Linux (network namespaces, TUN)');
+  if (process.getuid?.() !== 0) problems.push('it needs root, to create network namespaces and a TUN device (sudo npm run bench)');
+  try {
+    accessSync('/dev/net/tun', fsConstants.R_OK | fsConstants.W_OK);
+  } catch {
+    problems.push('/dev/net/tun is missing (modprobe tun, or give the container the device)');
+  }
+  const tools: Array<[string, string]> = [
+    ['ip', 'iproute2'],
+    ['taskset', 'util-linux'],
+    ['prlimit', 'util-linux'],
+    ['curl', 'curl'],
+    ['wrk', 'wrk'],
+  ];
+  const missing = tools.filter(([cmd]) => !haveCommand(cmd));
+  if (missing.length) {
+    problems.push(
+      `missing commands: ${missing.map(([c]) => c).join(', ')} (Debian/Ubuntu: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')})`,
+    );
+  }
+  if (!existsSync(join(ROOT, 'build/Release/netstack_tun.node'))) {
+    problems.push('the TUN addon is not built (build/Release/netstack_tun.node): run npm install or npm run build');
+  }
+  if (problems.length) fail(`cannot run:\n  - ${problems.join('\n  - ')}`);
+  if (cores < 2) log('bench: only one CPU core: servers and load generators share core 0 (numbers will be lower)');
+}
+
+/** Compile src/ to dist/ (the netstack processes run that, with plain node). */
+function build(): void {
+  log('bench: compiling dist/ (tsc -p tsconfig.build.json)');
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    // tsc still emits on type errors; go on if it did, but say so.
+    log(`bench: warning: tsc reported errors (dist/ may be partly stale):\n${(r.stdout + r.stderr).trim().slice(0, 2000)}`);
+  }
+  if (!existsSync(join(DIST, 'stack.js'))) fail('dist/stack.js does not exist after the build');
+}
+
+/**
+ * The worker scripts are TypeScript; transpile them (types stripped, nothing else) into
+ * a temporary directory so the measured processes are plain `node` without a loader.
+ */
+function transpileWorkers(dir: string): void {
+  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-scale-client', 'kernel-peer'];
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  for (const f of files) {
+    const source = readFileSync(join(ROOT, 'scripts', `${f}.ts`), 'utf8');
+    const out = ts.transpileModule(source, {
+      fileName: `${f}.ts`,
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+    });
+    writeFileSync(join(dir, `${f}.js`), out.outputText);
+  }
+}
+
+// ───────────────────────── processes ─────────────────────────
+
+interface Ctx {
+  net: BenchNet;
+  workDir: string;
+  env: NodeJS.ProcessEnv;
+  nodeFlags: string[];
+}
+
+/** A server process on the server core, in namespace `ns`; resolves once it says it is ready. */
+async function startServer(ctx: Ctx, name: string, ns: string, script: string, args: string[], nodeFlags: string[] = []): Promise<JsonLineProcess> {
+  const p = new JsonLineProcess(name, pinned(ns, SERVER_CPU, [process.execPath, ...nodeFlags, join(ctx.workDir, script), ...args]), ctx.env);
+  await p.waitFor('ready', 20_000);
+  return p;
+}
+
+function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: string, addr: string): Promise<JsonLineProcess> {
+  const { net } = ctx;
+  return startServer(
+    ctx,
+    `netstack (${mode})`,
+    net.clientNs,
+    'bench-server.js',
+    ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80'],
+    ['--expose-gc', ...ctx.nodeFlags],
+  );
+}
+
+/** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
+const INTERESTING = /retransmit|\.rto$|drop|dropped|full|reused|timeout|txDrops|packets|batches|time-wait|passive-open/;
+
+function counterDelta(before: Message, after: Message): Record<string, number> {
+  const a = (before['stats'] ?? {}) as Record<string, number>;
+  const b = (after['stats'] ?? {}) as Record<string, number>;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b)) {
+    const d = v - (a[k] ?? 0);
+    if (d !== 0 && INTERESTING.test(k)) out[k] = d;
+  }
+  return out;
+}
+
+// ───────────────────────── workloads ─────────────────────────
+
+function workload(id: WorkloadId | string, title: string, unit: string, better: 'higher' | 'lower', withKernel: boolean, target?: Target, note?: string): WorkloadResult {
+  return { id, title, unit, better, netstack: emptySide(), ...(withKernel ? { kernel: emptySide() } : {}), ...(target ? { target: { ...target, met: null } } : {}), ...(note ? { note } : {}) };
+}
+
+/** Record one round of one side: a value, or the reason it failed. */
+function record(side: SideResult, round: number, value: number | null, detail: Record<string, unknown>, error?: string): void {
+  side.runs[round] = value;
+  side.details[round] = detail;
+  if (error !== undefined) side.errors[round] = error;
+}
+
+async function measure(side: SideResult, round: number, label: string, fn: () => Promise<Sample>): Promise<void> {
+  try {
+    const s = await fn();
+    record(side, round, s.value, s.detail);
+    log(`  ${label}: ${fmt(s.value)}`);
+  } catch (e) {
+    const msg = e instanceof MeasureError ? e.message : String((e as Error).stack ?? e);
+    record(side, round, null, {}, msg);
+    log(`  ${label}: FAILED: ${msg}`);
+  }
+}
+
+/** The uploaded body: the /bytes pattern, in tmpfs when there is one so the disk is not measured. */
+function makeUploadFile(bytes: number): string {
+  const dir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/netstack-bench-') : mkdtempSync(join(tmpdir(), 'netstack-bench-'));
+  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'upload.bin');
+  const block = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0; i < block.length; i++) block[i] = i & 0xff;
+  const parts: Buffer[] = [];
+  for (let left = bytes; left > 0; left -= block.length) parts.push(left >= block.length ? block : block.subarray(0, left));
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+/** Workloads 1–4 against both servers, alternating netstack and kernel within each round. */
+async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const { net } = ctx;
+  const servers: Record<Side, { proc: JsonLineProcess; url: string }> = {
+    netstack: {
+      proc: await startNetstack(ctx, 'http', net.tunDev, net.tunHostCidr, net.netstackAddr),
+      url: `http://${net.netstackAddr}`,
+    },
+    kernel: {
+      proc: await startServer(ctx, 'kernel peer', net.kernelNs, 'kernel-peer.js', ['--addr', net.kernelAddr, '--port', '80']),
+      url: `http://${net.kernelAddr}`,
+    },
+  };
+  const sides: Side[] = ['netstack', 'kernel'];
+  try {
+    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url]);
+
+    /** One round of one workload on both sides, netstack first; netstack's counters kept with it. */
+    const both = async (w: WorkloadResult, round: number, fn: (side: Side, url: string) => Promise<Sample>) => {
+      for (const side of sides) {
+        const before = side === 'netstack' ? await servers.netstack.proc.request('stats', 'stats') : undefined;
+        await measure(w[side]!, round, `${w.id} round ${round + 1} ${side}`, () => fn(side, servers[side].url));
+        if (before) {
+          const after = await servers.netstack.proc.request('stats', 'stats');
+          (w.netstack.details[round] ??= {})['counters'] = counterDelta(before, after);
+        }
+      }
+    };
+
+    if (only.has('bulk_download')) {
+      const w = workload('bulk_download', `bulk GET /bytes/${mib(P.downloadBytes)} (curl)`, 'Gbit/s', 'higher', true,
+        { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' });
+      results.push(w);
+      for (let r = 0; r < rounds; r++) {
+        await both(w, r, (_s, url) => curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${P.downloadBytes}`, P.downloadBytes, 180));
+      }
+    }
+    if (only.has('bulk_upload')) {
+      const file = makeUploadFile(P.uploadBytes);
+      const w = workload('bulk_upload', `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, 'Gbit/s', 'higher', true,
+        { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' });
+      results.push(w);
+      for (let r = 0; r < rounds; r++) {
+        await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
+      }
+    }
+    const rateWorkloads: Array<[WorkloadId, boolean]> = [
+      ['keepalive', false],
+      ['newconn', true],
+    ];
+    for (const [id, close] of rateWorkloads) {
+      if (!only.has(id)) continue;
+      const w = workload(id, `${close ? 'new connections' : 'keep-alive'} GET / (wrk -t1 -c${WRK_CONNECTIONS} -d${P.wrkSeconds}s${close ? ', Connection: close' : ''})`,
+        'req/s', 'higher', true, { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' });
+      // Latency comes from the keep-alive runs (workload 4): p50 and p99 of the same rounds.
+      const lat = close ? undefined : [
+        workload('latency_p50', 'latency p50 (keep-alive run)', 'ms', 'lower', true),
+        workload('latency_p99', 'latency p99 (keep-alive run)', 'ms', 'lower', true),
+      ];
+      results.push(w, ...(lat ?? []));
+      for (let r = 0; r < rounds; r++) {
+        await both(w, r, async (side, url) => {
+          const res = await wrk(net.clientNs, CLIENT_CPU, `${url}/`, { connections: WRK_CONNECTIONS, seconds: P.wrkSeconds, close });
+          const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
+          if (lat) {
+            record(lat[0]![side]!, r, res.p50, {});
+            record(lat[1]![side]!, r, res.p99, {});
+          }
+          if (errs > 0 || res.non2xx > 0) log(`  note: ${side}: socket errors ${JSON.stringify(res.errors)}, non-2xx ${res.non2xx}`);
+          return { value: res.requestsPerSecond, detail: { ...res } };
+        });
+      }
+    }
+  } finally {
+    await Promise.all(sides.map((s) => servers[s].proc.stop()));
+  }
+}
+
+/** Both servers must serve the same bytes, or the comparison means nothing. */
+async function checkSameContent(ctx: Ctx, urls: string[]): Promise<void> {
+  const n = 100_000;
+  const expected = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) expected[i] = i & 0xff;
+  const file = join(ctx.workDir, 'smoke.bin');
+  for (const url of urls) {
+    rmSync(file, { force: true });
+    const r = await run(pinned(ctx.net.clientNs, CLIENT_CPU, ['curl', '-sS', '--max-time', '20', '-o', file, `${url}/bytes/${n}`]), { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`smoke test: curl ${url}/bytes/${n} failed: ${r.stderr.trim()}`);
+    if (!readFileSync(file).equals(expected)) throw new Error(`smoke test: ${url}/bytes/${n} did not return the i mod 256 pattern`);
+    const page = await run(pinned(ctx.net.clientNs, CLIENT_CPU, ['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${url}/`]));
+    const [code, size] = page.stdout.trim().split(' ');
+    if (code !== '200') throw new Error(`smoke test: GET ${url}/ answered ${code}: ${page.stderr.trim()}`);
+    log(`bench: ${url}/bytes/${n} is the pattern; GET ${url}/ is ${size} bytes`);
+  }
+}
+
+/** Workload 5: two stacks over a MemoryLink in one process, pinned to the server core. */
+async function runMemory(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const w = workload('memory', `in-memory: 2 stacks over MemoryLink, ${mib(P.memoryBytes)} one way, MTU ${ctx.net.mtu}`, 'Gbit/s', 'higher', false,
+    { of: 'netstack', op: '>=', value: 2, text: '≥ 2 Gbit/s' }, 'no kernel and no device: IPv4 + TCP with checksums, both ends in one process');
+  results.push(w);
+  for (let r = 0; r < rounds; r++) {
+    await measure(w.netstack, r, `memory round ${r + 1}`, async () => {
+      const res = await run(
+        ['taskset', '-c', String(SERVER_CPU), process.execPath, ...ctx.nodeFlags, join(ctx.workDir, 'bench-memory.js'), String(P.memoryBytes), String(ctx.net.mtu)],
+        { timeoutMs: 90_000, env: ctx.env },
+      );
+      const line = res.stdout.trim().split('\n').at(-1) ?? '';
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new MeasureError(`bench-memory: exit ${res.code}: ${res.stderr.trim().slice(-1000)}`);
+      }
+      if (typeof m['error'] === 'string' || typeof m['gbps'] !== 'number') throw new MeasureError(`bench-memory: ${String(m['error'])}`);
+      return { value: m['gbps'], detail: m };
+    });
+  }
+}
+
+/**
+ * Workload 6: N idle established connections held by a fresh netstack process (its own
+ * TUN, nsbench1), opened by a Node client in the client namespace. Memory per connection
+ * = (after − before) / N, both after a full GC; RSS and V8 heap reported.
+ */
+async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const n = P.scaleConnections;
+  const w = workload('scale_rss', `scale: ${n} idle connections, RSS per connection`, 'KiB', 'lower', false,
+    { of: 'netstack', op: '<=', value: 8, text: '≤ 8 KiB' }, 'process RSS after − before, / connections, after a full GC');
+  const heap = workload('scale_heap', `scale: ${n} idle connections, JS heap per connection`, 'KiB', 'lower', false);
+  const rate = workload('scale_connect_rate', `scale: connections established per second (${n}, 200 in flight)`, 'conn/s', 'higher', false);
+  results.push(w, heap, rate);
+  const dev = 'nsbench1';
+  const hostCidr = '10.201.3.1/24';
+  const addr = '10.201.3.2';
+  for (let r = 0; r < rounds; r++) {
+    const label = `scale round ${r + 1}`;
+    let server: JsonLineProcess | undefined;
+    let client: JsonLineProcess | undefined;
+    try {
+      server = await startNetstack(ctx, 'hold', dev, hostCidr, addr);
+      const before = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
+      client = new JsonLineProcess(
+        'scale client',
+        ['ip', 'netns', 'exec', ctx.net.clientNs, 'prlimit', `--nofile=${n + 10_000}`, 'taskset', '-c', String(CLIENT_CPU),
+          process.execPath, join(ctx.workDir, 'bench-scale-client.js'), addr, '80', String(n), '200'],
+        ctx.env,
+      );
+      const opened = await client.waitFor('established', 180_000);
+      const established = opened['established'] as number;
+      // Let the last handshakes land in the accept queue and be accepted, then idle a moment.
+      let count: Message = {};
+      for (let i = 0; i < 100; i++) {
+        count = await server.request('count', 'count');
+        if ((count['count'] as number) >= established) break;
+        await sleep(100);
+      }
+      await sleep(1000);
+      count = await server.request('count', 'count');
+      const after = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
+      const held = count['count'] as number;
+      if (held === 0) throw new MeasureError(`netstack holds no connections (client: ${JSON.stringify(opened)})`);
+      const detail = { connections: held, established: count['established'], clientReport: opened, before, after };
+      const rssKiB = (after['rss']! - before['rss']!) / held / 1024;
+      const heapKiB = (after['heapUsed']! - before['heapUsed']!) / held / 1024;
+      record(w.netstack, r, rssKiB, detail);
+      record(heap.netstack, r, heapKiB, { connections: held });
+      record(rate.netstack, r, established / (opened['seconds'] as number), { seconds: opened['seconds'] });
+      log(`  ${label}: ${held} held, RSS ${fmt(rssKiB)} KiB/conn, heap ${fmt(heapKiB)} KiB/conn, ${fmt(established / (opened['seconds'] as number))} conn/s`);
+      if (held !== n) log(`  note: asked for ${n} connections, netstack holds ${held} (client: ${JSON.stringify(opened)})`);
+    } catch (e) {
+      const msg = e instanceof MeasureError ? e.message : String((e as Error).message);
+      for (const x of [w, heap, rate]) record(x.netstack, r, null, {}, msg);
+      log(`  ${label}: FAILED: ${msg}`);
+    } finally {
+      await client?.stop();
+      await server?.stop();
+    }
+  }
+}
+
+// ───────────────────────── main ─────────────────────────
+
+function mib(bytes: number): string {
+  return bytes >= 1 << 30 ? `${bytes / (1 << 30)} GiB` : `${bytes / (1 << 20)} MiB`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function describeEnv(): Record<string, unknown> {
+  const out = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '';
+  };
+  const commit = out('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const dirty = out('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) !== '';
+  return {
+    node: process.version,
+    kernel: release(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores,
+    commit: `${commit}${dirty ? ' (src modified)' : ''}`,
+    curl: out('curl', ['--version']),
+    wrk: out('wrk', ['-v']),
+    pinning: {
+      servers: `core ${SERVER_CPU} (netstack bench-server and the Node kernel peer, each while it is measured)`,
+      loadGenerators: `core ${CLIENT_CPU} (curl, wrk, the scale client)`,
+      note: 'taskset pins processes; the kernel work of a packet (softirq) mostly runs on the core of the process that sent it',
+    },
+    links: 'netstack: TUN, MTU 1500, no offloads (the kernel hands it 1500-byte packets); kernel peer: veth, MTU 1500, default offloads (TSO/GRO: the kernel moves up to 64 KiB per skb)',
+    sizes: { ...P, wrkConnections: WRK_CONNECTIONS },
+  };
+}
+
+async function main(): Promise<void> {
+  preflight();
+  if (argv.build) build();
+  const t0 = performance.now();
+  const workDir = mkdtempSync(join(tmpdir(), 'netstack-bench-'));
+  onCleanup(`remove ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
+  transpileWorkers(workDir);
+
+  const nodeFlags: string[] = [];
+  if (argv['cpu-prof']) {
+    const dir = resolve(argv['cpu-prof']);
+    mkdirSync(dir, { recursive: true });
+    nodeFlags.push('--cpu-prof', '--cpu-prof-dir', dir);
+    log(`bench: CPU profiles of the netstack processes go to ${dir}`);
+  }
+
+  const net = await createBenchNet();
+  const ctx: Ctx = { net, workDir, env: { ...process.env, NETSTACK_DIST: DIST, NETSTACK_TRACE: '0' }, nodeFlags };
+  log(`bench: namespaces ${net.clientNs} (clients, netstack on TUN ${net.tunDev} ${net.netstackAddr}) and ${net.kernelNs} (kernel peer ${net.kernelAddr}, veth)`);
+  log(`bench: servers pinned to core ${SERVER_CPU}, load generators to core ${CLIENT_CPU} (taskset); ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ', quick' : ''}`);
+
+  const results: WorkloadResult[] = [];
+  if (['bulk_download', 'bulk_upload', 'keepalive', 'newconn'].some((id) => only.has(id as WorkloadId))) {
+    await runSideBySide(ctx, results);
+  }
+  if (only.has('memory')) await runMemory(ctx, results);
+  if (only.has('scale')) await runScale(ctx, results);
+  net.destroy();
+
+  const result: BenchResult = {
+    date: new Date().toISOString(),
+    quick,
+    rounds,
+    durationSeconds: Math.round((performance.now() - t0) / 100) / 10,
+    env: describeEnv(),
+    workloads: results.map(finish),
+  };
+  const outFile = resolve(argv.out ?? join(ROOT, 'bench/results', `${result.date.slice(0, 10)}${quick ? '-quick' : ''}.json`));
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+
+  process.stdout.write(
+    `\nnetstack vs Linux kernel: ${rounds} round${rounds === 1 ? '' : 's'}, median (min–max); ` +
+      `servers pinned to core ${SERVER_CPU}, load generators to core ${CLIENT_CPU} (taskset)\n\n` +
+      `${renderTable(result)}\n\nJSON: ${outFile}\n`,
+  );
+}
+
+main()
+  .catch((e: Error) => {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    cleanupNow();
+  });
