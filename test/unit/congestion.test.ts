@@ -22,7 +22,7 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
     cc.onSynLoss();
     expect(cc.cwnd).toBe(MSS);
     expect(cc.ssthresh).toBe(INFINITE_SSTHRESH);
-    cc.onAck(MSS, 1000, MSS, 0);
+    cc.onAck(MSS, 1000, MSS);
     expect(cc.cwnd).toBe(2 * MSS); // still slow start
   });
 
@@ -30,10 +30,10 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
     const cc = new NewReno(MSS);
     // A round trip with one ACK per two segments...
     let ack = 0;
-    for (let i = 0; i < 5; i++) cc.onAck(2 * MSS, (ack += 2 * MSS), 10 * MSS, 0);
+    for (let i = 0; i < 5; i++) cc.onAck(2 * MSS, (ack += 2 * MSS), 10 * MSS);
     expect(cc.cwnd).toBe(20 * MSS);
     // ...and one with a single stretch ACK for the whole window: the same growth.
-    cc.onAck(20 * MSS, (ack += 20 * MSS), 20 * MSS, 0);
+    cc.onAck(20 * MSS, (ack += 20 * MSS), 20 * MSS);
     expect(cc.cwnd).toBe(40 * MSS);
   });
 
@@ -41,22 +41,22 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
     const cc = new NewReno(MSS, { initialSsthresh: 15 * MSS });
     let ack = 0;
     // 10 -> 15 MSS in slow start; the 5 MSS left of this 10-MSS ACK count toward avoidance.
-    cc.onAck(10 * MSS, (ack += 10 * MSS), 10 * MSS, 0);
+    cc.onAck(10 * MSS, (ack += 10 * MSS), 10 * MSS);
     expect(cc.cwnd).toBe(15 * MSS);
     // 10 more MSS acked (15 in all since cwnd reached 15 MSS): +1 MSS.
-    for (let i = 0; i < 10; i++) cc.onAck(MSS, (ack += MSS), 15 * MSS, 0);
+    for (let i = 0; i < 10; i++) cc.onAck(MSS, (ack += MSS), 15 * MSS);
     expect(cc.cwnd).toBe(16 * MSS);
     // Exactly linear: k windows' worth of ACKs, in any ACK size, give k MSS.
     const trace: number[] = [];
     for (let rtt = 0; rtt < 20; rtt++) {
       const w = cc.cwnd;
-      for (let sent = 0; sent < w; sent += 2 * MSS) cc.onAck(Math.min(2 * MSS, w - sent), (ack += 2 * MSS), w, 0);
+      for (let sent = 0; sent < w; sent += 2 * MSS) cc.onAck(Math.min(2 * MSS, w - sent), (ack += 2 * MSS), w);
       trace.push(cc.cwnd / MSS);
     }
     expect(trace).toEqual(Array.from({ length: 20 }, (_, i) => 17 + i));
     // A huge stretch ACK (three windows) grows it by about three MSS, not one.
     const before = cc.cwnd;
-    cc.onAck(3 * before + 3 * MSS, (ack += 3 * before), before, 0);
+    cc.onAck(3 * before + 3 * MSS, (ack += 3 * before), before);
     expect(cc.cwnd).toBe(before + 3 * MSS);
   });
 
@@ -86,31 +86,31 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
     cc.onDupAck(4, 5000, 20 * MSS, sndMax); // cwnd 14 MSS
     expect(cc.cwnd).toBe(14 * MSS);
     // Partial ACK of 3 MSS (a second segment was lost too): 14 - 3 + 1 = 12 MSS.
-    expect(cc.onAck(3 * MSS, 8000, 20 * MSS, 0)).toBe('partial');
+    expect(cc.onAck(3 * MSS, 8000, 20 * MSS)).toBe('partial');
     expect(cc.cwnd).toBe(12 * MSS);
     expect(cc.inRecovery).toBe(true);
     // A partial ACK of less than one MSS adds nothing back.
-    expect(cc.onAck(500, 8500, 17 * MSS, 0)).toBe('partial');
+    expect(cc.onAck(500, 8500, 17 * MSS)).toBe('partial');
     expect(cc.cwnd).toBe(11.5 * MSS);
     // Full ACK (ack >= recover): cwnd = min(ssthresh, max(FlightSize, MSS) + MSS).
-    expect(cc.onAck(16_500, sndMax, 16_500 + 2 * MSS, 0)).toBe('exit');
+    expect(cc.onAck(16_500, sndMax, 16_500 + 2 * MSS)).toBe('exit');
     expect(cc.inRecovery).toBe(false);
     expect(cc.cwnd).toBe(3 * MSS); // 2 MSS still outstanding + 1
     const cc2 = new NewReno(MSS);
     for (let i = 1; i <= 3; i++) cc2.onDupAck(i, 5000, 20 * MSS, sndMax);
-    expect(cc2.onAck(20 * MSS, sndMax, 20 * MSS + 30 * MSS, 0)).toBe('exit');
+    expect(cc2.onAck(20 * MSS, sndMax, 20 * MSS + 30 * MSS)).toBe('exit');
     expect(cc2.cwnd).toBe(cc2.ssthresh); // capped at ssthresh
   });
 
   it('[cc.recover-guard] no second halving for duplicates below "recover"; a loss at exactly "recover" starts a new recovery (RFC 6582 §3.2 step 2)', () => {
     const cc = new NewReno(MSS);
     for (let i = 1; i <= 3; i++) cc.onDupAck(i, 5000, 40 * MSS, 45_000);
-    expect(cc.onAck(40 * MSS, 45_000, 40 * MSS, 0)).toBe('exit');
+    expect(cc.onAck(40 * MSS, 45_000, 40 * MSS)).toBe('exit');
     const ssthresh = cc.ssthresh;
     // Duplicates for an ACK below recover (e.g. a stale one) do not start a new recovery.
     const old = new NewReno(MSS);
     for (let i = 1; i <= 3; i++) old.onDupAck(i, 5000, 40 * MSS, 45_000);
-    old.onAck(10 * MSS, 15_000, 40 * MSS, 0);
+    old.onAck(10 * MSS, 15_000, 40 * MSS);
     // ...after an RTO, duplicates for data sent before the timeout don't either.
     old.onRto(30 * MSS, 45_000, false);
     for (let i = 1; i <= 3; i++) expect(old.onDupAck(i, 20_000, 25 * MSS, 45_000)).toBe('none');
@@ -124,7 +124,7 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
 
   it('[cc.rto-collapse] RTO: cwnd = 1 MSS, ssthresh halves, held on a repeated timeout; slow start back to ssthresh (RFC 5681 §3.1)', () => {
     const cc = new NewReno(MSS);
-    cc.onAck(30 * MSS, 30 * MSS, 10 * MSS, 0); // cwnd 40 MSS
+    cc.onAck(30 * MSS, 30 * MSS, 10 * MSS); // cwnd 40 MSS
     cc.onRto(40 * MSS, 40 * MSS, false);
     expect(cc.cwnd).toBe(MSS);
     expect(cc.ssthresh).toBe(20 * MSS);
@@ -143,7 +143,7 @@ describe('NewReno (RFC 5681 + RFC 6582)', () => {
     const trace: number[] = [];
     for (let rtt = 0; rtt < 7; rtt++) {
       const w = cc.cwnd;
-      cc.onAck(w, (ack += w), w, 0);
+      cc.onAck(w, (ack += w), w);
       trace.push(cc.cwnd / MSS);
     }
     expect(trace).toEqual([2, 4, 8, 16, 20, 21, 22]);
