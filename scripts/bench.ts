@@ -26,7 +26,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -184,7 +184,7 @@ function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: s
 }
 
 /** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
-const INTERESTING = /retransmit|\.rto$|drop|dropped|full|reused|timeout|txDrops|packets|batches|time-wait|passive-open/;
+const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
 
 function counterDelta(before: Message, after: Message): Record<string, number> {
   const a = (before['stats'] ?? {}) as Record<string, number>;
@@ -426,6 +426,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** 1, 5 and 15-minute load averages when the bench started. */
+const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
+
 function describeEnv(): Record<string, unknown> {
   const out = (cmd: string, args: string[]) => {
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
@@ -448,11 +451,17 @@ function describeEnv(): Record<string, unknown> {
     },
     links: 'netstack: TUN, MTU 1500, no offloads (the kernel hands it 1500-byte packets); kernel peer: veth, MTU 1500, default offloads (TSO/GRO: the kernel moves up to 64 KiB per skb)',
     sizes: { ...P, wrkConnections: WRK_CONNECTIONS },
+    // Other work on the machine skews everything: compare runs only at similar load.
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
 
 async function main(): Promise<void> {
   preflight();
+  if (loadAtStart[0]! > 0.5) {
+    log(`bench: warning: load average ${loadAtStart.join(' ')}: other work is running, the numbers will be noisy`);
+  }
   if (argv.build) build();
   const t0 = performance.now();
   const workDir = mkdtempSync(join(tmpdir(), 'netstack-bench-'));

@@ -1,0 +1,107 @@
+/**
+ * `npm run bench` works: the quick version runs every workload against netstack and the
+ * kernel peer and writes a JSON file with a number for each; and the harness deletes its
+ * namespaces when it is interrupted. No thresholds: timing belongs to the benchmark itself.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import type { BenchResult } from '../../scripts/bench-report.js';
+import { describeInterop, run } from '../helpers/netns.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'netstack-bench-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const missingTools = ['wrk', 'curl', 'taskset', 'prlimit'].filter(
+  (cmd) => spawnSync('which', [cmd], { encoding: 'utf8' }).status !== 0,
+);
+if (missingTools.length) console.log(`[bench] skipping: missing ${missingTools.join(', ')}`);
+
+/** Bench namespaces that exist now. */
+async function benchNamespaces(): Promise<string[]> {
+  const r = await run(['ip', 'netns', 'list']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith('nsbench-'));
+}
+
+const SIDE_BY_SIDE = ['bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn'];
+const NETSTACK_ONLY = ['memory', 'scale_rss', 'scale_heap', 'scale_connect_rate'];
+
+describeInterop('npm run bench', () => {
+  it.skipIf(missingTools.length > 0)(
+    '--quick measures every workload on both sides and writes the JSON',
+    async () => {
+      const before = await benchNamespaces();
+      const out = join(dir, 'quick.json');
+      const r = await run(['npm', 'run', '--silent', 'bench', '--', '--quick', '--out', out], { timeoutMs: 170_000 });
+      expect(r.code, `bench failed:\n${r.stderr.slice(-3000)}`).toBe(0);
+
+      const result = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
+      expect(result.quick).toBe(true);
+      expect(result.rounds).toBe(1);
+      const byId = new Map(result.workloads.map((w) => [w.id, w]));
+      expect([...byId.keys()].sort()).toEqual([...SIDE_BY_SIDE, ...NETSTACK_ONLY].sort());
+      for (const id of SIDE_BY_SIDE) {
+        const w = byId.get(id)!;
+        expect(w.netstack.errors, `${id} netstack`).toEqual({});
+        expect(w.kernel?.errors, `${id} kernel`).toEqual({});
+        for (const v of [w.netstack.median, w.kernel?.median, w.ratios?.[0]]) {
+          expect(typeof v, id).toBe('number');
+          expect(v! > 0 && Number.isFinite(v), `${id}: ${v}`).toBe(true);
+        }
+      }
+      for (const id of NETSTACK_ONLY) {
+        const w = byId.get(id)!;
+        expect(w.netstack.errors, id).toEqual({});
+        expect(w.kernel, id).toBeUndefined();
+        expect(Number.isFinite(w.netstack.median), `${id}: ${w.netstack.median}`).toBe(true);
+      }
+      // The per-connection memory comes from real connections, all of them held.
+      expect(byId.get('scale_rss')!.netstack.details[0]!['connections']).toBe(1000);
+      // The printed table names every workload.
+      for (const w of result.workloads) expect(r.stdout).toContain(w.title);
+      // Nothing left behind.
+      expect(await benchNamespaces()).toEqual(before);
+    },
+    180_000,
+  );
+
+  it.skipIf(missingTools.length > 0)(
+    'deletes its namespaces and stops its servers on SIGINT',
+    async () => {
+      const before = await benchNamespaces();
+      // tsx directly (not npm), so the signal reaches the bench; tsx relays it to its child.
+      const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/bench.ts', '--quick', '--no-build', '--only', 'keepalive', '--out', join(dir, 'never.json')], {
+        cwd: ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        // Interrupt it in the middle of a measurement (bounded wait for it to get there).
+        for (let i = 0; i < 300 && !stderr.includes('keepalive round 1 netstack') && child.exitCode === null; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const during = (await benchNamespaces()).filter((n) => !before.includes(n));
+        expect(during, `bench never got going:\n${stderr}`).toHaveLength(2);
+        child.kill('SIGINT');
+        const code = await exited;
+        expect(code).toBe(130);
+        expect(stderr).toContain('SIGINT, cleaning up');
+        expect(await benchNamespaces()).toEqual(before);
+        // Its processes ran in those namespaces; with the namespaces gone, none of them may be left.
+        const ps = await run(['ps', '-eo', 'args']);
+        expect(ps.stdout).not.toMatch(/bench-server\.js|kernel-peer\.js/);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    },
+    90_000,
+  );
+});
