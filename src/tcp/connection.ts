@@ -755,8 +755,9 @@ export class Connection {
       }
       this.unackedBytes += payload.length;
       // RFC 5681 §4.2: ACK at once when a segment fills a hole; RFC 1122 §4.2.3.2: ACK at least
-      // every second full-sized segment; otherwise within the delayed-ACK time.
-      if (filledHole || this.unackedBytes >= 2 * this.rcvMss || fin) {
+      // every second full-sized segment; otherwise within the delayed-ACK time. "Full-sized" is the
+      // peer's segment size, min(its MSS option, ours) = sndMss, which may be smaller than our MSS.
+      if (filledHole || this.unackedBytes >= 2 * this.sndMss || fin) {
         this.ackNow = true;
       } else if (this.delayedAckAt === Infinity) {
         this.delayedAckAt = now + this.config.delayedAckMs;
