@@ -37,7 +37,7 @@ export interface TcpConfig {
   minRto: number;
   maxRto: number;
   initialRto: number;
-  /** Delayed-ACK timer, ms (RFC 9293 §3.8.6.3: at most 500; Linux uses 40). */
+  /** Delayed-ACK timer, ms (RFC 9293 §3.8.6.3: at most 500; Linux uses 40). Capped at 200 (MAX_DELAYED_ACK_MS). */
   delayedAckMs: number;
   /** Our receive window scale shift (RFC 7323 §2.2), offered when the peer offers one too. */
   wscale: number;
@@ -52,6 +52,10 @@ export interface TcpConfig {
   /** Makes each connection's congestion controller (default NewReno, src/tcp/congestion.ts). */
   congestionControl?: CongestionFactory;
 }
+
+/** Longest ACK delay we allow whatever the configuration: Linux's TCP_DELACK_MAX, well under the
+ *  500 ms of RFC 1122 §4.2.3.2, because the peer's RTO may be as short as 200 ms. */
+export const MAX_DELAYED_ACK_MS = 200;
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   rcvBuf: 1 << 20,
@@ -760,7 +764,7 @@ export class Connection {
       if (filledHole || this.unackedBytes >= 2 * this.sndMss || fin) {
         this.ackNow = true;
       } else if (this.delayedAckAt === Infinity) {
-        this.delayedAckAt = now + this.config.delayedAckMs;
+        this.delayedAckAt = now + Math.min(this.config.delayedAckMs, MAX_DELAYED_ACK_MS);
         this.host.reschedule(this);
       }
       this.markDirty();
