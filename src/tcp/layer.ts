@@ -159,8 +159,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       return;
     }
     if (!(seg.flags & SYN)) return;
-    if (l.synQueue >= l.maxSynBacklog || l.acceptQueue.length >= l.backlog) {
-      // Bounded state: excess SYNs are dropped (the client retransmits).
+    if (l.synQueue >= Math.min(l.backlog, l.maxSynBacklog) || l.acceptQueue.length >= l.backlog) {
+      // Bounded state: excess SYNs are dropped (the client retransmits). Like Linux, the
+      // backlog given to listen() bounds the half-open connections too, not only the accept queue.
       this.count('tcp.listen.syn-dropped');
       return;
     }
