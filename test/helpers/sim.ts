@@ -39,6 +39,8 @@ export interface Sim {
   trace: string[];
   /** The transitions of one side's connections, as "FROM>TO". */
   states(side: 'a' | 'b'): string[];
+  /** The transitions of one side's connections with their virtual time. */
+  transitions(side: 'a' | 'b'): Array<TransitionEvent & { at: number }>;
 }
 
 function secret(rand: () => number): Uint8Array {
@@ -73,14 +75,14 @@ export function createSim(opts: SimOptions = {}): Sim {
     name: 'B',
   });
   const trace: string[] = [];
-  const bySide: Record<'a' | 'b', TransitionEvent[]> = { a: [], b: [] };
+  const bySide: Record<'a' | 'b', Array<TransitionEvent & { at: number }>> = { a: [], b: [] };
   a.onTransition((e) => {
     trace.push(`A: ${e.from} -> ${e.to} (${e.cause})`);
-    bySide.a.push(e);
+    bySide.a.push({ ...e, at: clock.now() });
   });
   b.onTransition((e) => {
     trace.push(`B: ${e.from} -> ${e.to} (${e.cause})`);
-    bySide.b.push(e);
+    bySide.b.push({ ...e, at: clock.now() });
   });
   return {
     seed,
@@ -91,6 +93,7 @@ export function createSim(opts: SimOptions = {}): Sim {
     bOut,
     trace,
     states: (side) => bySide[side].map((e) => `${e.from}>${e.to}`),
+    transitions: (side) => bySide[side],
   };
 }
 
