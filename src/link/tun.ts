@@ -85,6 +85,7 @@ export class TunLink implements Link {
   private waitingForWritable = false;
   /** Set when reading failed (e.g. the device vanished); the link stops delivering. */
   error: Error | undefined;
+  private errorHandler: ((err: Error) => void) | undefined;
 
   private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number) {
     this.native = native;
@@ -160,11 +161,16 @@ export class TunLink implements Link {
     this.handler?.(packets);
   }
 
+  /** Called once if the device fails while reading (the link is closed by then). */
+  onError(handler: (err: Error) => void): void {
+    this.errorHandler = handler;
+  }
+
   private onReadError(err: Error): void {
-    // Reading cannot continue (the device is gone or broken). Stop cleanly; callers
-    // see `error` set. Nothing is thrown from inside the event loop.
+    // Reading cannot continue (the device is gone or broken): close, then tell the owner.
     this.error = err;
     this.close();
+    this.errorHandler?.(err);
   }
 
   /**

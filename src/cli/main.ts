@@ -1,0 +1,56 @@
+/**
+ * The `netstack` command line. Parsing and messages only; `up` does the work (./up.js).
+ *
+ * Every failure ends as one line on stderr and exit code 1 — never a stack trace
+ * (set NETSTACK_DEBUG=1 to see one for an unexpected error).
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { CliError, runUp, upOptions, validateUpArgs } from './up.js';
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const parser = yargs(argv)
+    .scriptName('netstack')
+    .usage('$0 <command> [options]\n\nA user-space TCP/IP stack on a Linux TUN device.')
+    .command(
+      'up',
+      'create a TUN device and run the stack on it until Ctrl-C (needs root or CAP_NET_ADMIN)',
+      (y) => upOptions(y),
+      async (args) => {
+        await runUp(validateUpArgs(args));
+      },
+    )
+    .demandCommand(1, 'name a command, e.g. netstack up')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    // Errors come back to us (below) instead of yargs printing usage with them:
+    // yargs' own complaints (unknown option, missing value) as UsageError.
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+
+  try {
+    await parser.parseAsync();
+    return 0;
+  } catch (err) {
+    process.stderr.write(`netstack: ${oneLine(err)}\n`);
+    if (process.env['NETSTACK_DEBUG'] && !(err instanceof CliError)) console.error(err);
+    return 1;
+  }
+}
+
+function oneLine(err: unknown): string {
+  if (err instanceof CliError) return err.message;
+  if (err instanceof UsageError || (err as Error)?.name === 'YError') return `${(err as Error).message} (see netstack --help)`;
+  const e = err as Error | undefined;
+  return `unexpected error: ${(e?.message ?? String(err)).split('\n')[0]}`;
+}
+
+const code = await main(hideBin(process.argv));
+// Exit explicitly: the stack is closed by now, and a pending log flush is done by pino's exit hook.
+process.exit(code);

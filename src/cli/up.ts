@@ -1,0 +1,290 @@
+/**
+ * `netstack up`: create a TUN device, give the kernel its side of the link, and run the
+ * stack on the other side until SIGINT/SIGTERM. No protocol logic here: this file checks
+ * options, turns environment errors into one clear sentence, and wires the parts.
+ */
+import { writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import type { Argv } from 'yargs';
+import { formatIpv4, inSubnet, parseCidr, parseIpv4, prefixMask } from '../ip/addr.js';
+import type { Ipv4Addr } from '../ip/addr.js';
+import type { Link } from '../link/link.js';
+import { PcapWriter, wrapLink } from '../link/pcap.js';
+import { TunLink } from '../link/tun.js';
+import { LOG_LEVELS, createLogger } from '../runtime/log.js';
+import type { Logger } from '../runtime/log.js';
+import { Stack } from '../stack.js';
+
+/** An error meant for the user: main prints its message as one line and exits 1. */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+/** The options as they come from the command line. */
+export interface UpArgs {
+  dev: string;
+  host: string;
+  addr: string;
+  /** Numbers stay text until validateUpArgs, so an error can quote what was typed. */
+  mtu: string | number;
+  port: string | number;
+  pcap?: string | undefined;
+  logLevel: string;
+}
+
+/** Checked options. */
+export interface UpConfig {
+  dev: string;
+  /** The kernel's address on the link, and the subnet's prefix length. */
+  hostAddr: Ipv4Addr;
+  prefix: number;
+  /** The address the stack answers for. */
+  addr: Ipv4Addr;
+  mtu: number;
+  port: number;
+  pcap: string | undefined;
+  logLevel: string;
+}
+
+export const UP_DEFAULTS = {
+  dev: 'netstack0',
+  host: '10.77.0.1/24',
+  addr: '10.77.0.2',
+  mtu: 1500,
+  port: 80,
+  logLevel: 'info',
+} as const;
+
+/** Declare the options of `netstack up` (used by main.ts). */
+export function upOptions(y: Argv): Argv<UpArgs> {
+  return y
+    .option('dev', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.dev,
+      describe: 'name of the TUN interface to create (at most 15 characters)',
+    })
+    .option('host', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.host,
+      describe: "the kernel's side of the link: its address and the subnet, as CIDR",
+    })
+    .option('addr', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.addr,
+      describe: 'the address netstack answers for (inside the --host subnet)',
+    })
+    .option('mtu', { type: 'string', requiresArg: true, default: String(UP_DEFAULTS.mtu), describe: 'MTU of the interface (68..65535)' })
+    .option('port', {
+      type: 'string',
+      requiresArg: true,
+      default: String(UP_DEFAULTS.port),
+      describe: 'TCP port of the HTTP server running on the stack',
+    })
+    .option('pcap', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'write every packet in both directions to this pcap file (tcpdump -r FILE)',
+    })
+    .option('log-level', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.logLevel,
+      describe: `log verbosity: ${LOG_LEVELS.join(', ')} (debug and trace show the protocol at work)`,
+    })
+    .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
+    .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '') as unknown as Argv<UpArgs>;
+}
+
+/** Check every option before touching the system. Throws CliError with one sentence. */
+export function validateUpArgs(a: UpArgs): UpConfig {
+  if (!/^[^\s/:]{1,15}$/.test(a.dev)) {
+    throw new CliError(`--dev must be 1 to 15 characters without spaces, "/" or ":" (got "${a.dev}")`);
+  }
+  const host = parseCidr(a.host);
+  if (!host) {
+    throw new CliError(`--host must be an IPv4 address with a prefix length 1..32, like 10.77.0.1/24 (got "${a.host}")`);
+  }
+  const addr = parseIpv4(a.addr);
+  if (addr === undefined) throw new CliError(`--addr must be an IPv4 address like 10.77.0.2 (got "${a.addr}")`);
+  const subnet = `${formatIpv4((host.addr & prefixMask(host.prefix)) >>> 0)}/${host.prefix}`;
+  if (!inSubnet(addr, host.addr, host.prefix)) {
+    throw new CliError(`--addr ${a.addr} is not inside the --host subnet ${subnet}`);
+  }
+  if (addr === host.addr) {
+    throw new CliError(`--addr ${a.addr} must differ from the --host address: the kernel uses that one`);
+  }
+  if (host.prefix <= 30) {
+    // The all-zeros and all-ones host parts name the subnet and its broadcast (RFC 919, RFC 922).
+    const net = (host.addr & prefixMask(host.prefix)) >>> 0;
+    const broadcast = (net | ~prefixMask(host.prefix)) >>> 0;
+    for (const [name, v] of [
+      ['--host', host.addr],
+      ['--addr', addr],
+    ] as const) {
+      if (v === net || v === broadcast) {
+        throw new CliError(`${name} ${formatIpv4(v)} is the ${v === net ? 'network' : 'broadcast'} address of ${subnet}`);
+      }
+    }
+  }
+  // 68: the smallest MTU every IPv4 link must carry (RFC 791 §3.2).
+  const mtu = integerIn(a.mtu, 68, 65535);
+  if (mtu === undefined) throw new CliError(`--mtu must be an integer from 68 to 65535 (got "${a.mtu}")`);
+  const port = integerIn(a.port, 1, 65535);
+  if (port === undefined) throw new CliError(`--port must be an integer from 1 to 65535 (got "${a.port}")`);
+  if (!(LOG_LEVELS as readonly string[]).includes(a.logLevel)) {
+    throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${a.logLevel}")`);
+  }
+  if (a.pcap !== undefined && a.pcap.trim() === '') throw new CliError('--pcap needs a file name');
+  return {
+    dev: a.dev,
+    hostAddr: host.addr,
+    prefix: host.prefix,
+    addr,
+    mtu,
+    port,
+    pcap: a.pcap,
+    logLevel: a.logLevel,
+  };
+}
+
+function integerIn(v: string | number, min: number, max: number): number | undefined {
+  const text = String(v).trim();
+  if (!/^\d{1,6}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= min && n <= max ? n : undefined;
+}
+
+/** Refuse addresses that another interface of this machine already has. */
+function checkAddressesFree(cfg: UpConfig): void {
+  for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
+    if (ifname === cfg.dev) continue;
+    for (const a of addrs ?? []) {
+      if (a.family !== 'IPv4') continue;
+      const v = parseIpv4(a.address);
+      if (v === cfg.hostAddr || v === cfg.addr) {
+        const which = v === cfg.hostAddr ? '--host' : '--addr';
+        throw new CliError(`address ${a.address} (${which}) is already in use on ${ifname}: pick another subnet with --host and --addr`);
+      }
+    }
+  }
+}
+
+/** Turn an error from creating or configuring the device into one sentence for the user. */
+export function explainDeviceError(err: unknown, dev: string): CliError {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'EPERM':
+    case 'EACCES':
+      return new CliError('netstack up needs CAP_NET_ADMIN: run it as root, e.g. sudo netstack up');
+    case 'ENOENT':
+      return new CliError(
+        '/dev/net/tun does not exist: load the tun module (sudo modprobe tun), or give the container the device',
+      );
+    case 'EBUSY':
+      return new CliError(`device name ${dev} is already in use: pick another with --dev, or stop what owns it`);
+    case 'ERR_NETSTACK_ADDON':
+      return new CliError('the native TUN addon is not built: run npm install (it needs python3, make and g++)');
+    default:
+      return new CliError(`could not set up ${dev}: ${e?.message ?? String(err)}`);
+  }
+}
+
+/**
+ * The web application served on `--port` over the stack's own TCP.
+ *
+ * This is where the HTTP server (src/http) gets wired in: build the routes, listen on
+ * `port` with `stack.createServer()`, and return something to close on shutdown. Until
+ * that layer exists, nothing listens: a connection attempt to the port gets a TCP RST.
+ */
+export function buildHttpApp(stack: Stack, opts: { port: number; logger: Logger }): { close(): void } | undefined {
+  opts.logger.debug({ port: opts.port, stack: stack.name }, 'no HTTP server is wired into netstack up yet');
+  return undefined;
+}
+
+/** Logs: pretty on a terminal; JSON lines on stderr otherwise, so stdout stays for the user. */
+function makeLogger(level: string): Logger {
+  return process.stdout.isTTY ? createLogger(level) : createLogger(level, { pretty: false, destination: process.stderr });
+}
+
+/**
+ * The stack speaks IPv4 only: keep the kernel from sending IPv6 router solicitations and
+ * MLD reports into the device (they would only be counted and dropped). Best effort.
+ */
+function disableIpv6(dev: string): void {
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+  } catch {
+    // No IPv6 in this kernel or namespace: nothing to silence.
+  }
+}
+
+/** Create and configure the TUN device; on failure nothing is left behind. */
+function openDevice(cfg: UpConfig): TunLink {
+  let tun: TunLink | undefined;
+  try {
+    tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu });
+    disableIpv6(tun.name);
+    tun.configure({ addr: cfg.hostAddr, prefix: cfg.prefix, up: true });
+    return tun;
+  } catch (err) {
+    tun?.close();
+    throw explainDeviceError(err, cfg.dev);
+  }
+}
+
+/**
+ * Run `netstack up` until SIGINT or SIGTERM. Resolves after a clean shutdown (device
+ * closed, which removes it; pcap flushed). Throws CliError for anything the user must fix.
+ */
+export async function runUp(cfg: UpConfig): Promise<void> {
+  const logger = makeLogger(cfg.logLevel);
+  checkAddressesFree(cfg);
+
+  const tun = openDevice(cfg);
+  const hostCidr = `${formatIpv4(cfg.hostAddr)}/${cfg.prefix}`;
+  logger.info({ dev: tun.name, mtu: tun.mtu, host: hostCidr }, 'TUN device created and configured');
+
+  let pcap: PcapWriter | undefined;
+  let link: Link = tun;
+  if (cfg.pcap) {
+    try {
+      pcap = PcapWriter.open(cfg.pcap);
+    } catch (err) {
+      tun.close();
+      throw new CliError(`cannot write the pcap file ${cfg.pcap}: ${(err as Error).message}`);
+    }
+    link = wrapLink(tun, pcap);
+    logger.info({ file: cfg.pcap }, 'recording packets');
+  }
+
+  const stack = new Stack({ link, addr: cfg.addr, logger });
+  const app = buildHttpApp(stack, { port: cfg.port, logger });
+
+  const addr = formatIpv4(cfg.addr);
+  const tryThis = app ? `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/` : `ping ${addr}`;
+  process.stdout.write(`netstack is up: ${addr} on ${tun.name} (host ${hostCidr}). Try: ${tryThis}\n`);
+
+  await new Promise<void>((resolve, reject) => {
+    let stopping = false;
+    const stop = (why: string, failure?: Error) => {
+      if (stopping) {
+        // A second Ctrl-C while shutting down: leave at once.
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ reason: why }, 'shutting down');
+      app?.close();
+      stack.close(); // closes the link: the kernel removes the interface
+      pcap?.close();
+      logger.info({ tun: tun.stats, stack: stack.stats() }, 'stopped');
+      if (failure) reject(new CliError(`the TUN device ${tun.name} failed: ${failure.message}`));
+      else resolve();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    tun.onError((err) => stop('device error', err));
+  });
+}
