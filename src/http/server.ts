@@ -381,6 +381,8 @@ class Connection {
         ex.body.fail(new Error('connection closed before the request body was complete'));
         ex.bodyComplete = true;
         ex.closeAfter = true;
+        // Already answered and only dropping the rest of the body: nothing is left to do.
+        if (ex.discarding) this.closeGracefully();
       }
     }
     this.updateFlow();

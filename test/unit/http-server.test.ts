@@ -370,6 +370,16 @@ describe('HttpServer: connection management', () => {
     expect(c.error).toBeUndefined();
   });
 
+  it('closes promptly when the client half-closes in the middle of a body nobody reads', async () => {
+    const { port } = await startServer();
+    const c = await Client.connect(port);
+    c.send('POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789');
+    expect((await c.readResponse()).status).toBe(404);
+    c.socket.end(); // the other 990 bytes will never come
+    await until(() => c.ended, 'the server to close', 300);
+    expect(c.error).toBeUndefined();
+  });
+
   it('closes an idle keep-alive connection after idleTimeoutMs (FIN, nothing sent)', async () => {
     const { port, http } = await startServer({ idleTimeoutMs: 50 });
     const c = await Client.connect(port);
