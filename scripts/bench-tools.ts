@@ -66,6 +66,9 @@ export interface WrkResult {
   requestsPerSecond: number;
   requests: number;
   seconds: number;
+  /** Bytes wrk read (responses with their heads), and per response. */
+  bytesRead: number;
+  bytesPerResponse: number;
   /** Latency percentiles, milliseconds. */
   p50: number;
   p75: number;
@@ -95,7 +98,7 @@ export async function wrk(
 /** Parse wrk's text report (with --latency). Undefined when a required line is missing. */
 export function parseWrk(out: string): WrkResult | undefined {
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
-  const total = /^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)\b/m.exec(out);
+  const total = /^\s*(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)(B|KB|MB|GB|TB) read/m.exec(out);
   const pct = (p: string): number | undefined => {
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
     return m ? toMs(Number(m[1]), m[2]!) : undefined;
@@ -107,10 +110,15 @@ export function parseWrk(out: string): WrkResult | undefined {
   if (!rps || !total || p50 === undefined || p75 === undefined || p90 === undefined || p99 === undefined) return undefined;
   const err = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const requests = Number(total[1]);
+  // wrk prints sizes in binary units (1 KB = 1024 B).
+  const bytesRead = Math.round(Number(total[4]) * 1024 ** ['B', 'KB', 'MB', 'GB', 'TB'].indexOf(total[5]!));
   return {
     requestsPerSecond: Number(rps[1]),
-    requests: Number(total[1]),
+    requests,
     seconds: toMs(Number(total[2]), total[3]!) / 1000,
+    bytesRead,
+    bytesPerResponse: requests > 0 ? Math.round(bytesRead / requests) : 0,
     p50,
     p75,
     p90,

@@ -46,7 +46,7 @@ const DIST = join(ROOT, 'dist');
 
 // ───────────────────────── options ─────────────────────────
 
-const WORKLOADS = ['bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'memory', 'scale'] as const;
+const WORKLOADS = ['bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale'] as const;
 type WorkloadId = (typeof WORKLOADS)[number];
 
 const argv = yargs(hideBin(process.argv))
@@ -77,9 +77,11 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds must 
 
 /** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
 const P = quick
-  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000 }
-  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, memoryBytes: 1 << 30, scaleConnections: 10_000 };
+  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000 }
+  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000 };
 const WRK_CONNECTIONS = 50;
+/** Body of the small fixed response (GET /bytes/128) for the *_small request-rate runs. */
+const SMALL_BYTES = 128;
 
 // Pinning: servers on one core, load generators on another (both on 0 with a single core).
 const cores = availableParallelism();
@@ -281,28 +283,33 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
       }
     }
-    const rateWorkloads: Array<[WorkloadId, boolean]> = [
-      ['keepalive', false],
-      ['newconn', true],
+    // Request rates (workloads 2 and 3) on `/`, the status page. Its size grows with the
+    // connections it lists, so the same two also run on a small fixed response.
+    const rateWorkloads: Array<{ id: WorkloadId; path: string; close: boolean; seconds: number }> = [
+      { id: 'keepalive', path: '/', close: false, seconds: P.wrkSeconds },
+      { id: 'newconn', path: '/', close: true, seconds: P.wrkSeconds },
+      { id: 'keepalive_small', path: `/bytes/${SMALL_BYTES}`, close: false, seconds: P.wrkSmallSeconds },
+      { id: 'newconn_small', path: `/bytes/${SMALL_BYTES}`, close: true, seconds: P.wrkSmallSeconds },
     ];
-    for (const [id, close] of rateWorkloads) {
+    for (const { id, path, close, seconds } of rateWorkloads) {
       if (!only.has(id)) continue;
-      const w = workload(id, `${close ? 'new connections' : 'keep-alive'} GET / (wrk -t1 -c${WRK_CONNECTIONS} -d${P.wrkSeconds}s${close ? ', Connection: close' : ''})`,
+      const w = workload(id, `${close ? 'new connections' : 'keep-alive'} GET ${path} (wrk -t1 -c${WRK_CONNECTIONS} -d${seconds}s${close ? ', Connection: close' : ''})`,
         'req/s', 'higher', true, { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' });
-      // Latency comes from the keep-alive runs (workload 4): p50 and p99 of the same rounds.
-      const lat = close ? undefined : [
-        workload('latency_p50', 'latency p50 (keep-alive run)', 'ms', 'lower', true),
-        workload('latency_p99', 'latency p99 (keep-alive run)', 'ms', 'lower', true),
+      // Workload 4, latency: p50 and p99 of the keep-alive runs on `/`.
+      const lat = id !== 'keepalive' ? undefined : [
+        workload('latency_p50', 'latency p50 (keep-alive GET / run)', 'ms', 'lower', true),
+        workload('latency_p99', 'latency p99 (keep-alive GET / run)', 'ms', 'lower', true),
       ];
       results.push(w, ...(lat ?? []));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, async (side, url) => {
-          const res = await wrk(net.clientNs, CLIENT_CPU, `${url}/`, { connections: WRK_CONNECTIONS, seconds: P.wrkSeconds, close });
+          const res = await wrk(net.clientNs, CLIENT_CPU, `${url}${path}`, { connections: WRK_CONNECTIONS, seconds, close });
           const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
           if (lat) {
             record(lat[0]![side]!, r, res.p50, {});
             record(lat[1]![side]!, r, res.p99, {});
           }
+          log(`  ${side}: ${res.requests} responses of ${fmt(res.bytesPerResponse / 1024)} KiB on average, p50 ${fmt(res.p50)} ms, p99 ${fmt(res.p99)} ms`);
           if (errs > 0 || res.non2xx > 0) log(`  note: ${side}: socket errors ${JSON.stringify(res.errors)}, non-2xx ${res.non2xx}`);
           return { value: res.requestsPerSecond, detail: { ...res } };
         });
@@ -482,7 +489,7 @@ async function main(): Promise<void> {
   log(`bench: servers pinned to core ${SERVER_CPU}, load generators to core ${CLIENT_CPU} (taskset); ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ', quick' : ''}`);
 
   const results: WorkloadResult[] = [];
-  if (['bulk_download', 'bulk_upload', 'keepalive', 'newconn'].some((id) => only.has(id as WorkloadId))) {
+  if (WORKLOADS.some((id) => id !== 'memory' && id !== 'scale' && only.has(id))) {
     await runSideBySide(ctx, results);
   }
   if (only.has('memory')) await runMemory(ctx, results);

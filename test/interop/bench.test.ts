@@ -29,7 +29,9 @@ async function benchNamespaces(): Promise<string[]> {
     .filter((n) => n.startsWith('nsbench-'));
 }
 
-const SIDE_BY_SIDE = ['bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn'];
+const SIDE_BY_SIDE = [
+  'bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn', 'keepalive_small', 'newconn_small',
+];
 const NETSTACK_ONLY = ['memory', 'scale_rss', 'scale_heap', 'scale_connect_rate'];
 
 describeInterop('npm run bench', () => {
