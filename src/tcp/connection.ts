@@ -334,7 +334,7 @@ export class Connection {
       this.state === TcpState.FIN_WAIT_2 ||
       this.state === TcpState.CLOSE_WAIT
     ) {
-      this.emitSegment(this.sndNxt, 0, RST | ACK, now); // <SEQ=SND.NXT><CTL=RST>
+      this.emitSegment(this.sndMax, 0, RST | ACK, now); // <SEQ=SND.NXT><CTL=RST> (sndMax: see sendAck)
       this.host.count('tcp.rst.out');
     }
     this.toClosed(cause);
@@ -938,8 +938,14 @@ export class Connection {
     this.host.reschedule(this);
   }
 
+  /**
+   * <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, where the RFC's SND.NXT is our sndMax: our sndNxt goes
+   * back to SND.UNA after a retransmission timeout, and an ACK numbered from there would lie
+   * below the RCV.NXT of a peer that already has the data, which drops it unread as an old
+   * segment (RFC 9293 §3.10.7.4 "first") — and with it our acknowledgment of its data.
+   */
   private sendAck(now: number): void {
-    this.emitSegment(this.sndNxt, 0, ACK, now);
+    this.emitSegment(this.sndMax, 0, ACK, now);
   }
 
   private sendSyn(now: number): void {
