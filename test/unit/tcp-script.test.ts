@@ -465,6 +465,25 @@ describe('retransmission (RFC 6298, RFC 5681)', () => {
     expect(h.stack.stats()['tcp.rto']).toBe(3);
   });
 
+  it('after a timeout, a bare ACK still carries the highest sequence number sent, so a peer that has the data accepts it', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(2920, 1)) });
+    await handshake(h)
+      .send('. 1:1461(1460) ack 1')
+      .send('P. 1461:2921(1460) ack 1')
+      // The peer got both segments, but its ACK was lost: the timer goes back to SND.UNA.
+      .after(200)
+      .send('. 1:1461(1460) ack 1')
+      .recv('P. 1:101(100) ack 1 win 512') // the peer's data, acknowledging nothing new yet
+      .after(40)
+      // RCV.NXT at the peer is 2921: an ACK numbered 1461 would be "old" there and dropped
+      // unread (RFC 9293 §3.10.7.4 first), and with it our acknowledgment of its data.
+      .send('. 2921:2921(0) ack 101')
+      .recv('. 101:101(0) ack 2921 win 512')
+      .quiet(5000);
+    expect(h.received).toEqual(h.peerBytes(1, 101));
+  });
+
   it('three duplicate ACKs trigger a fast retransmit of the first unacknowledged segment', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(5 * 1460, 1)) });
