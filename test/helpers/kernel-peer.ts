@@ -25,6 +25,8 @@ export interface KernelTransfer {
   receivedSha256: string;
   /** Seconds from connect/accept to the end of the exchange. */
   seconds: number;
+  /** The first socket error (errno name, e.g. "ECONNRESET"), when `allowError` let it through. */
+  error?: string | null;
 }
 
 export interface KernelClientOptions {
@@ -36,6 +38,17 @@ export interface KernelClientOptions {
   shutdownAfterSend?: boolean;
   /** Per-operation socket timeout, seconds (default 20). */
   timeoutS?: number;
+  /** SO_RCVBUF before connecting (the kernel doubles it): a small one makes the kernel's window close early. */
+  rcvbuf?: number;
+  /** Wait this long before starting to read: a slow reader. */
+  readDelayS?: number;
+  /** Bind to this local port first (SO_REUSEADDR), e.g. to reuse a 4-tuple. */
+  bindPort?: number;
+  /** After sending (and `abortDelayS`), close with SO_LINGER 0: the kernel sends RST, not FIN. Nothing is read. */
+  abortAfterSend?: boolean;
+  abortDelayS?: number;
+  /** Resolve with `error` set instead of rejecting when a socket call fails (e.g. ECONNRESET). */
+  allowError?: boolean;
 }
 
 export interface KernelServerOptions {
@@ -52,11 +65,12 @@ export interface KernelServerOptions {
  * "connect" (only try to connect; report the errno name).
  *
  * The exchange: one thread sends `send` random bytes (then SHUT_WR when asked), while the
- * main thread reads until EOF; then the socket is closed. Reading and writing at once
+ * main thread reads until EOF (or, with `abortAfterSend`, resets the connection instead);
+ * then the socket is closed. Reading and writing at once
  * keeps an echoing peer from deadlocking with both directions' buffers full.
  */
 const PEER_PY = String.raw`
-import errno, hashlib, json, os, socket, sys, threading, time
+import errno, hashlib, json, os, socket, struct, sys, threading, time
 cfg = json.loads(sys.argv[1])
 mode = cfg['mode']
 timeout = cfg.get('timeoutS', 20)
@@ -65,18 +79,27 @@ def report(obj):
     sys.stdout.write(json.dumps(obj) + '\n')
     sys.stdout.flush()
 
-if mode == 'connect':
+def errname(e):
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+
+def new_socket():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if cfg.get('rcvbuf'):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg['rcvbuf'])
+    return s
+
+if mode == 'connect':
+    s = new_socket()
     s.settimeout(timeout)
     try:
         s.connect((cfg['host'], cfg['port']))
         report({'result': 'connected'})
     except OSError as e:
-        report({'result': errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__})
+        report({'result': errname(e)})
     sys.exit(0)
 
 if mode == 'server':
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv = new_socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((cfg['host'], cfg['port']))
     srv.listen(1)
@@ -85,13 +108,18 @@ if mode == 'server':
     s, _ = srv.accept()
     srv.close()
 else:
-    s = socket.create_connection((cfg['host'], cfg['port']), timeout=timeout)
+    s = new_socket()
+    s.settimeout(timeout)
+    if cfg.get('bindPort'):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('0.0.0.0', cfg['bindPort']))
+    s.connect((cfg['host'], cfg['port']))
 s.settimeout(timeout)
 local_port = s.getsockname()[1]
 peer_port = s.getpeername()[1]
 start = time.monotonic()
 data = os.urandom(cfg['send'])
-sent_error = []
+errors = []
 
 def sender():
     try:
@@ -99,19 +127,30 @@ def sender():
         if cfg.get('shutdownAfterSend'):
             s.shutdown(socket.SHUT_WR)
     except OSError as e:
-        sent_error.append(repr(e))
+        errors.append(errname(e))
 
 t = threading.Thread(target=sender)
 t.start()
+if cfg.get('readDelayS'):
+    time.sleep(cfg['readDelayS'])
 h = hashlib.sha256()
 received = 0
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    received += len(b)
-t.join(timeout)
+if cfg.get('abortAfterSend'):
+    t.join(timeout)
+    time.sleep(cfg.get('abortDelayS', 0))
+    # SO_LINGER {on, 0 s}: close() sends RST instead of FIN (and drops unsent data).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+else:
+    try:
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            h.update(b)
+            received += len(b)
+    except OSError as e:
+        errors.append(errname(e))
+    t.join(timeout)
 s.close()
 report({
     'localPort': local_port,
@@ -121,7 +160,7 @@ report({
     'received': received,
     'receivedSha256': h.hexdigest(),
     'seconds': time.monotonic() - start,
-    'error': sent_error[0] if sent_error else None,
+    'error': errors[0] if errors else None,
 })
 `;
 
@@ -148,17 +187,20 @@ function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   return undefined;
 }
 
-function toTransfer(obj: Record<string, unknown> | undefined, what: string, stderr: string): KernelTransfer {
+function toTransfer(obj: Record<string, unknown> | undefined, what: string, stderr: string, allowError = false): KernelTransfer {
   if (!obj || typeof obj['receivedSha256'] !== 'string') throw new Error(`${what} failed: ${stderr.trim() || 'no report'}`);
-  if (obj['error']) throw new Error(`${what}: send failed: ${String(obj['error'])}`);
+  if (obj['error'] && !allowError) throw new Error(`${what}: socket error ${String(obj['error'])}`);
   return obj as unknown as KernelTransfer;
 }
 
-/** A kernel client in the namespace: connect, send and receive at once, close. Rejects on any socket error. */
+/**
+ * A kernel client in the namespace: connect, send and receive at once, close. Rejects on a
+ * failed connect, and on any later socket error unless `allowError`.
+ */
 export async function kernelClient(ns: Netns, opts: KernelClientOptions): Promise<KernelTransfer> {
   const cfg = { mode: 'client', shutdownAfterSend: true, timeoutS: 20, ...opts };
   const r = await ns.exec([pythonPath(), '-c', PEER_PY, JSON.stringify(cfg)], { timeoutMs: (cfg.timeoutS + 10) * 1000 });
-  return toTransfer(lastJsonLine(r.stdout), 'kernel client', r.stderr);
+  return toTransfer(lastJsonLine(r.stdout), 'kernel client', r.stderr, opts.allowError);
 }
 
 /** Try a kernel connect() to host:port; resolves to "connected" or the errno name (e.g. "ECONNREFUSED"). */

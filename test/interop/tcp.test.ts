@@ -217,19 +217,37 @@ describeInterop('TCP against the Linux kernel', () => {
     expect(stack.connections()).toEqual([]);
   });
 
-  it('advertises a zero window while the reader is paused for 1 s, answers probes, then completes 6 MB intact', async () => {
+  it('advertises a zero window while our reader is paused for 1 s, answers probes, then completes 6 MB intact', async () => {
     const t = await createNetnsTun();
-    const tap = new WindowTap(t.link);
+    let zeroWindowsOut = 0;
+    let probesIn = 0;
+    let dataIn = 0;
+    let lastAckOut: number | undefined;
+    const tap = new TapLink(
+      t.link,
+      (tcp) => {
+        if (tcp.payload > 0) dataIn++;
+        // Linux probes a zero window with an empty segment at SND.UNA - 1 (RFC 9293 §3.8.6.1 asks for a probe;
+        // RFC 1122 §4.2.3.6 style "old sequence number" so that we answer with an ACK).
+        else if (tcp.flags === TCP_ACK && lastAckOut !== undefined && tcp.seq === (lastAckOut - 1) >>> 0) probesIn++;
+      },
+      (tcp) => {
+        if (!(tcp.flags & TCP_ACK) || tcp.flags & TCP_RST) return;
+        lastAckOut = tcp.ack;
+        if (tcp.window === 0) zeroWindowsOut++;
+      },
+    );
     const { stack } = startStack(t, tap);
     let received: ReturnType<typeof hashInput> | undefined;
     let pausedWindow: number | undefined;
+    let dataInAtResume = 0;
     stack
       .createServer((s) => {
         received = hashInput(s);
         s.pause(); // the stream buffer (64 KB) and then the receive buffer (1 MB) fill up
         setTimeout(() => {
           pausedWindow = stack.connections()[0]?.rcvWnd;
-          tap.resumedAt = tap.segmentsIn;
+          dataInAtResume = dataIn;
           s.resume();
         }, 1000);
       })
@@ -239,14 +257,33 @@ describeInterop('TCP against the Linux kernel', () => {
     expect(await waitFor(() => received?.bytes() === 6 * MB)).toBe(true);
     expect(received!.hex()).toBe(r.sentSha256);
 
-    // While paused, less than one segment of window was left (the rest of it rounds to 0 in the
-    // scaled window field), and that is what went on the wire: "win 0".
+    // While paused, less than one segment of window was left (what remains rounds down to 0 in
+    // the scaled window field), and that is what went on the wire: "win 0".
     expect(pausedWindow).toBeLessThan(1460);
-    expect(tap.zeroWindowsOut).toBeGreaterThanOrEqual(1);
-    // The kernel probed the closed window (RFC 9293 §3.8.6.1; Linux probes with SEQ = SND.UNA - 1).
-    expect(tap.probesIn).toBeGreaterThanOrEqual(1);
-    // After resume() the window reopened by itself: the kernel sent data again.
-    expect(tap.segmentsIn).toBeGreaterThan(tap.resumedAt);
+    expect(zeroWindowsOut).toBeGreaterThanOrEqual(1);
+    expect(probesIn).toBeGreaterThanOrEqual(1);
+    // After resume() the window reopened by itself (a window update): the kernel sent data again.
+    expect(dataIn).toBeGreaterThan(dataInAtResume);
+  });
+
+  it("probes the kernel's zero window while its reader sleeps, then delivers 4 MB intact", async () => {
+    const t = await createNetnsTun();
+    let zeroWindowsIn = 0;
+    const tap = new TapLink(t.link, (tcp) => {
+      if (tcp.flags & TCP_ACK && !(tcp.flags & (TCP_SYN | TCP_RST)) && tcp.window === 0) zeroWindowsIn++;
+    });
+    const { stack, events } = startStack(t, tap);
+    const data = randomBytes(4 * MB);
+    stack.createServer((s) => s.end(data)).listen(80);
+    // A small receive buffer and a reader that starts 1 s late: the kernel's window closes.
+    const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 0, shutdownAfterSend: false, rcvbuf: 32 * 1024, readDelayS: 1 });
+    expect(r.received).toBe(data.length);
+    expect(r.receivedSha256).toBe(sha256(data));
+    expect(zeroWindowsIn).toBeGreaterThanOrEqual(1);
+    // RFC 9293 §3.8.6.1: the sender keeps probing a zero window (our persist timer) instead of stalling.
+    expect(stack.stats()['tcp.persist.probe']).toBeGreaterThanOrEqual(1);
+    expect(stack.stats()['tcp.timeout'] ?? 0).toBe(0);
+    expect(await waitFor(() => events.some((e) => e.to === 'TIME-WAIT'))).toBe(true);
   });
 
   it('sends one duplicate ACK per out-of-order segment, so the kernel repairs a loss by fast retransmit', async () => {
@@ -255,7 +292,7 @@ describeInterop('TCP against the Linux kernel', () => {
     const { stack } = startStack(t, lossy);
     let received: ReturnType<typeof hashInput> | undefined;
     stack.createServer((s) => (received = hashInput(s))).listen(80);
-    const before = await kernelTcpCounters(t);
+    const before = await kernelCounters(t);
 
     const r = await kernelClient(t, { host: t.stackAddr, port: 80, send: 300_000 });
     expect(await waitFor(() => received?.bytes() === r.sent)).toBe(true);
@@ -265,9 +302,100 @@ describeInterop('TCP against the Linux kernel', () => {
     expect(lossy.heldDataSegments).toBe(6);
     expect(lossy.dupAcksForHeldBatch).toBe(6);
     // Three duplicate ACKs are the kernel's signal for fast retransmit (RFC 5681 §3.2).
-    const after = await kernelTcpCounters(t);
+    const after = await kernelCounters(t);
     const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
-    expect(delta('TCPRenoRecovery') + delta('TCPSackRecovery')).toBeGreaterThanOrEqual(1);
+    expect(delta('TcpExt:TCPRenoRecovery') + delta('TcpExt:TCPSackRecovery')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('accepts a new kernel SYN on a 4-tuple we hold in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191)', async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    stack.createServer((s) => s.end('bye')).listen(80); // we close first: TIME-WAIT is ours
+    const before = await kernelCounters(t);
+    const first = await kernelClient(t, { host: t.stackAddr, port: 80, send: 100, shutdownAfterSend: false, bindPort: 40_000 });
+    expect(first.received).toBe(3);
+    expect(await waitFor(() => stack.connections().some((c) => c.state === 'TIME-WAIT'))).toBe(true);
+
+    // The kernel side closed second, so it can reuse the port at once; its new ISN is higher
+    // (Linux's ISN clock), so we must reopen instead of answering the SYN from TIME-WAIT.
+    const second = await kernelClient(t, { host: t.stackAddr, port: 80, send: 100, shutdownAfterSend: false, bindPort: 40_000 });
+    expect(second.localPort).toBe(40_000);
+    expect(second.received).toBe(3);
+    expect(stack.stats()['tcp.time-wait.reused']).toBe(1);
+    const close = ['ESTABLISHED>FIN-WAIT-1', 'FIN-WAIT-1>FIN-WAIT-2', 'FIN-WAIT-2>TIME-WAIT'];
+    expect(await waitFor(() => events.filter((e) => e.to === 'TIME-WAIT').length === 2)).toBe(true);
+    expect(transitions(events, (c) => c.remotePort === 40_000)).toEqual([
+      ...PASSIVE_OPEN,
+      ...close,
+      'TIME-WAIT>CLOSED',
+      ...PASSIVE_OPEN,
+      ...close,
+    ]);
+    // The kernel never had to retransmit its SYN: the first one opened the connection.
+    const after = await kernelCounters(t);
+    expect(after['Tcp:RetransSegs']! - before['Tcp:RetransSegs']!).toBe(0);
+  });
+
+  it('reports ECONNRESET when the kernel aborts (SO_LINGER 0), and the kernel sees ECONNRESET when we destroy()', async () => {
+    const t = await createNetnsTun();
+    const { stack, events } = startStack(t);
+    const errors: Array<string | undefined> = [];
+    stack
+      .createServer((s) => {
+        s.on('error', (e: Error & { code?: string }) => errors.push(e.code));
+        s.resume();
+      })
+      .listen(80);
+    const aborted = await kernelClient(t, { host: t.stackAddr, port: 80, send: 10_000, shutdownAfterSend: false, abortAfterSend: true, abortDelayS: 0.1 });
+    expect(await waitFor(() => errors.length === 1)).toBe(true);
+    expect(errors).toEqual(['ECONNRESET']);
+    expect(transitions(events, (c) => c.remotePort === aborted.localPort)).toEqual([...PASSIVE_OPEN, 'ESTABLISHED>CLOSED']);
+
+    // Our abort: destroy() on the first data sends RST (RFC 9293 §3.10.5); the kernel's recv() fails.
+    stack.createServer((s) => s.once('data', () => s.destroy())).listen(81);
+    const reset = await kernelClient(t, { host: t.stackAddr, port: 81, send: 1000, shutdownAfterSend: false, allowError: true });
+    expect(reset.error).toBe('ECONNRESET');
+    expect(transitions(events, (c) => c.remotePort === reset.localPort)).toEqual([...PASSIVE_OPEN, 'ESTABLISHED>CLOSED']);
+    expect(stack.stats()['tcp.rst.out']).toBe(1);
+    expect((await kernelSockets(t)).filter((s) => s.local === `${t.hostAddr}:${reset.localPort}`)).toEqual([]);
+  });
+
+  it('echoes for 30 concurrent kernel clients (300 KB each), all intact, all closed', async () => {
+    const t = await createNetnsTun();
+    const { stack } = startStack(t);
+    stack.createServer((s) => s.pipe(s)).listen(7);
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => kernelClient(t, { host: t.stackAddr, port: 7, send: 300_000 })),
+    );
+    expect(new Set(results.map((r) => r.localPort)).size).toBe(30);
+    for (const r of results) {
+      expect(r.received).toBe(300_000);
+      expect(r.receivedSha256).toBe(r.sentSha256);
+    }
+    expect(stack.stats()['tcp.passive-open']).toBe(30);
+    expect(await waitFor(() => stack.connections().length === 0)).toBe(true);
+  });
+
+  it('negotiates the MSS on a 576-byte MTU: no segment exceeds the link, nothing is fragmented', async () => {
+    // IPv6 needs an MTU of 1280, so the interface has none to disable.
+    const t = await createNetnsTun({ mtu: 576, ipv6: true });
+    let largestOut = 0;
+    let largestIn = 0;
+    const tap = new TapLink(
+      t.link,
+      (_tcp, p) => (largestIn = Math.max(largestIn, p.length)),
+      (_tcp, p) => (largestOut = Math.max(largestOut, p.length)),
+    );
+    const { stack } = startStack(t, tap);
+    stack.createServer((s) => s.pipe(s)).listen(7);
+    const r = await kernelClient(t, { host: t.stackAddr, port: 7, send: MB });
+    expect(r.receivedSha256).toBe(r.sentSha256);
+    expect(r.received).toBe(MB);
+    // MSS 536 both ways (RFC 9293 §3.7.1): full segments are exactly 576 bytes.
+    expect(largestOut).toBe(576);
+    expect(largestIn).toBe(576);
+    expect(stack.stats()['ip.frag.out']).toBe(0);
+    expect(stack.stats()['ip.frag.in']).toBe(0);
   });
 
   it('prints readable transition lines when NETSTACK_TRACE=1', async () => {
@@ -320,21 +448,17 @@ function tcpOf(p: Uint8Array): { seq: number; ack: number; flags: number; window
 
 const TCP_ACK = 0x10;
 const TCP_RST = 0x04;
+const TCP_SYN = 0x02;
 
-/**
- * A transparent Link that watches the receive window on the wire: our segments that advertise
- * a zero window, and the kernel's zero-window probes (an empty segment one below what we
- * acknowledged, RFC 9293 §3.8.6.1 / Linux tcp_xmit_probe_skb).
- */
-class WindowTap implements Link {
-  zeroWindowsOut = 0;
-  probesIn = 0;
-  /** Data segments received from the kernel. */
-  segmentsIn = 0;
-  resumedAt = 0;
-  private lastAckOut: number | undefined;
+type TcpView = NonNullable<ReturnType<typeof tcpOf>>;
 
-  constructor(private readonly inner: Link) {}
+/** A transparent Link that shows every TCP segment going in (from the kernel) and out (from us). */
+class TapLink implements Link {
+  constructor(
+    private readonly inner: Link,
+    private readonly onIn: (tcp: TcpView, packet: Uint8Array) => void = () => {},
+    private readonly onOut: (tcp: TcpView, packet: Uint8Array) => void = () => {},
+  ) {}
 
   get mtu(): number {
     return this.inner.mtu;
@@ -344,9 +468,7 @@ class WindowTap implements Link {
     this.inner.onReceive((packets) => {
       for (const p of packets) {
         const tcp = tcpOf(p);
-        if (!tcp) continue;
-        if (tcp.payload > 0) this.segmentsIn++;
-        else if (tcp.flags === TCP_ACK && this.lastAckOut !== undefined && tcp.seq === (this.lastAckOut - 1) >>> 0) this.probesIn++;
+        if (tcp) this.onIn(tcp, p);
       }
       handler(packets);
     });
@@ -355,9 +477,7 @@ class WindowTap implements Link {
   send(packets: Uint8Array[]): void {
     for (const p of packets) {
       const tcp = tcpOf(p);
-      if (!tcp || !(tcp.flags & TCP_ACK) || tcp.flags & TCP_RST) continue;
-      this.lastAckOut = tcp.ack;
-      if (tcp.window === 0) this.zeroWindowsOut++;
+      if (tcp) this.onOut(tcp, p);
     }
     this.inner.send(packets);
   }
@@ -459,16 +579,19 @@ class DropAndBatchLink implements Link {
   }
 }
 
-/** The namespace kernel's TcpExt counters (/proc/net/netstat is per network namespace). */
-async function kernelTcpCounters(t: NetnsTun): Promise<Record<string, number>> {
-  const r = await t.exec(['cat', '/proc/net/netstat']);
-  const lines = r.stdout.split('\n');
+/** The namespace kernel's TCP counters as "TcpExt:Name" and "Tcp:Name" (/proc/net is per network namespace). */
+async function kernelCounters(t: NetnsTun): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const names = lines[i]!.split(/\s+/);
-    const values = lines[i + 1]!.split(/\s+/);
-    if (names[0] !== 'TcpExt:') continue;
-    for (let j = 1; j < names.length; j++) out[names[j]!] = Number(values[j]);
+  for (const file of ['/proc/net/netstat', '/proc/net/snmp']) {
+    const r = await t.exec(['cat', file]);
+    const lines = r.stdout.split('\n');
+    // Pairs of lines: "Prefix: Name1 Name2 ..." then "Prefix: value1 value2 ...".
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i]!.split(/\s+/);
+      const values = lines[i + 1]!.split(/\s+/);
+      if (names[0] !== 'TcpExt:' && names[0] !== 'Tcp:') continue;
+      for (let j = 1; j < names.length; j++) out[names[0] + names[j]!] = Number(values[j]);
+    }
   }
   return out;
 }
