@@ -10,9 +10,17 @@
  *   kernel    scripts/kernel-peer.ts: Node's `http` on kernel sockets, behind a veth pair
  *
  * Each workload runs against both, alternating (netstack, kernel, netstack, kernel, ...)
- * for `--rounds` rounds, so slow drift of the machine hits both alike. Then two
- * netstack-only workloads: two stacks over a MemoryLink (no kernel at all), and 10,000
- * idle connections held by netstack (memory per connection).
+ * for `--rounds` rounds, so slow drift of the machine hits both alike:
+ *
+ *   bulk_download    curl GET /bytes/1 GiB                     Gbit/s
+ *   bulk_upload      curl POST 256 MiB to /sink                Gbit/s
+ *   keepalive        wrk -t1 -c50 -d10s GET /                  req/s (+ latency p50/p99)
+ *   newconn          the same with Connection: close           req/s
+ *   keepalive_small, newconn_small: the same two on GET /bytes/128 for 5 s, because the
+ *                    status page `/` grows with the connections it lists
+ *
+ * Then two netstack-only workloads: two stacks over a MemoryLink (no kernel at all), and
+ * 10,000 idle connections held by netstack (memory per connection).
  *
  * Prints a table of medians (min–max) with the netstack/kernel ratio of every round, and
  * writes the same as JSON to bench/results/<date>.json (or --out). The script installs
