@@ -997,7 +997,12 @@ export class Connection {
     } else {
       const wnd = this.windowToAdvertise();
       // The window field of a SYN is never scaled (RFC 7323 §2.2); elsewhere it is shifted by ours.
-      window = isSyn ? Math.min(wnd, 65535) : Math.min(wnd >>> this.rcvWscale, 65535);
+      let field = isSyn ? wnd : wnd >>> this.rcvWscale;
+      // The shift rounds down, which would pull the right edge back (by up to 2^shift - 1 bytes)
+      // below what we already offered (RFC 7323 appendix F). Round up instead: the window never
+      // shrinks (RFC 9293 §3.8.6.2.2), at the cost of accepting those few bytes more (as Linux does).
+      if (!isSyn && field << this.rcvWscale < this.rcvWindow()) field = Math.ceil(this.rcvWindow() / (1 << this.rcvWscale));
+      window = Math.min(field, 65535);
       const advertised = isSyn ? window : window << this.rcvWscale;
       const edge = seqAdd(this.rcvNxt, advertised);
       if (seqGt(edge, this.rcvAdv)) this.rcvAdv = edge;
