@@ -15,9 +15,13 @@
  *   → "stats"  ← {"stats": {...}}                   Stack + TunLink (+ HTTP) counters
  *   → "mem"    ← {"mem": {rss, heapUsed, ...}}      after a full GC (run with --expose-gc)
  *   → "count"  ← {"count": N, "established": E}     held sockets / ESTABLISHED connections
+ *   → "prof-start"       ← {"profiling": true}      start V8's CPU profiler (node:inspector)
+ *   → "prof-stop FILE"   ← {"profiled": FILE}       stop it and write FILE (.cpuprofile)
  *   → "quit"   ← (exits 0; a --cpu-prof profile is written on this exit)
  * The first line it prints is {"ready": true, ...} once the device is up and listening.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { createInterface } from 'node:readline';
 import type * as AddrModule from '../src/ip/addr.js';
 import type * as TunModule from '../src/link/tun.js';
@@ -85,9 +89,35 @@ function established(): number {
   return n;
 }
 
+// A CPU profile of exactly one measured run (bench.ts --cpu-prof), not of the whole process.
+let profiler: Session | undefined;
+function startProfile(): void {
+  profiler ??= new Session();
+  profiler.connect();
+  profiler.post('Profiler.enable', () =>
+    profiler!.post('Profiler.start', (err) => report(err ? { error: `Profiler.start: ${err.message}` } : { profiling: true })),
+  );
+}
+function stopProfile(file: string): void {
+  if (!profiler) return report({ error: 'prof-stop without prof-start' });
+  profiler.post('Profiler.stop', (err, res) => {
+    if (err) return report({ error: `Profiler.stop: ${err.message}` });
+    writeFileSync(file, JSON.stringify(res.profile));
+    profiler!.disconnect();
+    report({ profiled: file });
+  });
+}
+
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
-  switch (line.trim()) {
+  const [command = '', arg = ''] = line.trim().split(/\s+(.*)/);
+  switch (command) {
+    case 'prof-start':
+      startProfile();
+      break;
+    case 'prof-stop':
+      stopProfile(arg);
+      break;
     case 'stats':
       report({ stats: { ...stack.stats(), ...prefixed('tun.', link.stats), ...prefixed('http.', httpStats?.() ?? {}) } });
       break;

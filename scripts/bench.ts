@@ -30,7 +30,7 @@
  *   npm run bench                       # the full run: 3 rounds, a few minutes
  *   npm run bench -- --quick            # 1 short round, checks the harness works
  *   npm run bench -- --only bulk_download,keepalive --rounds 5
- *   npm run bench -- --cpu-prof /tmp/prof   # V8 CPU profiles of the netstack processes
+ *   npm run bench -- --cpu-prof /tmp/prof   # a V8 CPU profile of each netstack run
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -65,7 +65,7 @@ const argv = yargs(hideBin(process.argv))
   .option('out', { type: 'string', describe: 'JSON results file (default bench/results/<date>.json)' })
   .option('only', { type: 'string', describe: `comma-separated workloads: ${WORKLOADS.join(', ')}` })
   .option('build', { type: 'boolean', default: true, describe: 'compile dist/ first (--no-build to skip)' })
-  .option('cpu-prof', { type: 'string', describe: 'write V8 CPU profiles of the netstack processes to this directory' })
+  .option('cpu-prof', { type: 'string', describe: "write a V8 CPU profile of each netstack run to this directory (open in Chrome DevTools)" })
   .strict()
   .help()
   .parseSync();
@@ -171,7 +171,8 @@ interface Ctx {
   net: BenchNet;
   workDir: string;
   env: NodeJS.ProcessEnv;
-  nodeFlags: string[];
+  /** --cpu-prof: where profiles of netstack's measured runs go. */
+  profileDir: string | undefined;
 }
 
 /** A server process on the server core, in namespace `ns`; resolves once it says it is ready. */
@@ -189,7 +190,7 @@ function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: s
     net.clientNs,
     'bench-server.js',
     ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80'],
-    ['--expose-gc', ...ctx.nodeFlags],
+    ['--expose-gc'],
   );
 }
 
@@ -262,13 +263,19 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
   try {
     await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url]);
 
-    /** One round of one workload on both sides, netstack first; netstack's counters kept with it. */
+    /**
+     * One round of one workload on both sides, netstack first. netstack's counters that
+     * changed are kept with its result; with --cpu-prof its CPU profile covers just this run.
+     */
     const both = async (w: WorkloadResult, round: number, fn: (side: Side, url: string) => Promise<Sample>) => {
+      const ns = servers.netstack.proc;
       for (const side of sides) {
-        const before = side === 'netstack' ? await servers.netstack.proc.request('stats', 'stats') : undefined;
+        const before = side === 'netstack' ? await ns.request('stats', 'stats') : undefined;
+        if (before && ctx.profileDir) await ns.request('prof-start', 'profiling');
         await measure(w[side]!, round, `${w.id} round ${round + 1} ${side}`, () => fn(side, servers[side].url));
         if (before) {
-          const after = await servers.netstack.proc.request('stats', 'stats');
+          if (ctx.profileDir) await ns.request(`prof-stop ${join(ctx.profileDir, `${w.id}-r${round + 1}.cpuprofile`)}`, 'profiled', 60_000);
+          const after = await ns.request('stats', 'stats');
           (w.netstack.details[round] ??= {})['counters'] = counterDelta(before, after);
         }
       }
@@ -353,8 +360,9 @@ async function runMemory(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   results.push(w);
   for (let r = 0; r < rounds; r++) {
     await measure(w.netstack, r, `memory round ${r + 1}`, async () => {
+      const prof = ctx.profileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `memory-r${r + 1}.cpuprofile`] : [];
       const res = await run(
-        ['taskset', '-c', String(SERVER_CPU), process.execPath, ...ctx.nodeFlags, join(ctx.workDir, 'bench-memory.js'), String(P.memoryBytes), String(ctx.net.mtu)],
+        ['taskset', '-c', String(SERVER_CPU), process.execPath, ...prof, join(ctx.workDir, 'bench-memory.js'), String(P.memoryBytes), String(ctx.net.mtu)],
         { timeoutMs: 90_000, env: ctx.env },
       );
       const line = res.stdout.trim().split('\n').at(-1) ?? '';
@@ -483,16 +491,14 @@ async function main(): Promise<void> {
   onCleanup(`remove ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
   transpileWorkers(workDir);
 
-  const nodeFlags: string[] = [];
-  if (argv['cpu-prof']) {
-    const dir = resolve(argv['cpu-prof']);
-    mkdirSync(dir, { recursive: true });
-    nodeFlags.push('--cpu-prof', '--cpu-prof-dir', dir);
-    log(`bench: CPU profiles of the netstack processes go to ${dir}`);
+  const profileDir = argv['cpu-prof'] ? resolve(argv['cpu-prof']) : undefined;
+  if (profileDir) {
+    mkdirSync(profileDir, { recursive: true });
+    log(`bench: CPU profiles of netstack's measured runs go to ${profileDir} (<workload>-r<round>.cpuprofile)`);
   }
 
   const net = await createBenchNet();
-  const ctx: Ctx = { net, workDir, env: { ...process.env, NETSTACK_DIST: DIST, NETSTACK_TRACE: '0' }, nodeFlags };
+  const ctx: Ctx = { net, workDir, env: { ...process.env, NETSTACK_DIST: DIST, NETSTACK_TRACE: '0' }, profileDir };
   log(`bench: namespaces ${net.clientNs} (clients, netstack on TUN ${net.tunDev} ${net.netstackAddr}) and ${net.kernelNs} (kernel peer ${net.kernelAddr}, veth)`);
   log(`bench: servers pinned to core ${SERVER_CPU}, load generators to core ${CLIENT_CPU} (taskset); ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ', quick' : ''}`);
 
