@@ -284,3 +284,12 @@ export async function kernelSockets(ns: Netns): Promise<KernelSocket[]> {
   }
   return out;
 }
+
+/** Poll `cond` every 10 ms for at most `ms` (real time); true once it holds. For "eventually" checks, never timing. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+  for (let waited = 0; waited <= ms; waited += 10) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}

@@ -16,6 +16,7 @@ import { Stack } from '../../src/stack.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { createNetnsTun, describeInterop } from '../helpers/netns.js';
+import { waitFor } from '../helpers/kernel-peer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'netstack-http-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,5 +107,24 @@ describeInterop("Node's http.Server over netstack TCP, curl from the kernel", ()
     const r = await curl(t, ['--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream', `http://${t.stackAddr}/upload`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`${upload.length} ${sha256(upload)}`);
+  });
+
+  it('serves 100 requests with Connection: close, one connection each; every close of ours ends in TIME-WAIT', async () => {
+    const t = await createNetnsTun();
+    const { stack } = serveHttp(t, (req, res) => {
+      res.setHeader('connection', 'close'); // Node ends the socket after the response: we close first
+      res.end(`response to ${req.url}\n`);
+    });
+    const urls = Array.from({ length: 100 }, (_, i) => ['-o', '/dev/null', `http://${t.stackAddr}/${i}`]).flat();
+    const r = await curl(t, ['--write-out', '%{http_code} %{num_connects}\\n', ...urls]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('200 1\n'.repeat(100));
+    expect(stack.stats()['tcp.passive-open']).toBe(100);
+    // Each ends FIN-WAIT-2 -> TIME-WAIT, or CLOSING -> TIME-WAIT when curl's FIN crossed ours.
+    const allTimeWait = () => {
+      const states = stack.connections().map((c) => c.state);
+      return states.length === 100 && states.every((s) => s === 'TIME-WAIT');
+    };
+    expect(await waitFor(allTimeWait), stack.connections().map((c) => c.state).join(',')).toBe(true);
   });
 });
