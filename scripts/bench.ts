@@ -197,6 +197,28 @@ function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: s
 /** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
 const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
 
+/**
+ * The kernel's counters for the TUN interface (client side). `tx.dropped` counts packets
+ * the kernel could not queue for netstack (its queue of txqlen packets was full): loss
+ * that netstack never sees and that only shows up as retransmissions.
+ */
+async function tunKernelCounters(ctx: Ctx): Promise<Record<string, number>> {
+  const r = await run(['ip', '-n', ctx.net.clientNs, '-s', '-j', 'link', 'show', 'dev', ctx.net.tunDev]);
+  try {
+    const [link] = JSON.parse(r.stdout) as Array<{ stats64?: { rx: Record<string, number>; tx: Record<string, number> } }>;
+    const s = link?.stats64;
+    if (!s) return {};
+    return {
+      'kernel.tun.tx.packets': s.tx['packets'] ?? 0,
+      'kernel.tun.tx.dropped': s.tx['dropped'] ?? 0,
+      'kernel.tun.rx.packets': s.rx['packets'] ?? 0,
+      'kernel.tun.rx.dropped': s.rx['dropped'] ?? 0,
+    };
+  } catch {
+    return {};
+  }
+}
+
 function counterDelta(before: Message, after: Message): Record<string, number> {
   const a = (before['stats'] ?? {}) as Record<string, number>;
   const b = (after['stats'] ?? {}) as Record<string, number>;
@@ -271,12 +293,17 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       const ns = servers.netstack.proc;
       for (const side of sides) {
         const before = side === 'netstack' ? await ns.request('stats', 'stats') : undefined;
+        const tunBefore = before ? await tunKernelCounters(ctx) : {};
         if (before && ctx.profileDir) await ns.request('prof-start', 'profiling');
         await measure(w[side]!, round, `${w.id} round ${round + 1} ${side}`, () => fn(side, servers[side].url));
         if (before) {
           if (ctx.profileDir) await ns.request(`prof-stop ${join(ctx.profileDir, `${w.id}-r${round + 1}.cpuprofile`)}`, 'profiled', 60_000);
           const after = await ns.request('stats', 'stats');
-          (w.netstack.details[round] ??= {})['counters'] = counterDelta(before, after);
+          const tunAfter = await tunKernelCounters(ctx);
+          (w.netstack.details[round] ??= {})['counters'] = counterDelta(
+            { stats: { ...(before['stats'] as object), ...tunBefore } },
+            { stats: { ...(after['stats'] as object), ...tunAfter } },
+          );
         }
       }
     };
