@@ -883,7 +883,10 @@ export class Connection {
         if (remaining > 0 && inFlight === 0 && this.retransmitAt === Infinity) this.armPersist(now);
         break;
       }
-      if (len > 0 && len < mss && !fin) {
+      const isRetransmission = seqLt(this.sndNxt, this.sndMax);
+      // Nagle and SWS avoidance decide when NEW data may go; bytes already sent once (resent after
+      // a timeout) were allowed then, and holding them back now could stall the connection for good.
+      if (len > 0 && len < mss && !fin && !isRetransmission) {
         // Nagle (RFC 896, Minshall's variant): hold a small segment while a small one is unacknowledged.
         if (this.nagle && this.hasSmallOutstanding && inFlight > 0) break;
         // Sender SWS avoidance (RFC 1122 §4.2.3.4): a small segment cut short by the window goes out
@@ -895,7 +898,6 @@ export class Connection {
           break;
         }
       }
-      const isRetransmission = seqLt(this.sndNxt, this.sndMax);
       const flags = ACK | (len === remaining && len > 0 ? PSH : 0) | (fin ? FIN : 0);
       this.emitSegment(this.sndNxt, len, flags, now);
       this.swsOverride = false;
