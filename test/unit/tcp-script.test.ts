@@ -484,6 +484,29 @@ describe('retransmission (RFC 6298, RFC 5681)', () => {
     expect(h.received).toEqual(h.peerBytes(1, 101));
   });
 
+  it('a retransmission is never held back by sender SWS avoidance (it was allowed when first sent)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(5000, 1)) });
+    await script(h)
+      .recv('S 0:0(0) win 4096 <mss 1460>') // no window scaling: the numbers are bytes
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 4096')
+      .send('. 1:1461(1460) ack 1')
+      .send('. 1461:2921(1460) ack 1') // the 1176 bytes left in the window are less than half of it: held
+      .recv('. 1:1(0) ack 2921 win 512') // a small window: SWS avoidance waits for a bigger one ...
+      .quiet(199)
+      .after(1)
+      .send('. 2921:3433(512) ack 1') // ... until the override timeout
+      // That segment's ACK is lost: at the RTO it must go again, small as it is.
+      .after(200)
+      .send('. 2921:3433(512) ack 1')
+      .recv('. 1:1(0) ack 3433 win 4096')
+      .send('. 3433:4893(1460) ack 1')
+      .send('P. 4893:5001(108) ack 1')
+      .recv('. 1:1(0) ack 5001 win 4096')
+      .quiet(5000);
+  });
+
   it('three duplicate ACKs trigger a fast retransmit of the first unacknowledged segment', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(5 * 1460, 1)) });
