@@ -11,7 +11,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import type { Netns } from './netns.js';
+import type { ExecResult, Netns } from './netns.js';
 
 /** What a kernel endpoint did, as it reports it. */
 export interface KernelTransfer {
@@ -210,6 +210,11 @@ export async function kernelConnect(ns: Netns, host: string, port: number, timeo
   const obj = lastJsonLine(r.stdout);
   if (!obj || typeof obj['result'] !== 'string') throw new Error(`kernel connect failed: ${r.stderr.trim()}`);
   return obj['result'];
+}
+
+/** Run a short Python program inside the namespace (for one-off socket calls a test needs). */
+export function kernelPython(ns: Netns, code: string, timeoutMs = 20_000): Promise<ExecResult> {
+  return ns.exec([pythonPath(), '-c', code], { timeoutMs });
 }
 
 export interface KernelServer {

@@ -16,7 +16,7 @@ import { Stack } from '../../src/stack.js';
 import type { Connection } from '../../src/tcp/connection.js';
 import type { TransitionEvent } from '../../src/tcp/layer.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
-import { kernelClient, kernelConnect, kernelServer, kernelSockets, waitFor } from '../helpers/kernel-peer.js';
+import { kernelClient, kernelConnect, kernelPython, kernelServer, kernelSockets, waitFor } from '../helpers/kernel-peer.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { createNetnsTun, describeInterop } from '../helpers/netns.js';
 
@@ -387,6 +387,57 @@ describeInterop('TCP against the Linux kernel', () => {
     expect(largestIn).toBe(576);
     expect(stack.stats()['ip.frag.out']).toBe(0);
     expect(stack.stats()['ip.frag.in']).toBe(0);
+  });
+
+  it('interoperates without window scaling (kernel sysctl tcp_window_scaling=0): unscaled windows, 4 MB echo intact', async () => {
+    const t = await createNetnsTun();
+    expect((await t.exec(['sysctl', '-q', '-w', 'net.ipv4.tcp_window_scaling=0'])).code).toBe(0);
+    let largestWindowOut = 0;
+    const tap = new TapLink(t.link, undefined, (tcp) => (largestWindowOut = Math.max(largestWindowOut, tcp.window)));
+    const { stack } = startStack(t, tap);
+    let largestSndWnd = 0;
+    stack
+      .createServer((s) => {
+        s.on('data', () => (largestSndWnd = Math.max(largestSndWnd, s.connection!.sndWnd)));
+        s.pipe(s);
+      })
+      .listen(7);
+    const r = await kernelClient(t, { host: t.stackAddr, port: 7, send: 4 * MB });
+    expect(r.received).toBe(4 * MB);
+    expect(r.receivedSha256).toBe(r.sentSha256);
+    // RFC 7323 §2.2: no option in the kernel's SYN, so neither side shifts. Our 1 MB buffer shows
+    // as the largest unscaled window (65535), not as 1 MB >> 7 = 8192; the kernel's is taken as is.
+    expect(largestWindowOut).toBe(65535);
+    expect(largestSndWnd).toBeGreaterThan(0);
+    expect(largestSndWnd).toBeLessThanOrEqual(65535);
+  });
+
+  it('delivers urgent data in line (RFC 6093): "abc", MSG_OOB "!", "def" reads as "abc!def"', async () => {
+    const t = await createNetnsTun();
+    const { stack } = startStack(t);
+    let text = '';
+    let ended = false;
+    stack
+      .createServer((s) => {
+        s.setEncoding('latin1');
+        s.on('data', (d: string) => (text += d));
+        s.on('end', () => (ended = true));
+      })
+      .listen(7);
+    const r = await kernelPython(
+      t,
+      `import socket
+s = socket.create_connection(('${t.stackAddr}', 7), timeout=10)
+s.sendall(b'abc')
+s.send(b'!', socket.MSG_OOB)  # URG set, urgent pointer past the "!"
+s.sendall(b'def')
+s.shutdown(socket.SHUT_WR)
+s.recv(1)  # until our FIN
+s.close()`,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(await waitFor(() => ended)).toBe(true);
+    expect(text).toBe('abc!def');
   });
 
   it('prints readable transition lines when NETSTACK_TRACE=1', async () => {
