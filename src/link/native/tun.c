@@ -491,11 +491,12 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
       n = write(h->fd, data, len);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && h->poll_initialised) {
         blocked = true;
         break;
       }
-      failed++; /* e.g. EINVAL for a malformed packet, EIO while the interface is down */
+      /* EAGAIN before start(): no poll to wait on, so that packet is dropped. */
+      failed++; /* also EINVAL for a malformed packet, EIO while the interface is down */
       continue;
     }
     bytes += (double)n;
