@@ -79,12 +79,13 @@ async function at(loss: number): Promise<Result> {
 }
 
 describe('10 MB over a lossy link (RFC 5681, RFC 6582, RFC 6298)', () => {
-  it('[loss.intact-1pct] 1% loss: intact, and fast retransmit does most of the repair', async () => {
-    const r = await at(0.01);
-    expect(r.ok).toBe(true);
-    expect(r.intact).toBe(true);
-    expect(r.lost).toBeGreaterThan(30); // the link really lost packets
-    expect(r.fastRetransmit).toBeGreaterThan(3 * r.rto);
+  it('[loss.intact-1pct] 1% loss: intact, and fast retransmit does most of the repair (three seeds)', async () => {
+    for (const r of [await at(0.01), await transfer(0.01, 8), await transfer(0.01, 9)]) {
+      expect(r.ok).toBe(true);
+      expect(r.intact).toBe(true);
+      expect(r.lost).toBeGreaterThan(30); // the link really lost packets
+      expect(r.fastRetransmit).toBeGreaterThan(3 * r.rto);
+    }
   });
 
   it('[loss.intact-5pct] 5% loss: intact', async () => {
