@@ -286,5 +286,16 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     tun.onError((err) => stop('device error', err));
+  }).finally(() => flushLogs(logger));
+}
+
+/** Wait (bounded) until log lines reached their destination, e.g. the pino-pretty worker. */
+function flushLogs(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }
