@@ -243,7 +243,8 @@ export async function createNetnsTun(
   opts: { hostCidr?: string; stackAddr?: string; mtu?: number; ipv6?: boolean } = {},
 ): Promise<NetnsTun> {
   const base = await createNetns();
-  const n = counter;
+  // This namespace's own number (the counter may have moved on if several are being created).
+  const n = Number(base.ns.slice(base.ns.lastIndexOf('-') + 1));
   const hostCidr = opts.hostCidr ?? `10.${(process.pid % 250) + 1}.${(n % 250) + 1}.1/24`;
   const cidr = parseCidr(hostCidr);
   if (!cidr) throw new Error(`bad hostCidr ${hostCidr}`);
