@@ -1098,6 +1098,14 @@ export class Connection {
     // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
     this.sndNxt = this.sndUna;
     this.hasSmallOutstanding = false;
+    if (this.sndWnd === 0 && this.sendBuffer.length > 0) {
+      // The peer's window is closed: nothing may be resent, and unless we send something its
+      // window update may never come (it was lost, or the peer has nothing to send). Probe the
+      // zero window (RFC 9293 §3.8.6.1); the persist timer takes over from the retransmission timer.
+      this.retransmitAt = Infinity;
+      this.onPersistTimeout(now);
+      return;
+    }
     this.retransmitAt = now + this.rto.rto;
     this.host.reschedule(this);
     this.markDirty();
