@@ -507,6 +507,29 @@ describe('retransmission (RFC 6298, RFC 5681)', () => {
       .quiet(5000);
   });
 
+  it('a timeout while the peer window is closed turns into zero-window probing (RFC 9293 §3.8.6.1)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(1000, 1)) });
+    await script(h)
+      .recv('S 0:0(0) win 4096 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 4096')
+      .send('P. 1:1001(1000) ack 1')
+      .recv('. 1:1(0) ack 501 win 0') // the peer had room for half of it; now its window is closed
+      // At the RTO nothing may be resent, and without a segment from us the peer would never
+      // tell us when its window opens: probe it.
+      .after(200)
+      .send('. 501:502(1) ack 1')
+      .recv('. 1:1(0) ack 501 win 0')
+      .after(800) // the probe interval backs off
+      .send('. 501:502(1) ack 1')
+      .recv('. 1:1(0) ack 501 win 4096')
+      .send('P. 501:1001(500) ack 1')
+      .recv('. 1:1(0) ack 1001 win 4096')
+      .state('ESTABLISHED')
+      .quiet(5000);
+  });
+
   it('three duplicate ACKs trigger a fast retransmit of the first unacknowledged segment', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(5 * 1460, 1)) });
