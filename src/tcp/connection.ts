@@ -713,11 +713,14 @@ export class Connection {
       this.sndWl1 = seg.seq;
       this.sndWl2 = ack;
       if (window > this.maxSndWnd) this.maxSndWnd = window;
-      if (window > 0) {
+      // A window that grew ends zero-window probing or SWS avoidance's wait: sendData decides
+      // again, and re-arms the persist timer if it still cannot send. The same window repeated
+      // must not cancel that timer: with nothing in flight, it is all that will move us on.
+      if (opened) {
         this.persistAt = Infinity;
         this.persistBackoff = 0;
+        this.markDirty();
       }
-      if (opened) this.markDirty();
     }
     // Any ACK shows the peer is alive: zero-window probes and keepalives are answered.
     this.keepaliveProbes = 0;
