@@ -530,6 +530,28 @@ describe('retransmission (RFC 6298, RFC 5681)', () => {
       .quiet(5000);
   });
 
+  it('a repeated ACK with the same small window does not cancel the SWS override timer', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(5000, 1)) });
+    await script(h)
+      .recv('S 0:0(0) win 4096 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 4096')
+      .send('. 1:1461(1460) ack 1')
+      .send('. 1461:2921(1460) ack 1')
+      .recv('. 1:1(0) ack 2921 win 512') // SWS avoidance holds the next 512 bytes ...
+      .quiet(100)
+      .recv('. 1:1(0) ack 2921 win 512') // ... the peer repeats itself (nothing new) ...
+      .quiet(99)
+      .after(1)
+      .send('. 2921:3433(512) ack 1') // ... and the override timeout still comes
+      .recv('. 1:1(0) ack 3433 win 4096')
+      .send('. 3433:4893(1460) ack 1')
+      .send('P. 4893:5001(108) ack 1')
+      .recv('. 1:1(0) ack 5001 win 4096')
+      .quiet(5000);
+  });
+
   it('three duplicate ACKs trigger a fast retransmit of the first unacknowledged segment', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(5 * 1460, 1)) });
