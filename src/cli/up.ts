@@ -3,7 +3,7 @@
  * stack on the other side until SIGINT/SIGTERM. No protocol logic here: this file checks
  * options, turns environment errors into one clear sentence, and wires the parts.
  */
-import { writeFileSync } from 'node:fs';
+import { realpathSync, statSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Argv } from 'yargs';
 import { formatIpv4, inSubnet, parseCidr, parseIpv4, prefixMask } from '../ip/addr.js';
@@ -14,6 +14,8 @@ import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
+import { createNetstackApp } from '../http/routes.js';
+import { HttpServer } from '../http/server.js';
 
 /** An error meant for the user: main prints its message as one line and exits 1. */
 export class CliError extends Error {
@@ -29,6 +31,7 @@ export interface UpArgs {
   mtu: string | number;
   port: string | number;
   pcap?: string | undefined;
+  root?: string | undefined;
   logLevel: string;
 }
 
@@ -43,6 +46,8 @@ export interface UpConfig {
   mtu: number;
   port: number;
   pcap: string | undefined;
+  /** Directory of static files served under `/` (besides the built-in routes). */
+  root: string | undefined;
   logLevel: string;
 }
 
@@ -87,6 +92,11 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       type: 'string',
       requiresArg: true,
       describe: 'write every packet in both directions to this pcap file (tcpdump -r FILE)',
+    })
+    .option('root', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'also serve the static files of this directory (no path can escape it)',
     })
     .option('log-level', {
       type: 'string',
@@ -138,6 +148,15 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${a.logLevel}")`);
   }
   if (a.pcap !== undefined && a.pcap.trim() === '') throw new CliError('--pcap needs a file name');
+  let root: string | undefined;
+  if (a.root !== undefined) {
+    try {
+      root = realpathSync(a.root);
+      if (!statSync(root).isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new CliError(`--root must be an existing directory (got "${a.root}")`);
+    }
+  }
   return {
     dev: a.dev,
     hostAddr: host.addr,
@@ -146,6 +165,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     mtu,
     port,
     pcap: a.pcap,
+    root,
     logLevel: a.logLevel,
   };
 }
@@ -193,15 +213,39 @@ export function explainDeviceError(err: unknown, dev: string): CliError {
 }
 
 /**
- * The web application served on `--port` over the stack's own TCP.
- *
- * This is where the HTTP server (src/http) gets wired in: build the routes, listen on
- * `port` with `stack.createServer()`, and return something to close on shutdown. Until
- * that layer exists, nothing listens: a connection attempt to the port gets a TCP RST.
+ * The web application served on `--port` over the stack's own TCP: the HTTP/1.1 server of
+ * src/http with the routes of `netstack up` (status page, /bytes/N, /echo, /connections,
+ * /metrics, and --root's files).
  */
-export function buildHttpApp(stack: Stack, opts: { port: number; logger: Logger }): { close(): void } | undefined {
-  opts.logger.debug({ port: opts.port, stack: stack.name }, 'no HTTP server is wired into netstack up yet');
-  return undefined;
+export function buildHttpApp(
+  stack: Stack,
+  opts: { port: number; root?: string | undefined; logger: Logger },
+): { close(): void } {
+  const startedAt = Date.now();
+  const handler = createNetstackApp(
+    {
+      addr: formatIpv4(stack.addr),
+      startedAt,
+      stats: () => {
+        const out: Record<string, number> = { ...stack.stats() };
+        for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
+        return out;
+      },
+      connections: () => stack.connections(),
+    },
+    { root: opts.root },
+  );
+  const http = new HttpServer({ handler, clock: stack.clock, logger: opts.logger });
+  // allowHalfOpen: a client's FIN must not cut a response that is still being written.
+  const server = stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket));
+  server.on('error', (err: Error) => opts.logger.error({ err: err.message }, 'http listener failed'));
+  server.listen(opts.port);
+  return {
+    close: () => {
+      http.close();
+      server.close();
+    },
+  };
 }
 
 /** Logs: pretty on a terminal; JSON lines on stderr otherwise, so stdout stays for the user. */
@@ -261,10 +305,10 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   }
 
   const stack = new Stack({ link, addr: cfg.addr, logger });
-  const app = buildHttpApp(stack, { port: cfg.port, logger });
+  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger });
 
   const addr = formatIpv4(cfg.addr);
-  const tryThis = app ? `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/` : `ping ${addr}`;
+  const tryThis = `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/`;
   process.stdout.write(`netstack is up: ${addr} on ${tun.name} (host ${hostCidr}). Try: ${tryThis}\n`);
 
   await new Promise<void>((resolve, reject) => {
@@ -276,7 +320,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
       }
       stopping = true;
       logger.info({ reason: why }, 'shutting down');
-      app?.close();
+      app.close();
       stack.close(); // closes the link: the kernel removes the interface
       pcap?.close();
       logger.info({ tun: tun.stats, stack: stack.stats() }, 'stopped');

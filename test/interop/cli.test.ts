@@ -83,13 +83,21 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     });
 
     const ready = await waitForLine(child, /netstack is up/);
-    expect(ready).toBe(`netstack is up: 10.66.0.2 on ${dev} (host 10.66.0.1/24). Try: ping 10.66.0.2`);
+    expect(ready).toBe(`netstack is up: 10.66.0.2 on ${dev} (host 10.66.0.1/24). Try: ping 10.66.0.2  or  curl http://10.66.0.2/`);
     const shown = await ns.exec(['ip', '-4', 'addr', 'show', 'dev', dev]);
     expect(shown.stdout).toContain('inet 10.66.0.1/24');
 
     const ping = await ns.exec(['ping', '-c', '2', '-i', '0.2', '-W', '2', '-n', '10.66.0.2']);
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
     expect(ping.stdout).toContain('2 received');
+
+    // The HTTP server runs on the stack's own TCP: the status page and the byte pattern.
+    const page = await ns.exec(['curl', '-sS', '-m', '10', '-w', '\n%{http_code}', 'http://10.66.0.2/']);
+    expect(page.code, page.stderr).toBe(0);
+    expect(page.stdout).toContain('<h1>netstack</h1>');
+    expect(page.stdout.trimEnd().endsWith('200')).toBe(true);
+    const bytes = await ns.exec(['curl', '-sS', '-m', '10', 'http://10.66.0.2/bytes/1000']);
+    expect(bytes.stdout.length).toBe(1000);
 
     // While it runs, the same device name is taken.
     const second = await cli(ns, ['up', '--dev', dev, '--host', '10.67.0.1/24', '--addr', '10.67.0.2']);
