@@ -262,7 +262,8 @@ export async function createNetnsTun(
   try {
     link = TunLink.open({ name: dev, mtu: opts.mtu ?? 1500 });
     await runOk(['ip', 'link', 'set', dev, 'netns', base.ns]);
-    if (!opts.ipv6) {
+    // Below 1280 bytes the kernel gives the interface no IPv6 at all: nothing to disable.
+    if (!opts.ipv6 && (opts.mtu ?? 1500) >= 1280) {
       await runOk(nsExecArgv(base.ns, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]));
     }
     await runOk(['ip', '-n', base.ns, 'addr', 'add', hostCidr, 'dev', dev]);

@@ -368,8 +368,7 @@ describeInterop('TCP against the Linux kernel', () => {
   });
 
   it('negotiates the MSS on a 576-byte MTU: no segment exceeds the link, nothing is fragmented', async () => {
-    // IPv6 needs an MTU of 1280, so the interface has none to disable.
-    const t = await createNetnsTun({ mtu: 576, ipv6: true });
+    const t = await createNetnsTun({ mtu: 576 });
     let largestOut = 0;
     let largestIn = 0;
     const tap = new TapLink(
