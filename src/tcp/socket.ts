@@ -52,7 +52,8 @@ export class TcpSocket extends Duplex {
       allowHalfOpen: opts.allowHalfOpen ?? false,
       highWaterMark: opts.highWaterMark ?? 64 * 1024,
       decodeStrings: true,
-      emitClose: true,
+      // 'close' is emitted by _destroy with net.Socket's `hadError` argument.
+      emitClose: false,
       autoDestroy: true,
     });
     this.rt = rt;
@@ -236,6 +237,7 @@ export class TcpSocket extends Duplex {
     this.pendingWrite = undefined;
     pending?.();
     cb(err);
+    process.nextTick(() => this.emit('close', err != null));
   }
 
   // --- Connection callbacks ---
