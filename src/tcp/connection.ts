@@ -566,10 +566,14 @@ export class Connection {
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retransmitAt = Infinity;
-    // RFC 5681 §3.1: a lost SYN means the initial window is one segment.
-    if (this.retries > 0) this.cc.onSynLoss();
-    this.retries = 0;
     this.rto.resetBackoff();
+    if (this.retries > 0) {
+      // RFC 5681 §3.1: a lost SYN means the initial window is one segment; RFC 6298 §5.7:
+      // with no RTT sample (Karn), data transmission starts with an RTO of 3 s.
+      this.cc.onSynLoss();
+      this.rto.afterSynLoss();
+    }
+    this.retries = 0;
   }
 
   private onEstablished(now: number): void {

@@ -110,6 +110,16 @@ export class RtoEstimator {
     this.#backoffs = 0;
   }
 
+  /**
+   * RFC 6298 §5.7: the timer expired while awaiting the ACK of a SYN. If no RTT has been
+   * measured (Karn's rule forbids timing the retransmitted SYN), data transmission begins
+   * with an RTO of at least 3 s.
+   */
+  afterSynLoss(): void {
+    this.#backoffs = 0;
+    if (this.#srtt === undefined) this.#baseRto = this.#clamp(Math.max(this.#baseRto, 3000));
+  }
+
   #clamp(ms: number): number {
     return Math.min(Math.max(ms, this.minRto), this.maxRto);
   }

@@ -129,3 +129,19 @@ describe('RtoEstimator (RFC 6298)', () => {
     expect(() => new RtoEstimator({ granularity: 0 })).toThrow(RangeError);
   });
 });
+
+describe('RFC 6298 §5.7: after a lost SYN', () => {
+  it('starts data transmission with an RTO of 3 s when no RTT was measured', () => {
+    const r = new RtoEstimator();
+    r.backoff();
+    r.afterSynLoss();
+    expect(r.rto).toBe(3000);
+    expect(r.backoffCount).toBe(0);
+  });
+  it('keeps a measured estimate', () => {
+    const r = new RtoEstimator();
+    r.sample(100);
+    r.afterSynLoss();
+    expect(r.rto).toBe(300);
+  });
+});
