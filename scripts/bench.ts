@@ -232,9 +232,31 @@ function counterDelta(before: Message, after: Message): Record<string, number> {
 
 // ───────────────────────── workloads ─────────────────────────
 
-function workload(id: WorkloadId | string, title: string, unit: string, better: 'higher' | 'lower', withKernel: boolean, target?: Target, note?: string): WorkloadResult {
-  return { id, title, unit, better, netstack: emptySide(), ...(withKernel ? { kernel: emptySide() } : {}), ...(target ? { target: { ...target, met: null } } : {}), ...(note ? { note } : {}) };
+interface WorkloadSpec {
+  id: string;
+  title: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  /** Measured against the kernel peer too. */
+  kernel: boolean;
+  target?: Target;
+  note?: string;
 }
+
+/** An empty result to fill round by round. */
+function workload(spec: WorkloadSpec): WorkloadResult {
+  const { kernel, target, note, ...rest } = spec;
+  return {
+    ...rest,
+    netstack: emptySide(),
+    ...(kernel ? { kernel: emptySide() } : {}),
+    ...(target ? { target: { ...target, met: null } } : {}),
+    ...(note ? { note } : {}),
+  };
+}
+
+const GBPS_TUN_TARGET: Target = { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' };
+const RATE_TARGET: Target = { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' };
 
 /** Record one round of one side: a value, or the reason it failed. */
 function record(side: SideResult, round: number, value: number | null, detail: Record<string, unknown>, error?: string): void {
@@ -309,8 +331,10 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     };
 
     if (only.has('bulk_download')) {
-      const w = workload('bulk_download', `bulk GET /bytes/${mib(P.downloadBytes)} (curl)`, 'Gbit/s', 'higher', true,
-        { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' });
+      const w = workload({
+        id: 'bulk_download', title: `bulk GET /bytes/${mib(P.downloadBytes)} (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
+        target: GBPS_TUN_TARGET,
+      });
       results.push(w);
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${P.downloadBytes}`, P.downloadBytes, 180));
@@ -318,8 +342,10 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     }
     if (only.has('bulk_upload')) {
       const file = makeUploadFile(P.uploadBytes);
-      const w = workload('bulk_upload', `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, 'Gbit/s', 'higher', true,
-        { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' });
+      const w = workload({
+        id: 'bulk_upload', title: `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
+        target: GBPS_TUN_TARGET,
+      });
       results.push(w);
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
@@ -335,12 +361,15 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     ];
     for (const { id, path, close, seconds } of rateWorkloads) {
       if (!only.has(id)) continue;
-      const w = workload(id, `${close ? 'new connections' : 'keep-alive'} GET ${path} (wrk -t1 -c${WRK_CONNECTIONS} -d${seconds}s${close ? ', Connection: close' : ''})`,
-        'req/s', 'higher', true, { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' });
+      const w = workload({
+        id,
+        title: `${close ? 'new connections' : 'keep-alive'} GET ${path} (wrk -t1 -c${WRK_CONNECTIONS} -d${seconds}s${close ? ', Connection: close' : ''})`,
+        unit: 'req/s', better: 'higher', kernel: true, target: RATE_TARGET,
+      });
       // Workload 4, latency: p50 and p99 of the keep-alive runs on `/`.
       const lat = id !== 'keepalive' ? undefined : [
-        workload('latency_p50', 'latency p50 (keep-alive GET / run)', 'ms', 'lower', true),
-        workload('latency_p99', 'latency p99 (keep-alive GET / run)', 'ms', 'lower', true),
+        workload({ id: 'latency_p50', title: 'latency p50 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
+        workload({ id: 'latency_p99', title: 'latency p99 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
       ];
       results.push(w, ...(lat ?? []));
       for (let r = 0; r < rounds; r++) {
@@ -382,8 +411,12 @@ async function checkSameContent(ctx: Ctx, urls: string[]): Promise<void> {
 
 /** Workload 5: two stacks over a MemoryLink in one process, pinned to the server core. */
 async function runMemory(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
-  const w = workload('memory', `in-memory: 2 stacks over MemoryLink, ${mib(P.memoryBytes)} one way, MTU ${ctx.net.mtu}`, 'Gbit/s', 'higher', false,
-    { of: 'netstack', op: '>=', value: 2, text: '≥ 2 Gbit/s' }, 'no kernel and no device: IPv4 + TCP with checksums, both ends in one process');
+  const w = workload({
+    id: 'memory', title: `in-memory: 2 stacks over MemoryLink, ${mib(P.memoryBytes)} one way, MTU ${ctx.net.mtu}`,
+    unit: 'Gbit/s', better: 'higher', kernel: false,
+    target: { of: 'netstack', op: '>=', value: 2, text: '≥ 2 Gbit/s' },
+    note: 'no kernel and no device: IPv4 + TCP with checksums, both ends in one process',
+  });
   results.push(w);
   for (let r = 0; r < rounds; r++) {
     await measure(w.netstack, r, `memory round ${r + 1}`, async () => {
@@ -412,10 +445,15 @@ async function runMemory(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
  */
 async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   const n = P.scaleConnections;
-  const w = workload('scale_rss', `scale: ${n} idle connections, RSS per connection`, 'KiB', 'lower', false,
-    { of: 'netstack', op: '<=', value: 8, text: '≤ 8 KiB' }, 'process RSS after − before, / connections, after a full GC');
-  const heap = workload('scale_heap', `scale: ${n} idle connections, JS heap per connection`, 'KiB', 'lower', false);
-  const rate = workload('scale_connect_rate', `scale: connections established per second (${n}, 200 in flight)`, 'conn/s', 'higher', false);
+  const w = workload({
+    id: 'scale_rss', title: `scale: ${n} idle connections, RSS per connection`, unit: 'KiB', better: 'lower', kernel: false,
+    target: { of: 'netstack', op: '<=', value: 8, text: '≤ 8 KiB' },
+    note: 'process RSS after − before, / connections, after a full GC',
+  });
+  const heap = workload({ id: 'scale_heap', title: `scale: ${n} idle connections, JS heap per connection`, unit: 'KiB', better: 'lower', kernel: false });
+  const rate = workload({
+    id: 'scale_connect_rate', title: `scale: connections established per second (${n}, 200 in flight)`, unit: 'conn/s', better: 'higher', kernel: false,
+  });
   results.push(w, heap, rate);
   const dev = 'nsbench1';
   const hostCidr = '10.201.3.1/24';
