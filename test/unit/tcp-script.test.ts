@@ -659,3 +659,42 @@ describe('closing', () => {
       .state('CLOSED');
   });
 });
+
+describe('keepalive (RFC 1122 §4.2.3.6) and odd application calls', () => {
+  it('an idle connection is probed with <SEQ=SND.NXT-1>; an answer keeps it; silence ends it with ETIMEDOUT', async () => {
+    const h = scriptHost({ tcp: { keepaliveInterval: 1000, keepaliveCount: 3 } });
+    h.listen({ onConnection: (s) => s.setKeepAlive(true, 5000) });
+    await handshake(h)
+      .quiet(4999)
+      .after(1)
+      .send('. 0:0(0) ack 1') // one below SND.NXT: the peer must answer with an ACK
+      .recv('. 1:1(0) ack 1 win 512')
+      .quiet(4999) // the answer restarted the idle time
+      .after(1)
+      .send('. 0:0(0) ack 1')
+      .after(1000)
+      .send('. 0:0(0) ack 1')
+      .after(1000)
+      .send('. 0:0(0) ack 1')
+      .after(1000)
+      .state('CLOSED');
+    expect(h.log.events).toContain('error ETIMEDOUT');
+    expect(h.stack.stats()['tcp.keepalive.timeout']).toBe(1);
+  });
+
+  it("destroy() inside the 'connect' handler: one RST, CLOSED, and the rest of the SYN-ACK is ignored", async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => {
+        const socket = h.connect();
+        socket.on('connect', () => socket.destroy());
+      })
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .send('R. 1:1(0) ack 1')
+      .state('CLOSED')
+      .quiet(10_000);
+    expect(h.stack.connections()).toEqual([]);
+    expect(h.stack.tcp.nextDeadline()).toBe(Infinity);
+  });
+});
