@@ -3,7 +3,7 @@
  * (see test/helpers/script.ts for the line syntax).
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { parseLine, script, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 /**
@@ -696,5 +696,37 @@ describe('keepalive (RFC 1122 §4.2.3.6) and odd application calls', () => {
       .quiet(10_000);
     expect(h.stack.connections()).toEqual([]);
     expect(h.stack.tcp.nextDeadline()).toBe(Infinity);
+  });
+});
+
+describe('the script helper itself', () => {
+  it('parses lines and rejects malformed ones', () => {
+    expect(parseLine('S. 0:0(0) ack 1 win 65535 <mss 1460,nop,wscale 7>')).toEqual({
+      flags: 0x12,
+      start: 0,
+      len: 0,
+      ack: 1,
+      win: 65535,
+      options: { mss: 1460, wscale: 7 },
+    });
+    expect(parseLine('P. 1:101(100) ack 1 <*>').options).toBe('*');
+    expect(() => parseLine('S 0:5(3)')).toThrow(/is not 3 bytes/);
+    expect(() => parseLine('. 1:1(0)')).toThrow(/needs "ack N"/);
+    expect(() => parseLine('S 0:0(0) ack 1')).toThrow(/without the ACK flag/);
+    expect(() => parseLine('S 0:0(0) <mss 1460,bogus>')).toThrow(/unknown option/);
+    expect(() => parseLine('X 0:0(0)')).toThrow(/cannot parse/);
+  });
+
+  it('a mismatch fails with the seed, the expected and actual lines, and the transcript', async () => {
+    const h = scriptHost({ seed: 7 });
+    h.listen();
+    const run = script(h).recv('S 0:0(0) win 65535 <mss 1460>').send('S. 0:0(0) ack 2 <mss 1460>');
+    await expect(run).rejects.toThrow(/seed 7.*\n.*> S\. 0:0\(0\) ack 2 <mss 1460>\nbut the stack sent\n.*> S\. 0:0\(0\) ack 1 <mss 1460>/);
+  });
+
+  it('a segment nobody expected fails the script at its end', async () => {
+    const h = scriptHost();
+    h.listen();
+    await expect(script(h).recv('S 0:0(0) win 65535 <mss 1460>')).rejects.toThrow(/no line expected/);
   });
 });
