@@ -214,6 +214,12 @@ export class TcpSocket extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    if (this.connecting) {
+      // Like net.Socket: end() before the handshake completes closes once connected, after the
+      // data written so far. (RFC 9293 §3.10.4's CLOSE in SYN-SENT would delete it all.)
+      this.once('connect', () => this._final(cb));
+      return;
+    }
     const conn = this.conn;
     if (conn && conn.state !== TcpState.CLOSED) {
       conn.close(this.rt.clock.now());
