@@ -168,7 +168,8 @@ export class TcpSocket extends Duplex {
 
   private pull(): void {
     const conn = this.conn;
-    if (!conn || this.eofPushed) return;
+    // After destroy() the stream is over without an end: pushing EOF now would still emit 'end'.
+    if (!conn || this.eofPushed || this.destroyed) return;
     const now = this.rt.clock.now();
     let got = false;
     while (this.wantRead) {
