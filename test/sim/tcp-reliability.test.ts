@@ -201,6 +201,61 @@ describe('reliability over a faulty link, both directions at once', () => {
     }
   });
 
+  it('50 connections at once over one faulty link, each both ways', async () => {
+    for (let seed = 500_001; seed <= 500_000 + 2 * SOAK; seed++) {
+      const { aToB, bToA } = faultsFor(seed);
+      const sim = createSim({ seed, aToB, bToA, tcp: { msl: MSL } });
+      const { clock, a, b } = sim;
+      const r = seededRandom(seed);
+      const n = 50;
+      const up = Array.from({ length: n }, (_, i) => randomBytes(Math.floor(r() * 50_000), seed * 1000 + i));
+      const down = Array.from({ length: n }, (_, i) => randomBytes(Math.floor(r() * 50_000), seed * 1000 + 500 + i));
+      const gotUp = new Map<number, Buffer[]>();
+      const gotDown: Buffer[][] = up.map(() => []);
+      let closed = 0;
+      b.createServer({ allowHalfOpen: true }, (s) => {
+        // The client's first two bytes say which connection it is.
+        let id = -1;
+        const parts: Buffer[] = [];
+        s.on('data', (d: Buffer) => {
+          parts.push(d);
+          if (id < 0 && Buffer.concat(parts).length >= 2) {
+            id = Buffer.concat(parts).readUInt16BE(0);
+            gotUp.set(id, parts);
+            pump(s, down[id]!, 4000);
+          }
+        });
+        s.on('close', () => closed++);
+      }).listen(80);
+      await clock.sleep(1);
+      for (let i = 0; i < n; i++) {
+        const c = a.connect({ host: B_ADDR, port: 80, allowHalfOpen: true });
+        c.on('data', (d: Buffer) => gotDown[i]!.push(d));
+        c.on('close', () => closed++);
+        const id = Buffer.alloc(2);
+        id.writeUInt16BE(i);
+        c.on('connect', () => pump(c, Buffer.concat([id, up[i]!]), 3000));
+      }
+      let maxTimers = 0;
+      const finished = await clock.run(() => {
+        maxTimers = Math.max(maxTimers, a.stats()['tcp.timers']!, b.stats()['tcp.timers']!);
+        return closed < 2 * n;
+      }, 3_600_000);
+      expect(finished, `seed ${seed}: ${closed} of ${2 * n} sockets closed`).toBe(true);
+      for (let i = 0; i < n; i++) {
+        expect(Buffer.concat(gotUp.get(i) ?? []).subarray(2).equals(up[i]!), `seed ${seed} connection ${i} up`).toBe(true);
+        expect(Buffer.concat(gotDown[i]!).equals(down[i]!), `seed ${seed} connection ${i} down`).toBe(true);
+      }
+      await clock.run(() => a.tcp.connectionCount + b.tcp.connectionCount > 0, 1_800_000);
+      expect(a.connections(), `seed ${seed}`).toEqual([]);
+      expect(b.connections(), `seed ${seed}`).toEqual([]);
+      expect(a.tcp.nextDeadline()).toBe(Infinity);
+      expect(b.tcp.nextDeadline()).toBe(Infinity);
+      // The timer heap holds about one entry per connection; stale ones are rebuilt away.
+      expect(maxTimers, `seed ${seed}`).toBeLessThan(4 * n + 1024);
+    }
+  });
+
   it('heavy weather: 20% loss and 30% reordering each way, 50 kB each way', async () => {
     // Progress is slow here: when every flight loses a segment, every ACK covers a retransmission,
     // Karn's rule allows no new RTT sample and the RTO stays backed off near its 120 s ceiling
