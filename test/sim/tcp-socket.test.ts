@@ -133,3 +133,36 @@ describe('TcpSocket: net.Socket idioms', () => {
     await sim.clock.sleep(10);
   });
 });
+
+describe('TcpServer: net.Server idioms', () => {
+  it("listen(0) picks a free port; close() refuses new connections and emits 'close' once the last socket closes", async () => {
+    const sim = createSim({ seed: 7, tcp: { msl: 1000 } });
+    const accepted: TcpSocket[] = [];
+    const server = sim.b.createServer((s) => {
+      accepted.push(s);
+      s.on('error', () => {});
+      s.resume(); // (a stream nobody reads never sees its 'end', and never closes: as net.Socket)
+    });
+    let listening = false;
+    server.listen(0, () => (listening = true));
+    await sim.clock.sleep(1);
+    expect(listening).toBe(true);
+    const port = server.address()!.port;
+    expect(port).toBeGreaterThanOrEqual(49152);
+    expect(server.address()).toEqual({ address: B_ADDR, family: 'IPv4', port });
+
+    const first = collect(sim.a.connect({ host: B_ADDR, port }));
+    await sim.clock.run(() => accepted.length === 0, 10_000);
+    let closed = false;
+    server.close(() => (closed = true));
+    const second = collect(sim.a.connect({ host: B_ADDR, port }));
+    await sim.clock.run(() => !second.events.includes('close'), 10_000);
+    expect(second.events).toEqual(['error ECONNREFUSED', 'close']);
+    expect(closed).toBe(false); // the first connection is still open
+    first.data.length = 0;
+    accepted[0]!.end('bye');
+    await sim.clock.run(() => !closed, 10_000);
+    expect(closed).toBe(true);
+    expect(Buffer.concat(first.data).toString()).toBe('bye');
+  });
+});
