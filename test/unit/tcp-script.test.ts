@@ -85,6 +85,56 @@ describe('LISTEN (RFC 9293 §3.10.7.2)', () => {
   });
 });
 
+describe('SYN-RECEIVED after a passive open', () => {
+  it('the SYN-ACK is retransmitted with backoff, then the half-open connection is dropped (synRetries)', async () => {
+    const h = scriptHost({ tcp: { synRetries: 2, initialRto: 1000 } });
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .quiet(999)
+      .after(1)
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .quiet(1999)
+      .after(1)
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .quiet(3999)
+      .after(1)
+      .state('CLOSED')
+      .recv('. 1:1(0) ack 1 win 512') // too late: the listener answers for nobody
+      .send('R 1:1(0) win 0');
+    expect(h.sockets).toEqual([]);
+    expect(h.stack.stats()['tcp.timeout']).toBe(1);
+  });
+
+  it('an exact RST returns to LISTEN silently; the listener still accepts the next SYN', async () => {
+    const h = scriptHost();
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('R 1:1(0)')
+      .state('CLOSED')
+      .quiet(5000)
+      .recv('S 1000:1000(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1001 win 65535 <mss 1460>')
+      .recv('. 1001:1001(0) ack 1 win 512')
+      .state('ESTABLISHED');
+    expect(h.sockets.length).toBe(1);
+  });
+
+  it('an ACK that does not acknowledge our SYN gets <SEQ=SEG.ACK><CTL=RST>', async () => {
+    const h = scriptHost();
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 9 win 512')
+      .send('R 9:9(0) win 0')
+      .state('SYN-RECEIVED');
+  });
+});
+
 describe('RST and SYN in a synchronized state (RFC 5961)', () => {
   it('a RST in the window but not at RCV.NXT gets a challenge ACK and changes nothing (§3.2)', async () => {
     const h = scriptHost();
