@@ -587,7 +587,10 @@ export class Connection {
   private applySynOptions(o: TcpOptions): void {
     // RFC 9293 §3.7.1: the peer's MSS bounds our segments; without the option, 536.
     const peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : 536;
-    this.sndMss = Math.max(64, Math.min(peerMss, this.rcvMss));
+    // A floor of 64 keeps a hostile peer from asking for 1-byte segments, but our own link's
+    // limit (rcvMss = MTU - 40) comes last: on a link under 104 bytes a 64-byte segment would
+    // not fit, and every data segment would be dropped before it left.
+    this.sndMss = Math.min(Math.max(64, peerMss), this.rcvMss);
     // RFC 7323 §2.2: scaling is on only when both SYNs carry the option (we always offer it).
     this.wscaleOk = o.wscale !== undefined;
     this.sndWscale = this.wscaleOk ? Math.min(o.wscale!, 14) : 0;
