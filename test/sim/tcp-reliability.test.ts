@@ -185,6 +185,13 @@ describe('reliability over a faulty link, both directions at once', () => {
     expect(probes).toBeGreaterThan(0); // the windows really did close
   });
 
+  it('the smallest MTUs IPv4 allows (68 bytes: 28-byte segments)', async () => {
+    for (const mtu of [68, 80, 100, 104]) {
+      const out = await transfer(600_000 + mtu, 5000, 5000, faultsFor(600_000 + mtu), { mtu });
+      expect(out.problems, out.problems.join('\n')).toEqual([]);
+    }
+  });
+
   it('20 seeds, 1 MB each way', async () => {
     for (let seed = 200_001; seed <= 200_000 + 20 * SOAK; seed++) {
       const out = await transfer(seed, 1 << 20, 1 << 20);
