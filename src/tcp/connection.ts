@@ -584,6 +584,19 @@ export class Connection {
     this.host.reschedule(this);
   }
 
+  /**
+   * The window scale we offer: the configured shift, but never so large that one unit of window
+   * (2^shift bytes) exceeds the step by which receiver SWS avoidance opens it, min(rcvBuf/2, MSS)
+   * (RFC 1122 §4.2.3.3). With a coarser unit an opening could round down to nothing, and with a
+   * receive buffer smaller than one unit a closed window could never open again.
+   */
+  private offeredWscale(): number {
+    const step = Math.min(this.config.rcvBuf / 2, this.rcvMss);
+    let shift = this.config.wscale;
+    while (shift > 0 && 2 ** shift > step) shift--;
+    return shift;
+  }
+
   private applySynOptions(o: TcpOptions): void {
     // RFC 9293 §3.7.1: the peer's MSS bounds our segments; without the option, 536.
     const peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : 536;
@@ -594,7 +607,7 @@ export class Connection {
     // RFC 7323 §2.2: scaling is on only when both SYNs carry the option (we always offer it).
     this.wscaleOk = o.wscale !== undefined;
     this.sndWscale = this.wscaleOk ? Math.min(o.wscale!, 14) : 0;
-    this.rcvWscale = this.wscaleOk ? this.config.wscale : 0;
+    this.rcvWscale = this.wscaleOk ? this.offeredWscale() : 0;
     this.cc.setMss(this.sndMss);
   }
 
@@ -964,7 +977,7 @@ export class Connection {
     const flags = this.state === TcpState.SYN_RECEIVED ? SYN | ACK : SYN;
     const opts: TcpOptions = { mss: this.rcvMss };
     // RFC 7323 §2.2: offer scaling in a SYN; in a SYN-ACK only if the peer offered it.
-    if (this.state === TcpState.SYN_SENT) opts.wscale = this.config.wscale;
+    if (this.state === TcpState.SYN_SENT) opts.wscale = this.offeredWscale();
     else if (this.wscaleOk) opts.wscale = this.rcvWscale;
     if (this.retries === 0) {
       this.rttTiming = true;
