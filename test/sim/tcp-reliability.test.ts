@@ -72,7 +72,7 @@ async function transfer(
   sizeAB: number,
   sizeBA: number,
   faults = faultsFor(seed),
-  shape: { mtu?: number; rcvBuf?: number; sndBuf?: number; slowReaders?: boolean } = {},
+  shape: { mtu?: number; rcvBuf?: number; sndBuf?: number; wscale?: number; slowReaders?: boolean } = {},
   limitMs = 1_800_000,
 ): Promise<Outcome> {
   const { mtu, slowReaders, ...buffers } = shape;
@@ -167,7 +167,7 @@ describe('reliability over a faulty link, both directions at once', () => {
     expect(maxTimers).toBeLessThan(64);
   });
 
-  it('200 seeds, small transfers over small MTUs and small buffers (zero windows, persist probes)', async () => {
+  it('200 seeds, small transfers over small MTUs, small buffers, all window scales (zero windows, persist probes)', async () => {
     let probes = 0;
     for (let seed = 100_001; seed <= 100_000 + 200 * SOAK; seed++) {
       const r = seededRandom(seed * 31 + 2);
@@ -175,6 +175,7 @@ describe('reliability over a faulty link, both directions at once', () => {
         mtu: [576, 1500, 9000][Math.floor(r() * 3)]!,
         rcvBuf: [2048, 4096, 16_384, 65_536][Math.floor(r() * 4)]!,
         sndBuf: [1024, 8192, 65_536][Math.floor(r() * 3)]!,
+        wscale: [0, 2, 7, 14][Math.floor(r() * 4)]!,
         slowReaders: true,
       };
       const out = await transfer(seed, Math.floor(r() * 40_000), Math.floor(r() * 40_000), faultsFor(seed), shape);

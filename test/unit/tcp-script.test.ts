@@ -381,6 +381,34 @@ describe('flow control', () => {
     expect(h.received).toEqual(h.peerBytes(1, 5097));
   });
 
+  it('a window scale too coarse for the receive buffer is reduced, so a closed window can open again', async () => {
+    // With a 4 KiB buffer, a shift of 14 makes one window unit 16 KiB: once closed, the window
+    // would round down to zero forever, however much the reader drained.
+    const h = scriptHost({ tcp: { rcvBuf: 4096, wscale: 14 } });
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    const s = script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 4096 <*>')
+      .recv('. 1:1(0) ack 1 win 512');
+    // The peer sends 17 kB while the reader is paused; whatever does not fit is refused.
+    for (let at = 1; at < 17_001; at += 1000) s.recv(`. ${at}:${at + 1000}(1000) ack 1 win 512`);
+    await s
+      .after(200)
+      .do((h) => {
+        expect(h.stack.connections()[0]!.rcvWnd).toBe(0); // closed
+        h.consumed = h.out.length; // (the ACKs on the way there are not the point)
+        h.socket.resume();
+      })
+      // The window update. 5048 bytes were taken: 1000 by the socket, 4048 by the 4 KiB buffer.
+      .send('. 1:1(0) ack 5049 <*>');
+    const update = h.out.at(-1)!.seg!;
+    const shift = h.out[0]!.seg!.options.wscale!;
+    // One unit of window stays within the receiver-SWS step min(rcvBuf/2, MSS) = 1460: 2^10.
+    expect(shift).toBe(10);
+    expect(update.window << shift).toBe(4096);
+    expect(h.received).toEqual(h.peerBytes(1, 5049));
+  });
+
   it('no segment is larger than the MSS the peer announced', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(2000, 7)) });
