@@ -12,7 +12,7 @@
  * Exports (all synchronous, errors thrown as Error with .code = errno name, .syscall):
  *   open(name)                          -> { handle, name }   ("" lets the kernel pick tunN)
  *   setAddress(name, addr, netmask)     addr/netmask: uint32 in host order (10.0.0.1 = 0x0a000001)
- *   setMtu(name, mtu) / getMtu(name)
+ *   setMtu(name, mtu) / getMtu(name) / setTxQueueLen(name, packets)
  *   setUp(name, up)
  *   start(handle, onPackets, onWritable, onError)
  *   writeBatch(handle, packets, start)  -> { consumed, failed, bytes, blocked }
@@ -382,6 +382,19 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The kernel's queue of packets waiting for us to read (txqueuelen; TUN's default is 500). */
+static napi_value js_set_tx_queue_len(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  int32_t len;
+  if (!get_args(env, info, 2, argv) || !get_ifname(env, argv[0], ifr.ifr_name)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &len) != napi_ok) return throw_type(env, "queue length must be a number");
+  ifr.ifr_qlen = len;
+  ifreq_ioctl(env, SIOCSIFTXQLEN, "SIOCSIFTXQLEN", &ifr);
+  return NULL;
+}
+
 static napi_value js_get_mtu(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   struct ifreq ifr;
@@ -535,6 +548,7 @@ NAPI_MODULE_INIT() {
       {"setAddress", NULL, js_set_address, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setMtu", NULL, js_set_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getMtu", NULL, js_get_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setTxQueueLen", NULL, js_set_tx_queue_len, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setUp", NULL, js_set_up, NULL, NULL, NULL, napi_enumerable, NULL},
       {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeBatch", NULL, js_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
