@@ -1026,7 +1026,12 @@ export class Connection {
       // The shift rounds down, which would pull the right edge back (by up to 2^shift - 1 bytes)
       // below what we already offered (RFC 7323 appendix F). Round up instead: the window never
       // shrinks (RFC 9293 §3.8.6.2.2), at the cost of accepting those few bytes more (as Linux does).
-      if (!isSyn && field << this.rcvWscale < this.rcvWindow()) field = Math.ceil(this.rcvWindow() / (1 << this.rcvWscale));
+      // Only while the window already offered is backed by free buffer space, though: rounding up
+      // an overcommitted window again and again would move the edge on by up to a unit per ACK, and
+      // a peer sending small segments could fill our memory without bound.
+      const offered = this.rcvWindow();
+      const free = this.config.rcvBuf - this.rcvBuffered - this.oooBytes;
+      if (!isSyn && field << this.rcvWscale < offered && offered <= free) field = Math.ceil(offered / (1 << this.rcvWscale));
       window = Math.min(field, 65535);
       const advertised = isSyn ? window : window << this.rcvWscale;
       const edge = seqAdd(this.rcvNxt, advertised);
