@@ -409,6 +409,24 @@ describe('flow control', () => {
     expect(h.received).toEqual(h.peerBytes(1, 5049));
   });
 
+  it('a peer sending small segments cannot creep past the receive buffer (bounded memory)', async () => {
+    // Rounding the scaled window up (so its right edge never moves back) must not compound: a peer
+    // that sends 100 bytes per ACK would otherwise see the edge move on by 100 bytes every time.
+    const h = scriptHost({ tcp: { rcvBuf: 4096 } }); // shift 7: one unit of window is 128 bytes
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    const s = script(h).recv('S 0:0(0) win 65535 <mss 1460,wscale 7>').send('S. 0:0(0) ack 1 win 4096 <mss 1460,wscale 7>');
+    s.recv('. 1:1(0) ack 1 win 512');
+    for (let at = 1; at < 10_001; at += 100) s.recv(`. ${at}:${at + 100}(100) ack 1 win 512`).after(40);
+    await s.do((h) => {
+      h.consumed = h.out.length; // (the ACKs are checked below)
+    });
+    const conn = h.conn!;
+    // The first 100 bytes sit in the paused socket; the buffer holds at most 4096 + one unit.
+    expect(conn.rcvBuffered).toBeLessThan(4096 + 128);
+    expect(h.stack.connections()[0]!.rcvWnd).toBe(0);
+    expect(h.out.at(-1)!.seg!.window).toBe(0);
+  });
+
   it('no segment is larger than the MSS the peer announced', async () => {
     const h = scriptHost();
     h.listen({ onConnection: (s) => s.write(Buffer.alloc(2000, 7)) });
