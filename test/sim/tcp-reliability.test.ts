@@ -114,8 +114,20 @@ async function transfer(
   c.on('connect', () => pump(c, toB, piece));
 
   let maxTimers = 0;
+  // Memory stays bounded: received data within the buffer (plus less than one window unit of
+  // rounding), queued send data within the send buffer plus the one chunk that crossed it.
+  const memory: string[] = [];
   const sample = () => {
     maxTimers = Math.max(maxTimers, a.stats()['tcp.timers']!, b.stats()['tcp.timers']!);
+    for (const conn of [...a.tcp.connectionList(), ...b.tcp.connectionList()]) {
+      const held = conn.rcvBuffered + conn.oooBytes;
+      if (held >= conn.config.rcvBuf + (1 << conn.rcvWscale) && memory.length < 5) {
+        memory.push(`t=${clock.now()}: ${held} bytes received and held, rcvBuf ${conn.config.rcvBuf}`);
+      }
+      if (conn.sendBuffer.length > conn.config.sndBuf + piece && memory.length < 5) {
+        memory.push(`t=${clock.now()}: ${conn.sendBuffer.length} bytes queued to send, sndBuf ${conn.config.sndBuf}`);
+      }
+    }
   };
   const done = () => events.a.includes('close') && events.b.includes('close');
   const finished = await clock.run(() => (sample(), !done()), limitMs);
@@ -125,7 +137,7 @@ async function transfer(
   await clock.run(() => (sample(), !idle()), 1_800_000);
   sample();
 
-  const problems: string[] = [];
+  const problems: string[] = [...memory];
   if (!finished) problems.push(`did not finish within ${limitMs / 60_000} virtual minutes (events A ${events.a}, B ${events.b})`);
   const recvB = Buffer.concat(gotB);
   const recvA = Buffer.concat(gotA);
