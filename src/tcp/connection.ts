@@ -400,6 +400,16 @@ export class Connection {
     // handshake (Linux lets it pass the sequence check the same way). The old SYN is trimmed below.
     const crossedSynAck =
       this.state === TcpState.SYN_RECEIVED && this.activeOpen && syn && (flags & ACK) !== 0 && seqAdd(seq, 1) === this.rcvNxt;
+    if (this.state === TcpState.SYN_RECEIVED && syn && !(flags & (ACK | RST)) && seq === this.irs) {
+      // The peer retransmitted its SYN: our SYN-ACK was probably lost. Answer with the SYN-ACK
+      // again at once (as Linux does) rather than the bare ACK of the sequence check, which a
+      // peer in SYN-SENT can only drop.
+      this.host.count('tcp.syn.retransmitted-in');
+      this.retransmits++;
+      this.sendSyn(now);
+      this.rttTiming = false; // Karn: the answer may be to either SYN-ACK
+      return;
+    }
     // first: check sequence number (§3.10.7.4 table of four cases).
     if (!crossedSynAck && !this.acceptable(seq, segLen)) {
       if (!(flags & RST)) {

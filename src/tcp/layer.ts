@@ -94,7 +94,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   constructor(opts: TcpLayerOptions) {
     this.addr = opts.addr;
     this.mtu = opts.mtu;
-    this.config = { ...DEFAULT_TCP_CONFIG, ...opts.config };
+    // Keys given as undefined keep their defaults (a spread would overwrite them with undefined).
+    const given = Object.fromEntries(Object.entries(opts.config ?? {}).filter(([, v]) => v !== undefined));
+    this.config = { ...DEFAULT_TCP_CONFIG, ...given };
     this.sendPacket = opts.send;
     this.log = opts.log;
     this.isn = new IsnGenerator(opts.isnSecret);

@@ -107,6 +107,20 @@ describe('SYN-RECEIVED after a passive open', () => {
     expect(h.stack.stats()['tcp.timeout']).toBe(1);
   });
 
+  it('a retransmitted SYN gets the SYN-ACK again at once (our SYN-ACK was lost), as Linux does', async () => {
+    const h = scriptHost();
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .after(300)
+      .recv('S 0:0(0) win 65535 <mss 1460>') // the peer never saw our SYN-ACK
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 512')
+      .state('ESTABLISHED');
+    expect(h.stack.stats()['tcp.syn.retransmitted-in']).toBe(1);
+  });
+
   it('an exact RST returns to LISTEN silently; the listener still accepts the next SYN', async () => {
     const h = scriptHost();
     h.listen();
