@@ -197,12 +197,29 @@ const COLUMNS: Array<keyof ConnectionInfo> = [
   'local', 'remote', 'state', 'sndUna', 'sndNxt', 'rcvNxt', 'sndWnd', 'rcvWnd', 'srtt', 'rto', 'retransmits', 'cwnd', 'ssthresh',
 ];
 
+/** Connections listed on the status page (the rest are counted and linked). */
+export const MAX_LISTED = 100;
+
 export function renderStatusPage(view: StackView, now: number): string {
   const conns = view.connections();
   const stats = Object.entries(view.stats()).sort(([a], [b]) => (a < b ? -1 : 1));
-  const connRows = conns.length
-    ? conns.map((c) => `<tr>${COLUMNS.map((k) => `<td>${escapeHtml(String(c[k] ?? ''))}</td>`).join('')}</tr>`)
+  // A busy server holds thousands of TIME-WAIT connections: list live ones first and at most
+  // MAX_LISTED rows, so the page stays small (the full list is /connections).
+  const byState = new Map<string, number>();
+  for (const c of conns) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
+  const listed = [...conns.filter((c) => c.state !== 'TIME-WAIT'), ...conns.filter((c) => c.state === 'TIME-WAIT')].slice(
+    0,
+    MAX_LISTED,
+  );
+  const connRows = listed.length
+    ? listed.map((c) => `<tr>${COLUMNS.map((k) => `<td>${escapeHtml(String(c[k] ?? ''))}</td>`).join('')}</tr>`)
     : [`<tr><td colspan="${COLUMNS.length}">no connections</td></tr>`];
+  if (conns.length > listed.length) {
+    connRows.push(
+      `<tr><td colspan="${COLUMNS.length}">… and ${conns.length - listed.length} more: <a href="/connections">/connections</a></td></tr>`,
+    );
+  }
+  const summary = [...byState].map(([state, n]) => `${n} ${escapeHtml(state)}`).join(', ');
   const statRows = stats.length
     ? stats.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(String(v))}</td></tr>`)
     : ['<tr><td colspan="2">no counters</td></tr>'];
@@ -218,7 +235,7 @@ export function renderStatusPage(view: StackView, now: number): string {
     '</head>',
     '<body>',
     '<h1>netstack</h1>',
-    `<p>Address <b>${escapeHtml(view.addr)}</b>, up ${formatUptime(now - view.startedAt)}, ${conns.length} connection${conns.length === 1 ? '' : 's'}.</p>`,
+    `<p>Address <b>${escapeHtml(view.addr)}</b>, up ${formatUptime(now - view.startedAt)}, ${conns.length} connection${conns.length === 1 ? '' : 's'}${summary ? ` (${summary})` : ''}.</p>`,
     '<h2>Connections</h2>',
     '<table>',
     `<tr>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr>`,

@@ -839,7 +839,14 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
 function connectionGone(): Error {
-  return Object.assign(new Error('connection closed'), { code: 'ECONNRESET' });
+  // Made for every connection that closes mid-exchange: skip the (costly) stack trace.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.assign(new Error('connection closed'), { code: 'ECONNRESET' });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** IMF-fixdate (RFC 9110 §5.6.7), cached for the current second. */

@@ -781,12 +781,13 @@ export class Connection {
     if (seq === this.rcvNxt) {
       this.deliver(payload);
       this.rcvNxt = seqAdd(this.rcvNxt, payload.length);
-      let filledHole = false;
+      // RFC 5681 §4.2: a segment that fills all *or part* of a gap is ACKed at once, so the
+      // sender in recovery learns quickly; any in-order segment while data waits beyond it does.
+      let filledHole = this.ooo !== undefined && this.ooo.count > 0;
       if (this.ooo && this.ooo.count > 0) {
         for (const chunk of this.ooo.take(this.rcvNxt)) {
           this.deliver(chunk);
           this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
-          filledHole = true;
         }
         if (this.ooo.count === 0) this.ooo = undefined;
       }
