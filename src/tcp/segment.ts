@@ -376,7 +376,8 @@ export function formatSegment(s: TcpSegment): string {
   return line;
 }
 
-function formatOptions(o: TcpOptions): string {
+/** Options as tcpdump prints them: `mss 1460,sackOK,TS val 1 ecr 0,wscale 7`. */
+export function formatOptions(o: TcpOptions): string {
   const parts: string[] = [];
   if (o.mss !== undefined) parts.push(`mss ${o.mss}`);
   if (o.sackPermitted) parts.push('sackOK');

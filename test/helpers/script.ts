@@ -37,7 +37,7 @@ import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import type { Connection, TcpConfig } from '../../src/tcp/connection.js';
 import type { TcpOptions, TcpSegment } from '../../src/tcp/segment.js';
-import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP_HEADER_LEN, URG, optionsLength, parseTcp, writeTcp } from '../../src/tcp/segment.js';
+import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP_HEADER_LEN, URG, formatOptions, optionsLength, parseTcp, writeTcp } from '../../src/tcp/segment.js';
 import type { TcpServer, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpState } from '../../src/tcp/state.js';
 
@@ -460,15 +460,6 @@ function flagString(flags: number): string {
   return s;
 }
 
-function optionString(o: TcpOptions): string {
-  const parts: string[] = [];
-  if (o.mss !== undefined) parts.push(`mss ${o.mss}`);
-  if (o.sackPermitted) parts.push('sackOK');
-  if (o.timestamp !== undefined) parts.push(`TS val ${o.timestamp.value} ecr ${o.timestamp.echo}`);
-  if (o.wscale !== undefined) parts.push(`wscale ${o.wscale}`);
-  if (o.sack !== undefined) parts.push(`sack ${o.sack.map(([l, r]) => `${l}:${r}`).join(' ')}`);
-  return parts.join(',');
-}
 
 /** The canonical text of an expected line (what a matching actual segment formats to). */
 function formatExpected(p: ParsedLine): string {
@@ -476,7 +467,7 @@ function formatExpected(p: ParsedLine): string {
   if (p.flags & ACK) s += ` ack ${p.ack}`;
   if (p.win !== undefined) s += ` win ${p.win}`;
   if (p.options !== '*') {
-    const opts = optionString(p.options);
+    const opts = formatOptions(p.options);
     if (opts) s += ` <${opts}>`;
   }
   return s;
@@ -490,7 +481,7 @@ function formatRelative(seg: TcpSegment, ourIsn: number, peerIsn: number, withWi
   if (seg.flags & ACK) s += ` ack ${(seg.ack - peerIsn) >>> 0}`;
   if (withWindow) s += ` win ${seg.window}`;
   if (withOptions) {
-    const opts = optionString(seg.options);
+    const opts = formatOptions(seg.options);
     if (opts) s += ` <${opts}>`;
   }
   return s;

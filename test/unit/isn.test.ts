@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/runtime/random.js';
 import { IsnGenerator, siphash24 } from '../../src/tcp/isn.js';
 import { seqSub } from '../../src/tcp/seq.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 const u32 = (r: () => number) => Math.floor(r() * 4294967296) >>> 0;
 const u16 = (r: () => number) => Math.floor(r() * 65536);
 

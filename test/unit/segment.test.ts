@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/runtime/random.js';
 import {
   ACK,
   CWR,
@@ -19,16 +20,7 @@ import {
   type TcpSegment,
 } from '../../src/tcp/segment.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 const u32 = (r: () => number) => Math.floor(r() * 4294967296) >>> 0;
 const int = (r: () => number, n: number) => Math.floor(r() * n);
 
