@@ -25,7 +25,8 @@ export async function startHttpApp(stack: Stack, port: number): Promise<{ stats(
     addr: stack.name,
     startedAt: Date.now(),
     stats: () => stack.stats(),
-    connections: () => stack.connections(),
+      connections: (limit?: number) => stack.connections(limit),
+      connectionStates: () => stack.connectionStates(),
   });
   const handler = Object.assign(
     async (req: HttpRequest, res: HttpResponse): Promise<void> => {

@@ -134,8 +134,13 @@ export class Stack implements SocketRuntime {
   // --- Introspection ---
 
   /** Every connection with its state, sequence variables, windows, srtt, rto and retransmissions. */
-  connections(): ConnectionInfo[] {
-    return this.tcp.connections();
+  connections(limit?: number): ConnectionInfo[] {
+    return this.tcp.connections(limit);
+  }
+
+  /** Connections per TCP state, e.g. { ESTABLISHED: 3, 'TIME-WAIT': 1200 }. */
+  connectionStates(): Record<string, number> {
+    return this.tcp.connectionStates();
   }
 
   onTransition(fn: (e: TransitionEvent) => void): () => void {

@@ -231,7 +231,8 @@ export function buildHttpApp(
         for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
         return out;
       },
-      connections: () => stack.connections(),
+      connections: (limit?: number) => stack.connections(limit),
+      connectionStates: () => stack.connectionStates(),
     },
     { root: opts.root },
   );

@@ -78,6 +78,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   private readonly isn: IsnGenerator;
   private readonly random: () => number;
   private readonly conns = new Map<string, Connection>();
+  /** Connections not in TIME-WAIT, so listing the live ones never walks thousands of TIME-WAITs. */
+  private readonly live = new Set<Connection>();
+  /** Connections per state, kept by the transitions (O(1) for /metrics and the status page). */
+  private readonly stateCounts = new Map<TcpState, number>();
   private readonly listeners = new Map<number, Listener>();
   private readonly maxSynBacklog: number;
   private dirtyList: Connection[] = [];
@@ -299,6 +303,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   onTransition(conn: Connection, from: TcpState, to: TcpState, cause: string): void {
     this.count(`tcp.state.${to}`);
+    if (from !== TcpState.CLOSED) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
+    if (to !== TcpState.CLOSED) this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
+    if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) this.live.delete(conn);
+    else this.live.add(conn);
     if (this.log?.isLevelEnabled('debug')) {
       this.log.debug({ conn: connName(conn), from, to, cause }, `tcp: ${from} -> ${to} (${cause})`);
     }
@@ -374,9 +382,24 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     return () => this.observers.delete(fn);
   }
 
-  connections(): ConnectionInfo[] {
+  /** Connections with their TCB variables: live ones first, then TIME-WAIT, at most `limit`. */
+  connections(limit = Infinity): ConnectionInfo[] {
     const out: ConnectionInfo[] = [];
-    for (const c of this.conns.values()) out.push(c.info(formatIpv4));
+    for (const c of this.live) {
+      if (out.length >= limit) return out;
+      out.push(c.info(formatIpv4));
+    }
+    for (const c of this.conns.values()) {
+      if (out.length >= limit) break;
+      if (c.state === TcpState.TIME_WAIT) out.push(c.info(formatIpv4));
+    }
+    return out;
+  }
+
+  /** How many connections are in each state (states with none are left out). */
+  connectionStates(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [state, n] of this.stateCounts) if (n > 0) out[state] = n;
     return out;
   }
 

@@ -30,9 +30,15 @@ describe('tcp over a perfect in-memory link', () => {
     expect(ok, sim.trace.join('\n')).toBe(true);
     expect(Buffer.concat(serverGot).equals(toServer)).toBe(true);
     expect(Buffer.concat(clientGot).equals(toClient)).toBe(true);
+    // Both sides closed first (simultaneous close): both hold TIME-WAIT, counted per state.
+    expect(a.connectionStates()).toEqual({ 'TIME-WAIT': 1 });
+    expect(b.connectionStates()).toEqual({ 'TIME-WAIT': 1 });
+    expect(a.connections().map((c) => c.state)).toEqual(['TIME-WAIT']);
     await clock.sleep(200_000);
     expect(a.connections()).toEqual([]);
     expect(b.connections()).toEqual([]);
+    expect(a.connectionStates()).toEqual({});
+    expect(b.connectionStates()).toEqual({});
     // Both close right after connecting: B's FIN crosses A's (CLOSING), A's ACK comes back first.
     expect(sim.states('a'), sim.trace.join('\n')).toEqual([
       'CLOSED>SYN-SENT',

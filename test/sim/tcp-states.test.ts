@@ -41,6 +41,8 @@ function expectQuiescent(sim: Sim): void {
   const msg = `seed ${sim.seed}\n${sim.trace.join('\n')}`;
   expect(sim.a.connections(), msg).toEqual([]);
   expect(sim.b.connections(), msg).toEqual([]);
+  expect(sim.a.connectionStates(), msg).toEqual({});
+  expect(sim.b.connectionStates(), msg).toEqual({});
   expect(sim.a.tcp.nextDeadline(), msg).toBe(Infinity);
   expect(sim.b.tcp.nextDeadline(), msg).toBe(Infinity);
 }

@@ -104,3 +104,33 @@ describe('contentTypeFor', () => {
     expect(contentTypeFor('a.unknown')).toBe('application/octet-stream');
   });
 });
+
+describe('status page with many connections', () => {
+  it('lists at most MAX_LISTED live connections and only counts TIME-WAIT, whatever the number', async () => {
+    const { renderStatusPage, MAX_LISTED } = await import('../../src/http/routes.js');
+    const mk = (i: number, state: string) => ({
+      local: '10.0.0.2:80', remote: `10.0.0.1:${10000 + i}`, state, sndUna: 0, sndNxt: 0, rcvNxt: 0,
+      sndWnd: 0, rcvWnd: 0, srtt: 0, rto: 200, retransmits: 0,
+    });
+    const all = [...Array.from({ length: 150 }, (_, i) => mk(i, 'ESTABLISHED')), ...Array.from({ length: 5000 }, (_, i) => mk(1000 + i, 'TIME-WAIT'))];
+    let asked: number | undefined;
+    const html = renderStatusPage(
+      {
+        addr: '10.0.0.2',
+        startedAt: 0,
+        stats: () => ({}),
+        connections: (limit?: number) => {
+          asked = limit;
+          return all.slice(0, limit);
+        },
+        connectionStates: () => ({ ESTABLISHED: 150, 'TIME-WAIT': 5000 }),
+      },
+      1000,
+    );
+    expect(asked).toBe(MAX_LISTED); // never the whole list
+    expect(html.match(/<td>ESTABLISHED<\/td>/g)?.length).toBe(MAX_LISTED);
+    expect(html).not.toContain('<td>TIME-WAIT</td>');
+    expect(html).toContain('5150 connections (150 ESTABLISHED, 5000 TIME-WAIT)');
+    expect(html).toContain(`… and ${5150 - MAX_LISTED} more`);
+  });
+});

@@ -790,7 +790,10 @@ describe('netstack routes over HttpServer', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).toContain('10.0.0.2');
     expect(html).toMatch(/up 1h 2m \d+s/);
-    expect(html).toContain('<td>TIME-WAIT</td>');
+    // Live connections are rows; TIME-WAIT is counted in the summary and linked, not listed.
+    expect(html).not.toContain('<td>TIME-WAIT</td>');
+    expect(html).toContain('3 connections (2 ESTABLISHED, 1 TIME-WAIT)');
+    expect(html).toContain('… and 1 more: <a href="/connections">/connections</a>');
     expect(html).toContain('<td>10.0.0.1:40001</td>');
     expect(html).toContain('<td>tcpRetransmits</td><td>2</td>');
     expect(html.trimEnd().endsWith('</html>')).toBe(true);
