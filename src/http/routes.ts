@@ -211,7 +211,10 @@ const COLUMNS: Array<keyof ConnectionInfo> = [
 export const MAX_LISTED = 100;
 
 export function renderStatusPage(view: StackView, now: number): string {
-  const stats = Object.entries(view.stats()).sort(([a], [b]) => (a < b ? -1 : 1));
+  // Counters that are still zero are left out here (they are all in /metrics).
+  const stats = Object.entries(view.stats())
+    .filter(([, v]) => v !== 0)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
   // A busy server holds thousands of TIME-WAIT connections: the table lists live connections
   // only, at most MAX_LISTED, so the page stays small and cheap; TIME-WAIT is counted in the
   // summary, and /connections has every connection.
@@ -230,7 +233,7 @@ export function renderStatusPage(view: StackView, now: number): string {
   const summary = [...byState].map(([state, n]) => `${n} ${escapeHtml(state)}`).join(', ');
   const statRows = stats.length
     ? stats.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(String(v))}</td></tr>`)
-    : ['<tr><td colspan="2">no counters</td></tr>'];
+    : ['<tr><td colspan="2">all counters are zero</td></tr>'];
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
@@ -250,6 +253,7 @@ export function renderStatusPage(view: StackView, now: number): string {
     ...connRows,
     '</table>',
     '<h2>Counters</h2>',
+    '<p>Non-zero counters; <a href="/metrics">/metrics</a> has them all.</p>',
     '<table>',
     '<tr><th>counter</th><th>value</th></tr>',
     ...statRows,

@@ -61,8 +61,14 @@ describe('renderStatusPage', () => {
   it('says so when there is nothing to show', () => {
     const html = renderStatusPage({ addr: 'x', startedAt: 0, stats: () => ({}), connections: () => [] }, 0);
     expect(html).toContain('no connections');
-    expect(html).toContain('no counters');
+    expect(html).toContain('all counters are zero');
     expect(html).toContain('0 connections');
+  });
+
+  it('leaves zero counters out of the page (they are in /metrics)', () => {
+    const html = renderStatusPage({ addr: 'x', startedAt: 0, stats: () => ({ 'ip.in': 5, 'ip.drop.bad-checksum': 0 }), connections: () => [] }, 0);
+    expect(html).toContain('<td>ip.in</td><td>5</td>');
+    expect(html).not.toContain('ip.drop.bad-checksum');
   });
 });
 
