@@ -223,7 +223,7 @@ export function renderStatusPage(view: StackView, now: number): string {
   for (const n of byState.values()) total += n;
   const listed = view.connections(MAX_LISTED).filter((c) => c.state !== 'TIME-WAIT');
   const connRows = listed.length
-    ? listed.map((c) => `<tr>${COLUMNS.map((k) => `<td>${escapeHtml(String(c[k] ?? ''))}</td>`).join('')}</tr>`)
+    ? listed.map(connectionRow)
     : [`<tr><td colspan="${COLUMNS.length}">no connections</td></tr>`];
   if (total > listed.length) {
     connRows.push(
@@ -232,7 +232,7 @@ export function renderStatusPage(view: StackView, now: number): string {
   }
   const summary = [...byState].map(([state, n]) => `${n} ${escapeHtml(state)}`).join(', ');
   const statRows = stats.length
-    ? stats.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(String(v))}</td></tr>`)
+    ? stats.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${cellText(v)}</td></tr>`)
     : ['<tr><td colspan="2">all counters are zero</td></tr>'];
   return [
     '<!DOCTYPE html>',
@@ -284,7 +284,24 @@ export function formatUptime(ms: number): string {
 }
 
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  // Most text (addresses, states, counter names) has nothing to escape: skip the replace.
+  if (!NEEDS_ESCAPE.test(s)) return s;
+  return s.replace(ESCAPABLE, (c) => `&#${c.charCodeAt(0)};`);
+}
+const NEEDS_ESCAPE = /[&<>"']/;
+const ESCAPABLE = /[&<>"']/g;
+
+/** A table cell's text: numbers need no escaping (fractions to 0.1, e.g. srtt in ms). */
+function cellText(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return escapeHtml(String(v ?? ''));
+}
+
+/** One row of the connections table (the page's hot loop under load: plain concatenation). */
+function connectionRow(c: ConnectionInfo): string {
+  let row = '<tr>';
+  for (const k of COLUMNS) row += '<td>' + cellText(c[k]) + '</td>';
+  return row + '</tr>';
 }
 
 // --- helpers ---
