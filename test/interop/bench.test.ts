@@ -4,7 +4,7 @@
  * namespaces when it is interrupted. No thresholds: timing belongs to the benchmark itself.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -78,9 +78,13 @@ describeInterop('npm run bench', () => {
     async () => {
       const before = await benchNamespaces();
       // tsx directly (not npm), so the signal reaches the bench; tsx relays it to its child.
+      // A tag in the environment marks every process of this run (the bench passes its
+      // environment on), so the leftover check below looks at ours only.
+      const tag = `bench-sigint-${process.pid}-${Date.now()}`;
       const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/bench.ts', '--quick', '--no-build', '--only', 'keepalive', '--out', join(dir, 'never.json')], {
         cwd: ROOT,
         stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, NETSTACK_BENCH_TEST_TAG: tag },
       });
       let stderr = '';
       child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -98,8 +102,7 @@ describeInterop('npm run bench', () => {
         expect(stderr).toContain('SIGINT, cleaning up');
         expect(await benchNamespaces()).toEqual(before);
         // Its processes ran in those namespaces; with the namespaces gone, none of them may be left.
-        const ps = await run(['ps', '-eo', 'args']);
-        expect(ps.stdout).not.toMatch(/bench-server\.js|kernel-peer\.js/);
+        expect(processesTagged(`NETSTACK_BENCH_TEST_TAG=${tag}`)).toEqual([]);
       } finally {
         if (child.exitCode === null) child.kill('SIGKILL');
       }
@@ -107,3 +110,18 @@ describeInterop('npm run bench', () => {
     90_000,
   );
 });
+
+/** Command lines of the live processes whose environment holds `entry` (from /proc). */
+function processesTagged(entry: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+      if (env.includes(entry)) found.push(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').trim());
+    } catch {
+      // The process ended while we looked, or is not ours to read: not a leftover of this run.
+    }
+  }
+  return found;
+}
