@@ -299,7 +299,7 @@ export class Connection {
   }
 
   /** CLOSE (§3.10.4): no more data from us; FIN follows the buffered data. */
-  close(now: number): void {
+  close(): void {
     switch (this.state) {
       case TcpState.SYN_SENT:
         this.toClosed('close in SYN-SENT');
@@ -319,7 +319,6 @@ export class Connection {
         this.markDirty();
         return;
       default:
-        void now;
         return; // already closing: "error: connection closing" — nothing to do
     }
   }
@@ -349,7 +348,7 @@ export class Connection {
   }
 
   /** Take the next chunk of in-order received data, or undefined. */
-  read(now: number): Uint8Array | undefined {
+  read(): Uint8Array | undefined {
     if (this.rcvQueueHead >= this.rcvQueue.length) return undefined;
     const chunk = this.rcvQueue[this.rcvQueueHead]!;
     this.rcvQueue[this.rcvQueueHead++] = EMPTY;
@@ -359,7 +358,7 @@ export class Connection {
     }
     const before = this.windowToAdvertise();
     this.rcvBuffered -= chunk.length;
-    this.maybeWindowUpdate(before, now);
+    this.maybeWindowUpdate(before);
     return chunk;
   }
 
@@ -446,7 +445,7 @@ export class Connection {
         return;
       }
       this.host.count('tcp.rst.in');
-      this.onReset(now);
+      this.onReset();
       return;
     }
 
@@ -640,8 +639,7 @@ export class Connection {
   }
 
   /** §3.10.7.4 "second": an acceptable RST. */
-  private onReset(now: number): void {
-    void now;
+  private onReset(): void {
     switch (this.state) {
       case TcpState.SYN_RECEIVED:
         if (this.activeOpen) this.fail('ECONNREFUSED', 'connection refused', 'RST in SYN-RECEIVED');
@@ -714,7 +712,7 @@ export class Connection {
       const verdict = this.cc.onAck(acked, ack, flight, now);
       // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
       this.retransmitAt = this.sndUna === this.sndMax ? Infinity : now + this.rto.rto;
-      if (verdict === 'partial') this.retransmitFirst(now, 'partial ACK');
+      if (verdict === 'partial') this.retransmitFirst(now);
       this.bytesSent += dataAcked;
       if (dataAcked > 0) this.user.onWritable?.();
       this.markDirty();
@@ -731,7 +729,7 @@ export class Connection {
       if (this.cc.onDupAck(this.dupAcks, ack, flight, this.sndMax) === 'retransmit') {
         this.host.count('tcp.fast-retransmit');
         this.rttTiming = false;
-        this.retransmitFirst(now, 'fast retransmit');
+        this.retransmitFirst(now);
       }
       this.markDirty(); // in recovery, an inflated cwnd may allow new data
     }
@@ -962,8 +960,7 @@ export class Connection {
   }
 
   /** Retransmit the first unacknowledged segment without moving SND.NXT (fast retransmit, partial ACK). */
-  private retransmitFirst(now: number, cause: string): void {
-    void cause;
+  private retransmitFirst(now: number): void {
     const len = Math.min(this.sendBuffer.length, this.sndMss);
     const fin = this.finSent && len === this.sendBuffer.length;
     if (len === 0 && !fin) return;
@@ -1009,8 +1006,7 @@ export class Connection {
   }
 
   /** After the user read data: tell the peer if its view of our window was (almost) closed. */
-  private maybeWindowUpdate(before: number, now: number): void {
-    void now;
+  private maybeWindowUpdate(before: number): void {
     if (!isSynchronized(this.state) || this.finReceived) return;
     const after = this.windowToAdvertise();
     if (after > before && (before < this.rcvMss || after - before >= this.config.rcvBuf / 2)) {

@@ -170,10 +170,9 @@ export class TcpSocket extends Duplex {
     const conn = this.conn;
     // After destroy() the stream is over without an end: pushing EOF now would still emit 'end'.
     if (!conn || this.eofPushed || this.destroyed) return;
-    const now = this.rt.clock.now();
     let got = false;
     while (this.wantRead) {
-      const chunk = conn.read(now);
+      const chunk = conn.read();
       if (!chunk) break;
       got = true;
       this.wantRead = this.push(chunk);
@@ -223,7 +222,7 @@ export class TcpSocket extends Duplex {
     }
     const conn = this.conn;
     if (conn && conn.state !== TcpState.CLOSED) {
-      conn.close(this.rt.clock.now());
+      conn.close();
       this.rt.kick();
     }
     cb();

@@ -304,7 +304,7 @@ describe("a listener's backlog", () => {
     const drain = () => {
       for (let c = listener.accept(); c; c = listener.accept()) {
         served.push(c.remotePort);
-        c.close(sim.clock.now());
+        c.close();
       }
     };
     listener.onAcceptable = () => sim.clock.defer(drain);
