@@ -57,6 +57,9 @@ export interface TcpConfig {
  *  500 ms of RFC 1122 §4.2.3.2, because the peer's RTO may be as short as 200 ms. */
 export const MAX_DELAYED_ACK_MS = 200;
 
+/** Unread in-order data arriving in pieces smaller than this is joined into one buffer (see deliver). */
+export const RCV_COALESCE_BYTES = 2048;
+
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   rcvBuf: 1 << 20,
   sndBuf: 1 << 20,
@@ -819,10 +822,24 @@ export class Connection {
   }
 
   private deliver(data: Uint8Array): void {
-    // The packet buffer belongs to the link: keep a copy of just these bytes.
-    const copy = Buffer.allocUnsafe(data.length);
-    copy.set(data);
-    this.rcvQueue.push(copy);
+    // The packet buffer belongs to the link: keep a copy of just these bytes. A small segment is
+    // appended to the last unread chunk while the two fit in RCV_COALESCE_BYTES (one copy of at most
+    // that much), so two neighbouring chunks always hold more than that together: a peer sending
+    // 1-byte segments to a reader that has stopped reading cannot make us keep one buffer object
+    // (about a hundred bytes of memory) per byte it sent. (Linux charges each buffer's real size,
+    // truesize, against the receive buffer and collapses queues of small ones for the same reason.)
+    const queue = this.rcvQueue;
+    const last = queue.length > this.rcvQueueHead ? queue[queue.length - 1]! : undefined;
+    if (last !== undefined && last.length + data.length <= RCV_COALESCE_BYTES) {
+      const joined = Buffer.allocUnsafe(last.length + data.length);
+      joined.set(last);
+      joined.set(data, last.length);
+      queue[queue.length - 1] = joined;
+    } else {
+      const copy = Buffer.allocUnsafe(data.length);
+      copy.set(data);
+      queue.push(copy);
+    }
     this.rcvBuffered += data.length;
     this.bytesReceived += data.length;
   }
@@ -1233,6 +1250,11 @@ export class Connection {
 
   get oooBytes(): number {
     return this.ooo ? this.ooo.bytes : 0;
+  }
+
+  /** Buffers holding the in-order data not yet read (see deliver: tiny segments share one). */
+  get rcvChunks(): number {
+    return this.rcvQueue.length - this.rcvQueueHead;
   }
 
   info(fmt: (addr: number) => string): ConnectionInfo {
