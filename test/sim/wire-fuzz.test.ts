@@ -35,12 +35,14 @@ import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
+import { RCV_COALESCE_BYTES } from '../../src/tcp/connection.js';
 import type { TcpOptions } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, parseTcp } from '../../src/tcp/segment.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from '../../src/tcp/seq.js';
 import type { TcpServer, TcpSocket } from '../../src/tcp/socket.js';
 import { parseUdp } from '../../src/udp/udp.js';
 import type { RawOption } from '../helpers/wire.js';
+import { script, scriptHost } from '../helpers/script.js';
 import { describePacket, fragments, icmp, ipv4, rawOptions, setIpv4Checksum, setTransportChecksum, tcp, udp } from '../helpers/wire.js';
 
 /** NETSTACK_SOAK=10 runs ten times as many seeds (a longer hunt; the default fits CI). */
@@ -470,6 +472,10 @@ class WireFuzz {
       // Received and held: within the buffer, plus less than one unit of the scaled window (rounding up).
       const held = c.rcvBuffered + c.oooBytes;
       if (held >= this.config.rcvBuf + (1 << c.rcvWscale)) throw this.failure(`${name}: ${held} bytes received and held, rcvBuf ${this.config.rcvBuf}`);
+      // ...and in few buffers: a peer sending 1-byte segments must not make us keep one object per byte.
+      if (c.rcvChunks > (2 * c.rcvBuffered) / RCV_COALESCE_BYTES + 1) {
+        throw this.failure(`${name}: ${c.rcvBuffered} bytes received and held in ${c.rcvChunks} buffers`);
+      }
       if (c.sendBuffer.length > this.config.sndBuf + MAX_WRITE) {
         throw this.failure(`${name}: ${c.sendBuffer.length} bytes queued to send, sndBuf ${this.config.sndBuf}`);
       }
@@ -1360,4 +1366,24 @@ describe('a hostile peer at the wire never crashes the stack nor grows its memor
     },
     60_000 * SOAK,
   );
+});
+
+describe('what the fuzz found, reduced to scripts', () => {
+  it('tiny in-order segments for a reader that stopped reading share buffers (not one object per byte)', async () => {
+    // Before: every segment became a buffer of its own in the receive queue, so a peer sending
+    // 1-byte segments into a 1 MiB window made the stack hold about 120 bytes of memory per byte.
+    const h = scriptHost({ tcp: { rcvBuf: 65_536 } });
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    const s = script(h).recv('S 0:0(0) win 65535 <mss 1460>').send('S. 0:0(0) ack 1 win 65535 <mss 1460>').recv('. 1:1(0) ack 1');
+    for (let at = 1; at <= 3000; at++) s.recv(`P. ${at}:${at + 1}(1) ack 1`);
+    await s.do((h) => {
+      h.consumed = h.out.length; // (the ACKs along the way are not the point)
+    });
+    const conn = h.conn!;
+    expect(conn.rcvBuffered).toBe(2999); // the paused socket took the first byte
+    expect(conn.rcvChunks).toBe(2); // 2048 + 951 bytes
+    h.socket.resume();
+    await h.settle();
+    expect(h.received).toEqual(h.peerBytes(1, 3001)); // every byte, in order
+  });
 });
