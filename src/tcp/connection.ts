@@ -440,6 +440,11 @@ export class Connection {
       payload = payload.subarray(0, Math.max(0, wnd));
       fin = false; // the FIN lies beyond the window: it will come again
     }
+    // The peer's FIN, held out of order, ends its sequence space: nothing lies beyond it.
+    if (this.peerFinSeq !== undefined && seqGt(seqAdd(seq, payload.length), this.peerFinSeq)) {
+      this.host.count('tcp.drop.beyond-fin');
+      payload = payload.subarray(0, Math.max(0, seqSub(this.peerFinSeq, seq)));
+    }
 
     // second: check the RST bit (RFC 5961 §3.2: reset only on an exact match, else challenge ACK).
     if (flags & RST) {
@@ -518,7 +523,10 @@ export class Connection {
     if (fin && seqAdd(seq, payload.length) === this.rcvNxt && !this.finReceived) {
       this.receiveFin(now, 'FIN received');
     } else if (fin && !this.finReceived && seqGt(seqAdd(seq, payload.length), this.rcvNxt)) {
+      // Out of order: remember where the stream ends, and send a duplicate ACK at once as for
+      // any out-of-order segment (RFC 5681 §4.2).
       this.peerFinSeq = seqAdd(seq, payload.length);
+      if (payload.length === 0) this.sendAck(now);
     }
   }
 

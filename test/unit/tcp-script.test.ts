@@ -250,6 +250,20 @@ describe('receiving data (RFC 9293 §3.10.7.4, RFC 5681 §4.2, RFC 1122 §4.2.3.
     expect(h.received).toEqual(h.peerBytes(1, 4001));
   });
 
+  it('a FIN that arrives out of order gets a duplicate ACK, ends the sequence space, and counts once the gap fills', async () => {
+    const h = scriptHost();
+    h.listen({ allowHalfOpen: true });
+    await handshake(h)
+      .recv('F. 101:101(0) ack 1 win 512') // the FIN before the data it follows
+      .send('. 1:1(0) ack 1')
+      .recv('P. 101:201(100) ack 1 win 512') // "data" past the FIN: there is no such sequence space
+      .recv('P. 1:101(100) ack 1 win 512') // the gap: data, then the remembered FIN
+      .send('. 1:1(0) ack 102')
+      .state('CLOSE-WAIT');
+    expect(h.received).toEqual(h.peerBytes(1, 101));
+    expect(h.stack.stats()['tcp.drop.beyond-fin']).toBe(1);
+  });
+
   it('an old duplicate segment is acknowledged and not delivered twice', async () => {
     const h = scriptHost();
     h.listen();
