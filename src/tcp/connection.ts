@@ -1209,6 +1209,13 @@ export class Connection {
   /** RFC 1122 §4.2.3.6: a keepalive probe is <SEQ=SND.NXT-1> with no data. */
   private onKeepaliveTimeout(now: number): void {
     if (!this.keepaliveEnabled || !isSynchronized(this.state) || this.state === TcpState.TIME_WAIT) return;
+    if (this.sndMax !== this.sndUna || this.sendBuffer.length > 0) {
+      // Not idle: data is in flight or waiting, and the retransmission or persist timer watches
+      // the peer (RFC 1122 §4.2.3.6 probes an idle connection; Linux does the same).
+      this.keepaliveAt = now + this.keepaliveIdle;
+      this.host.reschedule(this);
+      return;
+    }
     if (now - this.lastReceived < this.keepaliveIdle && this.keepaliveProbes === 0) {
       this.keepaliveAt = this.lastReceived + this.keepaliveIdle;
       this.host.reschedule(this);

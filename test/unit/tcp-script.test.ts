@@ -806,6 +806,27 @@ describe('keepalive (RFC 1122 §4.2.3.6) and odd application calls', () => {
     expect(h.stack.stats()['tcp.keepalive.timeout']).toBe(1);
   });
 
+  it('no keepalive probe while data is in flight: the retransmission timer watches the peer', async () => {
+    const h = scriptHost({ tcp: { keepaliveInterval: 100, keepaliveCount: 1 } });
+    h.listen({
+      onConnection: (s) => {
+        s.setKeepAlive(true, 300);
+        s.write(Buffer.alloc(100, 7));
+      },
+    });
+    await handshake(h)
+      .send('P. 1:101(100) ack 1') // never acknowledged
+      .quiet(199)
+      .after(1)
+      .send('P. 1:101(100) ack 1') // RTO 200 ms
+      .quiet(399)
+      .after(1)
+      .send('P. 1:101(100) ack 1') // backed off: 400 ms; no keepalive probe at 300 or 600 ms
+      .quiet(500)
+      .state('ESTABLISHED');
+    expect(h.stack.stats()['tcp.keepalive.probe']).toBeUndefined();
+  });
+
   it("destroy() inside the 'connect' handler: one RST, CLOSED, and the rest of the SYN-ACK is ignored", async () => {
     const h = scriptHost();
     await script(h)
