@@ -13,6 +13,7 @@
 import { splitTarget } from './parser.js';
 import type { Handler, HttpRequest, HttpResponse } from './server.js';
 import { createStaticHandler } from './static.js';
+import type { ConnectionInfo as TcpConnectionInfo } from '../tcp/connection.js';
 
 /** What the app needs from the stack, supplied by the CLI. */
 export interface StackView {
@@ -34,21 +35,16 @@ function statesOf(view: StackView): Map<string, number> {
   return byState;
 }
 
-export interface ConnectionInfo {
-  local: string;
-  remote: string;
+/**
+ * A connection as the pages show it: TCP's own ConnectionInfo, loosened so that another
+ * source (the benchmark's kernel peer, tests) can fill it: any state name, and the
+ * congestion fields optional.
+ */
+export type ConnectionInfo = Omit<TcpConnectionInfo, 'state' | 'cwnd' | 'ssthresh'> & {
   state: string;
-  sndUna: number;
-  sndNxt: number;
-  rcvNxt: number;
-  sndWnd: number;
-  rcvWnd: number;
-  srtt: number;
-  rto: number;
-  retransmits: number;
   cwnd?: number;
   ssthresh?: number;
-}
+};
 
 /** Largest N for /bytes/N. */
 export const MAX_BYTES = 2 ** 40;
