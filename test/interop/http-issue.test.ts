@@ -15,7 +15,7 @@
  * so "closed cleanly" means: we went ESTABLISHED → FIN-WAIT-1 → … → TIME-WAIT and no
  * RST crossed the link either way. Timing is never asserted; every wait is bounded.
  */
-import { createCipheriv, createHash } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,23 +26,13 @@ import { parseIpv4 } from '../../src/ip/addr.js';
 import { PROTO_TCP, parseIpv4 as parseIpv4Packet } from '../../src/ip/ipv4.js';
 import type { Link } from '../../src/link/link.js';
 import { Stack } from '../../src/stack.js';
-import { parseTcp } from '../../src/tcp/segment.js';
+import { RST, parseTcp } from '../../src/tcp/segment.js';
 import { kernelPython, kernelSockets, waitFor } from '../helpers/kernel-peer.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { createNetnsTun, describeInterop } from '../helpers/netns.js';
+import { curl, curlHash, patternHash, sha256 } from '../helpers/http.js';
 
 // ───────────────────────── expected bytes ─────────────────────────
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** SHA-256 of the first n bytes of the /bytes pattern (byte i = i mod 256), computed here independently of the server. */
-function patternHash(n: number): string {
-  const h = createHash('sha256');
-  const block = Buffer.alloc(1 << 20);
-  for (let i = 0; i < block.length; i++) block[i] = i % 256;
-  for (let left = n; left > 0; left -= block.length) h.update(block.subarray(0, Math.min(left, block.length)));
-  return h.digest('hex');
-}
 
 /** n reproducible pseudo-random bytes (AES-128-CTR keystream of a fixed key: a seeded generator). */
 function seededBytes(n: number, seed: number): Buffer {
@@ -86,8 +76,6 @@ function tapLink(link: Link, watch: (packet: Uint8Array, fromKernel: boolean) =>
     close: () => link.close(),
   };
 }
-
-const RST = 0x04;
 
 /**
  * Our stack on a fresh namespace's TUN, serving `netstack up`'s app on port 80 (wired as
@@ -168,20 +156,6 @@ async function expectClosedByOurFin(fx: HttpFixture, clientPort: number): Promis
 }
 
 // ───────────────────────── clients in the namespace ─────────────────────────
-
-/** curl inside the namespace; `-sS` so errors show, a hard time limit so nothing hangs. */
-async function curl(t: NetnsTun, args: string[]) {
-  return t.exec(['curl', '-sS', '--max-time', '60', ...args], { timeoutMs: 70_000 });
-}
-
-/** SHA-256 of what curl wrote to stdout (piped through sha256sum: bodies are larger than captured output). */
-async function curlHash(t: NetnsTun, args: string[]): Promise<string> {
-  const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const r = await t.exec(['bash', '-o', 'pipefail', '-c', `curl -sS --max-time 60 ${quoted} | sha256sum`], { timeoutMs: 70_000 });
-  expect(r.code, r.stderr).toBe(0);
-  expect(r.stderr).toBe('');
-  return r.stdout.split(' ')[0]!;
-}
 
 /** A Python program with `cfg` (a JSON value) defined before it: JSON string escapes are valid Python. */
 function withConfig(cfg: unknown, program: string): string {

@@ -6,7 +6,7 @@
  *
  * Bodies are checked by SHA-256 on both sides. Timing is never asserted.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,16 +18,7 @@ import { Stack } from '../../src/stack.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { createNetnsTun, describeInterop } from '../helpers/netns.js';
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-function patternHash(n: number): string {
-  const h = createHash('sha256');
-  const block = Buffer.alloc(65536);
-  for (let i = 0; i < block.length; i++) block[i] = i & 0xff;
-  for (let left = n; left > 0; left -= block.length) h.update(block.subarray(0, Math.min(left, block.length)));
-  return h.digest('hex');
-}
+import { curl, curlHash, patternHash, sha256 } from '../helpers/http.js';
 
 /** Our stack on the namespace's TUN, serving `netstack up`'s app on port 80. */
 async function startHttp(
@@ -59,20 +50,6 @@ async function startHttp(
 
 function prefixed(prefix: string, stats: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(stats).map(([k, v]) => [`${prefix}.${k}`, v]));
-}
-
-/** curl inside the namespace; `-sS` so errors show, a hard time limit so nothing hangs. */
-async function curl(t: NetnsTun, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return t.exec(['curl', '-sS', '--max-time', '30', ...args], { timeoutMs: 40_000 });
-}
-
-/** curl with its output piped through sha256sum (bodies can be far larger than captured output). */
-async function curlHash(t: NetnsTun, args: string[]): Promise<string> {
-  const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const r = await t.exec(['bash', '-o', 'pipefail', '-c', `curl -sS --max-time 60 ${quoted} | sha256sum`], { timeoutMs: 70_000 });
-  expect(r.code, r.stderr).toBe(0);
-  expect(r.stderr).toBe('');
-  return r.stdout.split(' ')[0]!;
 }
 
 /**
