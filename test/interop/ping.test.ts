@@ -15,7 +15,7 @@ import { internetChecksum } from '../../src/ip/checksum.js';
 import { parseIpv4, readIpv4, writeIpv4 } from '../../src/ip/addr.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { PcapWriter, wrapLink } from '../../src/link/pcap.js';
-import { TunLink } from '../../src/link/tun.js';
+import { DEFAULT_TX_QUEUE_LEN, TunLink } from '../../src/link/tun.js';
 import { Stack } from '../../src/stack.js';
 import type { Link } from '../../src/link/link.js';
 import { createNetns, createNetnsTun, describeInterop } from '../helpers/netns.js';
@@ -213,6 +213,12 @@ describeInterop('TunLink against the kernel (echo reflector)', () => {
     expect(dump.status, dump.stderr).toBe(0);
     expect(dump.stdout).toMatch(new RegExp(`${t.hostAddr} > ${t.stackAddr}: ICMP echo request`));
     expect(dump.stdout).toMatch(new RegExp(`${t.stackAddr} > ${t.hostAddr}: ICMP echo reply`));
+  });
+
+  it('opens the device with a kernel queue of DEFAULT_TX_QUEUE_LEN packets (not TUN\'s 500)', async () => {
+    const t = await createNetnsTun();
+    const shown = await t.exec(['cat', `/sys/class/net/${t.dev}/tx_queue_len`]);
+    expect(shown.stdout.trim()).toBe(String(DEFAULT_TX_QUEUE_LEN));
   });
 
   it('close() removes the interface, and is idempotent; send after close counts drops', async () => {
