@@ -440,7 +440,8 @@ export class Connection {
       payload = payload.subarray(0, Math.max(0, wnd));
       fin = false; // the FIN lies beyond the window: it will come again
     }
-    // The peer's FIN, held out of order, ends its sequence space: nothing lies beyond it.
+    // The peer's FIN, held out of order, ends its sequence space: nothing lies beyond it
+    // (RFC 9293 §3.10.7.4 eighth: the FIN is the last octet the peer sends).
     if (this.peerFinSeq !== undefined && seqGt(seqAdd(seq, payload.length), this.peerFinSeq)) {
       this.host.count('tcp.drop.beyond-fin');
       payload = payload.subarray(0, Math.max(0, seqSub(this.peerFinSeq, seq)));
