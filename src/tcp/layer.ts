@@ -9,13 +9,17 @@ import { formatIpv4 } from '../ip/addr.js';
 import type { Ipv4Header } from '../ip/ipv4.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
 import type { IpUpper } from '../ip/layer.js';
+import { findEphemeralPort, EPHEMERAL_COUNT } from '../ip/ports.js';
+import { TokenBucket } from '../ip/stats.js';
 import type { ConnectionHost, ConnectionInfo, TcpConfig } from './connection.js';
 import { Connection, DEFAULT_TCP_CONFIG } from './connection.js';
 import { IsnGenerator } from './isn.js';
+import { DEFAULT_BACKLOG, Listener } from './listener.js';
 import type { TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, parseTcp, writeTcp } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
+import { TimerHeap } from './timers.js';
 
 export interface TransitionEvent {
   conn: Connection;
@@ -41,34 +45,6 @@ export interface TcpLayerOptions {
   maxSynBacklog?: number;
 }
 
-/** A passive-open endpoint (RFC 9293 LISTEN) with a bounded SYN queue and accept queue. */
-export class Listener {
-  /** Connections in SYN-RECEIVED created by this listener. */
-  synQueue = 0;
-  /** Established connections not yet taken by `accept()`. */
-  readonly acceptQueue: Connection[] = [];
-  /** Called when the accept queue becomes non-empty. */
-  onAcceptable: (() => void) | undefined;
-  closed = false;
-
-  constructor(
-    readonly port: number,
-    readonly backlog: number,
-    readonly maxSynBacklog: number,
-  ) {}
-
-  accept(): Connection | undefined {
-    for (;;) {
-      const c = this.acceptQueue.shift();
-      if (!c) return undefined;
-      if (c.state !== TcpState.CLOSED) return c;
-    }
-  }
-}
-
-const EPHEMERAL_LOW = 49152; // IANA dynamic ports (RFC 6335 §6)
-const EPHEMERAL_HIGH = 65535;
-
 export class TcpLayer implements IpUpper, ConnectionHost {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
@@ -87,13 +63,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   private dirtyList: Connection[] = [];
   private readonly observers = new Set<(e: TransitionEvent) => void>();
   private readonly counters: Record<string, number> = Object.create(null);
-  // Timer heap: parallel arrays (deadline, connection); stale entries are skipped lazily.
-  private heapAt: number[] = [];
-  private heapConn: Connection[] = [];
-  // RFC 5961 §7 challenge-ACK token bucket.
-  private readonly challengeRate: number;
-  private challengeTokens: number;
-  private challengeStamp = 0;
+  private readonly timers = new TimerHeap();
+  /** RFC 5961 §7: challenge ACKs per second for the whole layer (burst: one second's worth). */
+  private readonly challengeAcks: TokenBucket;
 
   constructor(opts: TcpLayerOptions) {
     this.addr = opts.addr;
@@ -105,8 +77,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.log = opts.log;
     this.isn = new IsnGenerator(opts.isnSecret);
     this.random = opts.random ?? Math.random;
-    this.challengeRate = opts.challengeAcksPerSecond ?? 1000;
-    this.challengeTokens = this.challengeRate;
+    const challengeRate = opts.challengeAcksPerSecond ?? 1000;
+    this.challengeAcks = new TokenBucket(challengeRate, challengeRate);
     this.maxSynBacklog = opts.maxSynBacklog ?? 256;
   }
 
@@ -128,22 +100,17 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       if (conn.state === TcpState.TIME_WAIT && (seg.flags & (SYN | ACK | RST)) === SYN) {
         // RFC 9293 §3.10.7.4 / RFC 6191 / RFC 1122 §4.2.2.13: a new SYN for a 4-tuple in TIME-WAIT
         // may reopen it when its sequence number is beyond the old connection's receive space.
-        if (seqGt(seg.seq, conn.rcvNxt) && this.listeners.has(seg.dstPort)) {
+        if (seqGt(seg.seq, conn.rcv.nxt) && this.listeners.has(seg.dstPort)) {
           this.count('tcp.time-wait.reused');
-          const isnFloor = seqAdd(conn.sndMax, 65536 + 2);
+          const isnFloor = seqAdd(conn.snd.max, 65536 + 2);
           conn.toClosed('new SYN in TIME-WAIT');
           this.onListen(this.listeners.get(seg.dstPort)!, key, ip, seg, now, isnFloor);
           return;
         }
       }
-      if (conn.state === TcpState.SYN_RECEIVED && conn.listener && seg.flags & ACK && !(seg.flags & (RST | SYN))) {
-        const l = this.listeners.get(conn.listener.port);
-        if (l && l.acceptQueue.length >= l.backlog) {
-          // Accept queue full: ignore the handshake's final ACK, as Linux does; our SYN-ACK
-          // retransmission gives the client another chance later.
-          this.count('tcp.listen.accept-queue-full');
-          return;
-        }
+      if (conn.state === TcpState.SYN_RECEIVED && conn.listener?.acceptQueueFull && seg.flags & ACK && !(seg.flags & (RST | SYN))) {
+        this.count('tcp.listen.accept-queue-full'); // see Listener.acceptQueueFull
+        return;
       }
       conn.onSegment(seg, now);
       return;
@@ -157,29 +124,24 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.resetForNobody(ip, seg, now);
   }
 
-  /** §3.10.7.2: SEGMENT ARRIVES in LISTEN. */
+  /** §3.10.7.2: SEGMENT ARRIVES in LISTEN (the listener decides; a SYN it admits makes a connection). */
   private onListen(l: Listener, key: string, ip: Ipv4Header, seg: TcpSegment, now: number, isnFloor?: number): void {
-    if (seg.flags & RST) return; // "An incoming RST should be ignored."
-    if (seg.flags & ACK) {
-      this.resetForNobody(ip, seg, now); // "<SEQ=SEG.ACK><CTL=RST>"
-      return;
-    }
-    if (!(seg.flags & SYN)) return;
-    if (l.synQueue >= Math.min(l.backlog, l.maxSynBacklog) || l.acceptQueue.length >= l.backlog) {
-      // Bounded state: excess SYNs are dropped (the client retransmits). Like Linux, the
-      // backlog given to listen() bounds the half-open connections too, not only the accept queue.
-      this.count('tcp.listen.syn-dropped');
-      return;
+    switch (l.segmentArrives(seg)) {
+      case 'reset':
+        return this.resetForNobody(ip, seg, now);
+      case 'queue-full':
+        return this.count('tcp.listen.syn-dropped');
+      case 'ignore':
+        return;
+      case 'open':
+        break;
     }
     const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
-    conn.listener = l;
-    conn.inSynQueue = true;
-    l.synQueue++;
     this.conns.set(key, conn);
     let iss = this.isn.isn(this.addr, l.port, ip.src, seg.srcPort, now);
     if (isnFloor !== undefined && seqLt(iss, isnFloor)) iss = isnFloor;
     this.count('tcp.passive-open');
-    conn.openPassive(seg, iss, now);
+    conn.openPassive(l, seg, iss, now);
   }
 
   /** §3.10.7.1: a segment for no connection gets a RST (unless it is one). */
@@ -208,9 +170,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   // User-facing operations
   // ===================================================================================
 
-  listen(port: number, backlog = 511): Listener {
+  listen(port: number, backlog = DEFAULT_BACKLOG): Listener {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw codeError('EINVAL', `invalid port ${port}`);
-    if (port === 0) port = this.pickListenPort();
+    if (port === 0) port = this.ephemeralPort((p) => !this.listeners.has(p), 'EADDRINUSE', 'no free port to listen on');
     if (this.listeners.has(port)) throw codeError('EADDRINUSE', `listen EADDRINUSE: address already in use :${port}`);
     const l = new Listener(port, Math.max(1, backlog), this.maxSynBacklog);
     this.listeners.set(port, l);
@@ -230,7 +192,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       port = localPort;
       if (this.conns.has(connKey(remoteAddr, remotePort, port))) throw codeError('EADDRINUSE', `connect EADDRINUSE: local port ${port} in use`);
     } else {
-      port = this.pickEphemeral(remoteAddr, remotePort);
+      const free = (p: number) => !this.listeners.has(p) && !this.conns.has(connKey(remoteAddr, remotePort, p));
+      port = this.ephemeralPort(free, 'EADDRNOTAVAIL', 'connect EADDRNOTAVAIL: no free local port');
     }
     const key = connKey(remoteAddr, remotePort, port);
     const conn = new Connection(this, this.config, this.addr, port, remoteAddr, remotePort, this.mtu, key);
@@ -240,25 +203,11 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     return conn;
   }
 
-  private pickEphemeral(remoteAddr: Ipv4Addr, remotePort: number): number {
-    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
-    const start = Math.floor(this.random() * span);
-    for (let i = 0; i < span; i++) {
-      const port = EPHEMERAL_LOW + ((start + i) % span);
-      if (this.listeners.has(port)) continue;
-      if (!this.conns.has(connKey(remoteAddr, remotePort, port))) return port;
-    }
-    throw codeError('EADDRNOTAVAIL', 'connect EADDRNOTAVAIL: no free local port');
-  }
-
-  private pickListenPort(): number {
-    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
-    const start = Math.floor(this.random() * span);
-    for (let i = 0; i < span; i++) {
-      const port = EPHEMERAL_LOW + ((start + i) % span);
-      if (!this.listeners.has(port)) return port;
-    }
-    throw codeError('EADDRINUSE', 'no free port to listen on');
+  /** A free ephemeral port, searched from a random point (RFC 6056 §3.3.1). */
+  private ephemeralPort(isFree: (port: number) => boolean, code: string, message: string): number {
+    const port = findEphemeralPort(Math.floor(this.random() * EPHEMERAL_COUNT), isFree);
+    if (port === undefined) throw codeError(code, message);
+    return port;
   }
 
   // ===================================================================================
@@ -274,25 +223,14 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   /** Run every timer that is due. */
   poll(now: number): void {
-    let guard = this.heapAt.length + 16;
-    while (this.heapAt.length > 0 && this.heapAt[0]! <= now && guard-- > 0) {
-      const at = this.heapAt[0]!;
-      const conn = this.heapPop();
-      if (conn.heapAt !== at) continue; // stale: superseded by an earlier entry already run
-      conn.heapAt = Infinity;
-      if (conn.state === TcpState.CLOSED) continue;
+    this.timers.poll(now, (conn) => {
       conn.onTimer(now);
       this.reschedule(conn);
-    }
+    });
   }
 
   nextDeadline(): number {
-    while (this.heapAt.length > 0) {
-      const conn = this.heapConn[0]!;
-      if (conn.heapAt === this.heapAt[0] && conn.state !== TcpState.CLOSED) return this.heapAt[0]!;
-      this.heapPop();
-    }
-    return Infinity;
+    return this.timers.nextDeadline();
   }
 
   // --- ConnectionHost ---
@@ -317,13 +255,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   reschedule(conn: Connection): void {
-    const at = conn.nextDeadline();
-    if (at < conn.heapAt) {
-      conn.heapAt = at;
-      this.heapPush(at, conn);
-      // Stale entries pile up when deadlines keep moving earlier; rebuild when they dominate.
-      if (this.heapAt.length > 4 * this.conns.size + 1024) this.rebuildHeap();
-    }
+    // Stale entries pile up when deadlines keep moving earlier; rebuild when they dominate.
+    if (this.timers.schedule(conn) && this.timers.size > 4 * this.conns.size + 1024) this.timers.rebuild(this.conns.values());
   }
 
   markDirty(conn: Connection): void {
@@ -334,38 +267,16 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   release(conn: Connection): void {
     if (this.conns.get(conn.key) === conn) this.conns.delete(conn.key);
     conn.heapAt = Infinity;
-    this.leaveSynQueue(conn);
-  }
-
-  private leaveSynQueue(conn: Connection): void {
-    if (!conn.inSynQueue) return;
-    conn.inSynQueue = false;
-    const l = conn.listener as Listener;
-    l.synQueue--;
+    conn.listener?.leaveSynQueue(conn);
   }
 
   established(conn: Connection): void {
-    const l = conn.listener as Listener | undefined;
-    if (!l) return;
-    this.leaveSynQueue(conn);
-    if (l.closed) {
-      // The listener went away during the handshake: nobody will accept this connection.
-      conn.abort(0, 'listener closed');
-      return;
-    }
-    l.acceptQueue.push(conn);
-    l.onAcceptable?.();
+    // The listener went away during the handshake: nobody will accept this connection.
+    if (conn.listener && !conn.listener.established(conn)) conn.abort(0, 'listener closed');
   }
 
   allowChallengeAck(now: number): boolean {
-    const elapsed = now - this.challengeStamp;
-    if (elapsed > 0) {
-      this.challengeTokens = Math.min(this.challengeRate, this.challengeTokens + (elapsed * this.challengeRate) / 1000);
-      this.challengeStamp = now;
-    }
-    if (this.challengeTokens < 1) return false;
-    this.challengeTokens -= 1;
-    return true;
+    return this.challengeAcks.take(now);
   }
 
   count(name: string, n = 1): void {
@@ -412,73 +323,13 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     return this.conns.size;
   }
 
-  listenerPorts(): number[] {
-    return [...this.listeners.keys()];
-  }
-
   stats(): Record<string, number> {
     const s: Record<string, number> = { ...this.counters };
     s['tcp.connections'] = this.conns.size;
-    s['tcp.timers'] = this.heapAt.length;
+    s['tcp.timers'] = this.timers.size;
     return s;
   }
 
-  // --- binary heap on (heapAt, heapConn) ---
-
-  private heapPush(at: number, conn: Connection): void {
-    const A = this.heapAt;
-    const C = this.heapConn;
-    let i = A.length;
-    A.push(at);
-    C.push(conn);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (A[p]! <= at) break;
-      A[i] = A[p]!;
-      C[i] = C[p]!;
-      i = p;
-    }
-    A[i] = at;
-    C[i] = conn;
-  }
-
-  private heapPop(): Connection {
-    const A = this.heapAt;
-    const C = this.heapConn;
-    const top = C[0]!;
-    const lastAt = A.pop()!;
-    const lastConn = C.pop()!;
-    const n = A.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && A[r]! < A[l]! ? r : l;
-        if (lastAt <= A[c]!) break;
-        A[i] = A[c]!;
-        C[i] = C[c]!;
-        i = c;
-      }
-      A[i] = lastAt;
-      C[i] = lastConn;
-    }
-    return top;
-  }
-
-  private rebuildHeap(): void {
-    this.heapAt = [];
-    this.heapConn = [];
-    for (const c of this.conns.values()) {
-      c.heapAt = Infinity;
-      const at = c.nextDeadline();
-      if (at < Infinity) {
-        c.heapAt = at;
-        this.heapPush(at, c);
-      }
-    }
-  }
 }
 
 export function connKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): string {

@@ -9,7 +9,9 @@ import type { Clock, ClockTimer } from '../runtime/clock.js';
 import type { Ipv4Addr } from '../ip/addr.js';
 import { formatIpv4, parseIpv4 } from '../ip/addr.js';
 import type { Connection, TcpErrorCode } from './connection.js';
-import type { Listener, TcpLayer } from './layer.js';
+import type { TcpLayer } from './layer.js';
+import type { Listener } from './listener.js';
+import { DEFAULT_BACKLOG } from './listener.js';
 import { codeError } from './layer.js';
 import { TcpState } from './state.js';
 
@@ -117,7 +119,7 @@ export class TcpSocket extends Duplex {
 
   setNoDelay(noDelay = true): this {
     if (this.conn) {
-      this.conn.nagle = !noDelay;
+      this.conn.snd.nagle = !noDelay;
       if (noDelay) {
         this.conn.markDirty();
         this.rt.kick();
@@ -309,7 +311,7 @@ export class TcpServer extends EventEmitter {
   }
 
   listen(port: number, backlogOrCb?: number | (() => void), cb?: () => void): this {
-    const backlog = typeof backlogOrCb === 'number' ? backlogOrCb : 511;
+    const backlog = typeof backlogOrCb === 'number' ? backlogOrCb : DEFAULT_BACKLOG;
     const done = typeof backlogOrCb === 'function' ? backlogOrCb : cb;
     if (done) this.once('listening', done);
     try {

@@ -9,6 +9,7 @@ import { UNREACH_PORT } from '../ip/icmp.js';
 import { IPV4_HEADER_LEN, PROTO_UDP } from '../ip/ipv4.js';
 import type { Ipv4Header } from '../ip/ipv4.js';
 import type { IpLayer, IpUpper } from '../ip/layer.js';
+import { EPHEMERAL_FIRST, EPHEMERAL_LAST, findEphemeralPort } from '../ip/ports.js';
 import { Counters } from '../ip/stats.js';
 import { parseUdp, UDP_HEADER_LEN, writeUdp } from './udp.js';
 
@@ -31,9 +32,6 @@ export type UdpIp = Pick<IpLayer, 'addr' | 'mtu' | 'send' | 'sendUnreachable'>;
 
 /** Largest UDP data that fits one IPv4 datagram: 65535 - 20 - 8. */
 export const UDP_MAX_PAYLOAD = 65535 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
-/** Ephemeral ports (RFC 6335 section 6), used when binding port 0. */
-const EPHEMERAL_FIRST = 49152;
-const EPHEMERAL_LAST = 65535;
 
 export class UdpLayer implements IpUpper {
   private readonly handlers = new Map<number, UdpMessageHandler>();
@@ -103,13 +101,11 @@ export class UdpLayer implements IpUpper {
   }
 
   private freeEphemeralPort(): number {
-    const count = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1;
-    for (let i = 0; i < count; i++) {
-      const p = this.nextEphemeral;
-      this.nextEphemeral = p === EPHEMERAL_LAST ? EPHEMERAL_FIRST : p + 1;
-      if (!this.handlers.has(p)) return p;
-    }
-    throw udpError('EADDRINUSE', 'no free ephemeral UDP port');
+    // Sequential from the last port given out, so a port just released is not reused at once.
+    const p = findEphemeralPort(this.nextEphemeral - EPHEMERAL_FIRST, (port) => !this.handlers.has(port));
+    if (p === undefined) throw udpError('EADDRINUSE', 'no free ephemeral UDP port');
+    this.nextEphemeral = p === EPHEMERAL_LAST ? EPHEMERAL_FIRST : p + 1;
+    return p;
   }
 }
 

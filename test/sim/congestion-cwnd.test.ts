@@ -52,8 +52,8 @@ async function bulk(size: number, aToB: Omit<FaultyOptions, 'seed'>, tcpA: Parti
   const ok = await clock.run(() => {
     const conn = a.tcp.connectionList()[0];
     const last = trace[trace.length - 1];
-    if (conn && conn.state === TcpState.ESTABLISHED && (!last || last.cwnd !== conn.cc.cwnd || last.ssthresh !== conn.cc.ssthresh)) {
-      trace.push({ t: clock.now() - start, cwnd: conn.cc.cwnd, ssthresh: conn.cc.ssthresh, recovery: conn.cc.inRecovery });
+    if (conn && conn.state === TcpState.ESTABLISHED && (!last || last.cwnd !== conn.snd.cc.cwnd || last.ssthresh !== conn.snd.cc.ssthresh)) {
+      trace.push({ t: clock.now() - start, cwnd: conn.snd.cc.cwnd, ssthresh: conn.snd.cc.ssthresh, recovery: conn.snd.cc.inRecovery });
     }
     return received < size;
   }, 600_000);

@@ -39,7 +39,7 @@ describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)',
       .recv('. 1:1(0) ack 1001 win 60000')
       // Third: ssthresh = 11000 / 2 = 5500, cwnd = 5500 + 3 * 1000; retransmit the missing segment.
       .send('. 1001:2001(1000) ack 1')
-      .do((h) => expect([h.conn!.cc.ssthresh, h.conn!.cc.cwnd, h.conn!.cc.inRecovery]).toEqual([5500, 8500, true]))
+      .do((h) => expect([h.conn!.snd.cc.ssthresh, h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([5500, 8500, true]))
       .recv('. 1:1(0) ack 1001 win 60000') // each further duplicate inflates cwnd by one MSS...
       .recv('. 1:1(0) ack 1001 win 60000')
       .recv('. 1:1(0) ack 1001 win 60000') // 11 500: 500 bytes usable, held (sender SWS)
@@ -51,11 +51,11 @@ describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)',
       .recv('. 1:1(0) ack 5001 win 60000')
       .send('. 5001:6001(1000) ack 1')
       .send('. 13001:14001(1000) ack 1')
-      .do((h) => expect([h.conn!.cc.cwnd, h.conn!.cc.inRecovery]).toEqual([9500, true]))
+      .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([9500, true]))
       // Full ACK (everything up to "recover" = 12001, and more): leave recovery with
       // cwnd = min(ssthresh, FlightSize + MSS) = min(5500, 1000 + 1000).
       .recv('. 1:1(0) ack 13001 win 60000')
-      .do((h) => expect([h.conn!.cc.cwnd, h.conn!.cc.inRecovery]).toEqual([2000, false]))
+      .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([2000, false]))
       .send('. 14001:15001(1000) ack 1');
     const s = h.stack.stats();
     expect(s['tcp.fast-retransmit']).toBe(1);
@@ -78,7 +78,7 @@ describe('retransmission timer (RFC 6298 §5)', () => {
       .quiet(199)
       .after(1)
       .send('. 1001:2001(1000) ack 1') // RTO: the first unacknowledged segment, cwnd = 1 segment
-      .do((h) => expect([h.conn!.cc.cwnd, h.conn!.cc.ssthresh, h.conn!.rto.rto]).toEqual([1000, 1000 * 2, 400]))
+      .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.ssthresh, h.conn!.snd.rto.rto]).toEqual([1000, 1000 * 2, 400]))
       .quiet(399)
       .after(1)
       .send('. 1001:2001(1000) ack 1') // again after 400 ms, and the RTO doubles to 800
@@ -104,17 +104,17 @@ describe('retransmission timer (RFC 6298 §5)', () => {
       // This ACK may answer either transmission: an RTT of 350 or of 150? Karn: don't guess.
       .recv('. 1:1(0) ack 1001 win 60000')
       .do((h) => {
-        expect(h.conn!.rto.srtt).toBe(0); // still the handshake's sample
-        expect(h.conn!.rto.rto).toBe(400); // still backed off
+        expect(h.conn!.snd.rto.srtt).toBe(0); // still the handshake's sample
+        expect(h.conn!.snd.rto.rto).toBe(400); // still backed off
       })
       .do((h) => h.socket.write(Buffer.alloc(1000, 8)))
       .send('P. 1001:2001(1000) ack 1')
       .after(30)
       .recv('. 1:1(0) ack 2001 win 60000') // a segment sent once: a valid sample of 30 ms
       .do((h) => {
-        expect(h.conn!.rto.srtt).toBe(30 / 8);
-        expect(h.conn!.rto.backoffCount).toBe(0);
-        expect(h.conn!.rto.rto).toBe(200); // the minimum
+        expect(h.conn!.snd.rto.srtt).toBe(30 / 8);
+        expect(h.conn!.snd.rto.backoffCount).toBe(0);
+        expect(h.conn!.snd.rto.rto).toBe(200); // the minimum
       });
   });
 });

@@ -98,7 +98,7 @@ describe('keepalive (RFC 1122 §4.2.3.6)', () => {
     expect(probes.map((p) => p.t - on)).toEqual([idle, idle + interval, idle + 2 * interval]);
     for (const { seg } of probes) {
       expect(seg.payload.length).toBe(0);
-      expect(seg.seq).toBe(seqAdd(conn.sndNxt, -1));
+      expect(seg.seq).toBe(seqAdd(conn.snd.nxt, -1));
       expect(seg.flags & 0x10).toBe(0x10);
     }
   });

@@ -56,7 +56,7 @@ class WindowWatch {
     const len = seg.payload.length;
     if (len === 0 || this.rightEdge === undefined) return;
     // RFC 9293 §3.8.6.1: a zero-window probe carries one byte past a window A sees closed.
-    if (len === 1 && this.sim.a.tcp.connectionList()[0]?.sndWnd === 0) {
+    if (len === 1 && this.sim.a.tcp.connectionList()[0]?.snd.wnd === 0) {
       this.probes.push(this.sim.clock.now());
       return;
     }
@@ -158,10 +158,10 @@ describe('flow control (RFC 9293 §3.8.6)', () => {
         checks++;
         // The receiver never holds more than its buffer (give or take the window-scale rounding:
         // the window is rounded up to a multiple of 2^shift rather than shrunk)...
-        expect(bc.rcvBuffered + bc.oooBytes).toBeLessThan(rcvBuf + (1 << bc.rcvWscale));
+        expect(bc.rcvBuffered + bc.rcv.oooBytes).toBeLessThan(rcvBuf + (1 << bc.rcv.wscale));
         // ...and the sender never has more data outstanding than the window it was offered.
         const fin = ac.finSent && !ac.finAcked ? 1 : 0;
-        expect(ac.sndNxt - ac.sndUna - fin).toBeLessThanOrEqual(ac.sndWnd);
+        expect(ac.snd.nxt - ac.snd.una - fin).toBeLessThanOrEqual(ac.snd.wnd);
       }
       return received < size;
     }, 120_000);
@@ -261,7 +261,7 @@ describe('flow control (RFC 9293 §3.8.6)', () => {
     const ok = await clock.run(() => received < size, 60_000);
     expect(ok).toBe(true);
     expect(watch.zeroWindowSeen || watch.edges.some((e) => e.window < rcvBuf / 2)).toBe(true);
-    const mss = sim.b.tcp.connectionList()[0]!.rcvMss;
+    const mss = sim.b.tcp.connectionList()[0]!.rcv.mss;
     const steps = watch.edges.slice(1).map((e, i) => e.edge - watch.edges[i]!.edge);
     expect(steps.length).toBeGreaterThan(50);
     // RFC 1122 §4.2.3.3: the edge moves only by at least min(RCV.BUFF / 2, MSS).

@@ -49,8 +49,7 @@ describe('tcp over a perfect in-memory link', () => {
       'TIME-WAIT>CLOSED',
     ]);
     expect(sim.states('b'), sim.trace.join('\n')).toEqual([
-      'CLOSED>LISTEN',
-      'LISTEN>SYN-RECEIVED',
+      'CLOSED>SYN-RECEIVED',
       'SYN-RECEIVED>ESTABLISHED',
       'ESTABLISHED>FIN-WAIT-1',
       'FIN-WAIT-1>CLOSING',

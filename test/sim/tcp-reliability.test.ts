@@ -120,12 +120,12 @@ async function transfer(
   const sample = () => {
     maxTimers = Math.max(maxTimers, a.stats()['tcp.timers']!, b.stats()['tcp.timers']!);
     for (const conn of [...a.tcp.connectionList(), ...b.tcp.connectionList()]) {
-      const held = conn.rcvBuffered + conn.oooBytes;
-      if (held >= conn.config.rcvBuf + (1 << conn.rcvWscale) && memory.length < 5) {
+      const held = conn.rcvBuffered + conn.rcv.oooBytes;
+      if (held >= conn.config.rcvBuf + (1 << conn.rcv.wscale) && memory.length < 5) {
         memory.push(`t=${clock.now()}: ${held} bytes received and held, rcvBuf ${conn.config.rcvBuf}`);
       }
-      if (conn.sendBuffer.length > conn.config.sndBuf + piece && memory.length < 5) {
-        memory.push(`t=${clock.now()}: ${conn.sendBuffer.length} bytes queued to send, sndBuf ${conn.config.sndBuf}`);
+      if (conn.snd.buffer.length > conn.config.sndBuf + piece && memory.length < 5) {
+        memory.push(`t=${clock.now()}: ${conn.snd.buffer.length} bytes queued to send, sndBuf ${conn.config.sndBuf}`);
       }
     }
   };

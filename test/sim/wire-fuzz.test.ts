@@ -36,7 +36,7 @@ import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import type { TcpConfig } from '../../src/tcp/connection.js';
-import { RCV_COALESCE_BYTES } from '../../src/tcp/connection.js';
+import { RCV_COALESCE_BYTES } from '../../src/tcp/receiver.js';
 import type { TcpOptions } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, parseTcp } from '../../src/tcp/segment.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from '../../src/tcp/seq.js';
@@ -467,16 +467,16 @@ class WireFuzz {
     if (flood > BACKLOG.paused) throw this.failure(`${flood} half-open connections from a SYN flood, backlog ${BACKLOG.paused}`);
     for (const c of conns) {
       const name = `${c.remotePort}>${c.localPort} ${c.state}`;
-      if (c.oooBytes > this.config.oooMaxBytes) throw this.failure(`${name}: ${c.oooBytes} out-of-order bytes, limit ${this.config.oooMaxBytes}`);
+      if (c.rcv.oooBytes > this.config.oooMaxBytes) throw this.failure(`${name}: ${c.rcv.oooBytes} out-of-order bytes, limit ${this.config.oooMaxBytes}`);
       // Received and held: within the buffer, plus less than one unit of the scaled window (rounding up).
-      const held = c.rcvBuffered + c.oooBytes;
-      if (held >= this.config.rcvBuf + (1 << c.rcvWscale)) throw this.failure(`${name}: ${held} bytes received and held, rcvBuf ${this.config.rcvBuf}`);
+      const held = c.rcvBuffered + c.rcv.oooBytes;
+      if (held >= this.config.rcvBuf + (1 << c.rcv.wscale)) throw this.failure(`${name}: ${held} bytes received and held, rcvBuf ${this.config.rcvBuf}`);
       // ...and in few buffers: a peer sending 1-byte segments must not make us keep one object per byte.
-      if (c.rcvChunks > (2 * c.rcvBuffered) / RCV_COALESCE_BYTES + 1) {
-        throw this.failure(`${name}: ${c.rcvBuffered} bytes received and held in ${c.rcvChunks} buffers`);
+      if (c.rcv.chunks > (2 * c.rcvBuffered) / RCV_COALESCE_BYTES + 1) {
+        throw this.failure(`${name}: ${c.rcvBuffered} bytes received and held in ${c.rcv.chunks} buffers`);
       }
-      if (c.sendBuffer.length > this.config.sndBuf + MAX_WRITE) {
-        throw this.failure(`${name}: ${c.sendBuffer.length} bytes queued to send, sndBuf ${this.config.sndBuf}`);
+      if (c.snd.buffer.length > this.config.sndBuf + MAX_WRITE) {
+        throw this.failure(`${name}: ${c.snd.buffer.length} bytes queued to send, sndBuf ${this.config.sndBuf}`);
       }
     }
     const stats = this.stack.stats();
@@ -1316,7 +1316,7 @@ describe('a hostile peer at the wire never crashes the stack nor grows its memor
       if (ONLY_SEED !== undefined) return;
       // The fuzz reached deep into the state machine, not only into the parsers.
       for (const t of [
-        'LISTEN>SYN-RECEIVED',
+        'CLOSED>SYN-RECEIVED',
         'SYN-RECEIVED>ESTABLISHED',
         'SYN-SENT>ESTABLISHED',
         'SYN-SENT>SYN-RECEIVED',
@@ -1374,7 +1374,7 @@ describe('what the fuzz found, reduced to scripts', () => {
     });
     const conn = h.conn!;
     expect(conn.rcvBuffered).toBe(2999); // the paused socket took the first byte
-    expect(conn.rcvChunks).toBe(2); // 2048 + 951 bytes
+    expect(conn.rcv.chunks).toBe(2); // 2048 + 951 bytes
     h.socket.resume();
     await h.settle();
     expect(h.received).toEqual(h.peerBytes(1, 3001)); // every byte, in order

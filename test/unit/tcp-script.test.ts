@@ -67,15 +67,15 @@ describe('LISTEN (RFC 9293 §3.10.7.2)', () => {
     const h = scriptHost({ tcp: { wscale: 7 } });
     h.listen();
     await handshake(h, '<mss 1000,wscale 5>', '<mss 1460,wscale 7>').state('ESTABLISHED');
-    expect(h.conn!.sndMss).toBe(1000);
-    expect(h.conn!.sndWscale).toBe(5);
-    expect(h.conn!.sndWnd).toBe(512 << 5);
+    expect(h.conn!.snd.mss).toBe(1000);
+    expect(h.conn!.snd.wscale).toBe(5);
+    expect(h.conn!.snd.wnd).toBe(512 << 5);
 
     const h2 = scriptHost({ seed: 2 });
     h2.listen();
     await handshake(h2, '<mss 1200>', '<mss 1460>').state('ESTABLISHED');
-    expect(h2.conn!.sndWscale).toBe(0);
-    expect(h2.conn!.sndWnd).toBe(512);
+    expect(h2.conn!.snd.wscale).toBe(0);
+    expect(h2.conn!.snd.wnd).toBe(512);
   });
 
   it('the MSS we announce follows the MTU', async () => {
@@ -505,7 +505,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
       .send('. 1:1(0) ack 1')
       .state('ESTABLISHED');
     expect(h.log.events).toEqual(['connect']);
-    expect(h.conn!.sndMss).toBe(1400);
+    expect(h.conn!.snd.mss).toBe(1400);
   });
 
   it('the SYN is retransmitted with exponential backoff, then ETIMEDOUT after synRetries', async () => {

@@ -1,0 +1,253 @@
+/**
+ * The receiving half of a connection (gVisor's rcv.go): the receive sequence variables of RFC 9293
+ * §3.3.1, the segment acceptability test and trimming (§3.10.7.4 "first"), in-order delivery to
+ * the user's queue, the out-of-order queue, the receive window with receiver SWS avoidance
+ * (RFC 1122 §4.2.3.3), and when an ACK is owed (delayed ACK, RFC 1122 §4.2.3.2 / RFC 5681 §4.2).
+ */
+import type { Connection } from './connection.js';
+import { OutOfOrderQueue } from './reassembly.js';
+import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from './seq.js';
+import { isSynchronized } from './state.js';
+
+/** Longest ACK delay we allow whatever the configuration: Linux's TCP_DELACK_MAX, well under the
+ *  500 ms of RFC 1122 §4.2.3.2, because the peer's RTO may be as short as 200 ms. */
+export const MAX_DELAYED_ACK_MS = 200;
+
+/** Unread in-order data arriving in pieces smaller than this is joined into one buffer (see deliver). */
+export const RCV_COALESCE_BYTES = 2048;
+
+/** The part of an arriving segment that lies in sequence space, trimmed to the window. */
+export interface SegmentText {
+  seq: number;
+  payload: Uint8Array;
+  syn: boolean;
+  fin: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Receiver {
+  // --- Receive sequence variables (RFC 9293 §3.3.1) ---
+  irs = 0;
+  nxt = 0;
+  /** Right edge of the window we last advertised (RCV.NXT + RCV.WND at that time). */
+  adv = 0;
+  /** Our window scale shift (RFC 7323 §2.2); 0 unless both SYNs carried the option. */
+  wscale = 0;
+  /** Our MSS (from the MTU), announced in our SYN. */
+  readonly mss: number;
+
+  /** Bytes received in order and not yet read by the user. */
+  buffered = 0;
+  bytesReceived = 0;
+  /** An ACK is owed and goes with the next flush. */
+  ackNow = false;
+  /** Sequence number of the peer's FIN when it arrived out of order. */
+  peerFinSeq: number | undefined;
+
+  private queue: Uint8Array[] = [];
+  private head = 0;
+  private ooo: OutOfOrderQueue | undefined;
+  private unackedBytes = 0;
+
+  constructor(
+    private readonly c: Connection,
+    mss: number,
+  ) {
+    this.mss = mss;
+  }
+
+  /** The peer's ISN: its SYN occupies it, so its data starts at irs + 1. */
+  init(irs: number): void {
+    this.irs = irs;
+    this.nxt = seqAdd(irs, 1);
+  }
+
+  /** The receive window we consider ourselves bound to: what we last advertised. */
+  window(): number {
+    return Math.max(0, seqSub(this.adv, this.nxt));
+  }
+
+  /** §3.10.7.4 "first": the four cases of segment acceptability. */
+  acceptable(seq: number, segLen: number): boolean {
+    const wnd = this.window();
+    if (segLen === 0) {
+      if (wnd === 0) return seq === this.nxt;
+      return seqLeq(this.nxt, seq) && seqLt(seq, seqAdd(this.nxt, wnd));
+    }
+    if (wnd === 0) return false;
+    const end = seqAdd(seq, segLen - 1);
+    const hi = seqAdd(this.nxt, wnd);
+    return (seqLeq(this.nxt, seq) && seqLt(seq, hi)) || (seqLeq(this.nxt, end) && seqLt(end, hi));
+  }
+
+  /** Trim what lies before RCV.NXT (already received), beyond the window, and beyond a held FIN. */
+  trim(t: SegmentText, rst: boolean): void {
+    if (seqLt(t.seq, this.nxt)) {
+      let skip = seqSub(this.nxt, t.seq);
+      if (t.syn) {
+        t.syn = false; // the SYN occupies the first sequence number: it is old
+        skip--;
+      }
+      if (skip > t.payload.length) t.fin = false; // the FIN is old too
+      t.payload = t.payload.subarray(Math.min(skip, t.payload.length));
+      t.seq = this.nxt;
+    }
+    const wnd = this.window();
+    if (t.payload.length > wnd && !rst) {
+      t.payload = t.payload.subarray(0, Math.max(0, wnd));
+      t.fin = false; // the FIN lies beyond the window: it will come again
+    }
+    // The peer's FIN, held out of order, ends its sequence space: nothing lies beyond it
+    // (RFC 9293 §3.10.7.4 eighth: the FIN is the last octet the peer sends).
+    if (this.peerFinSeq !== undefined && seqGt(seqAdd(t.seq, t.payload.length), this.peerFinSeq)) {
+      this.c.host.count('tcp.drop.beyond-fin');
+      t.payload = t.payload.subarray(0, Math.max(0, seqSub(this.peerFinSeq, t.seq)));
+    }
+  }
+
+  /** §3.10.7.4 "seventh": in-order text goes to the user, out-of-order text to the reassembly queue. */
+  text(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
+    if (seq !== this.nxt) {
+      this.outOfOrder(seq, payload, fin, now);
+      return;
+    }
+    this.deliver(payload);
+    this.nxt = seqAdd(this.nxt, payload.length);
+    // RFC 5681 §4.2: a segment that fills all *or part* of a gap is ACKed at once, so the
+    // sender in recovery learns quickly; any in-order segment while data waits beyond it does.
+    const filledHole = this.ooo !== undefined && this.ooo.count > 0;
+    if (this.ooo && this.ooo.count > 0) {
+      for (const chunk of this.ooo.take(this.nxt)) {
+        this.deliver(chunk);
+        this.nxt = seqAdd(this.nxt, chunk.length);
+      }
+      if (this.ooo.count === 0) this.ooo = undefined;
+    }
+    this.unackedBytes += payload.length;
+    // RFC 5681 §4.2: ACK at once when a segment fills a hole; RFC 1122 §4.2.3.2: ACK at least
+    // every second full-sized segment; otherwise within the delayed-ACK time. "Full-sized" is the
+    // peer's segment size, min(its MSS option, ours) = the send MSS, which may be smaller than ours.
+    if (filledHole || this.unackedBytes >= 2 * this.c.snd.mss || fin) {
+      this.ackNow = true;
+    } else if (this.c.timers.delayedAckAt === Infinity) {
+      this.c.timers.delayedAckAt = now + Math.min(this.c.config.delayedAckMs, MAX_DELAYED_ACK_MS);
+      this.c.host.reschedule(this.c);
+    }
+    this.c.markDirty();
+    if (this.peerFinSeq !== undefined && this.peerFinSeq === this.nxt && !fin) {
+      this.peerFinSeq = undefined;
+      this.c.receiveFin(now, 'FIN received (after reassembly)');
+    }
+    this.c.user.onReadable?.();
+  }
+
+  /** Out of order: keep it (bounded) and send a duplicate ACK at once (RFC 5681 §4.2). */
+  private outOfOrder(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
+    this.ooo ??= new OutOfOrderQueue(this.c.config.oooMaxBytes);
+    const stored = this.ooo.insert(seq, payload, this.nxt, this.window());
+    this.c.host.count(stored > 0 ? 'tcp.ooo.queued' : 'tcp.ooo.dropped');
+    if (fin) this.peerFinSeq = seqAdd(seq, payload.length);
+    // One duplicate ACK per out-of-order segment, sent now rather than coalesced into the
+    // batch's single ACK: the sender counts them (three trigger fast retransmit, RFC 5681 §3.2),
+    // and a data segment carrying the same ACK does not count as a duplicate (RFC 5681 §2).
+    this.c.sendAck(now);
+  }
+
+  private deliver(data: Uint8Array): void {
+    // The packet buffer belongs to the link: keep a copy of just these bytes. A small segment is
+    // appended to the last unread chunk while the two fit in RCV_COALESCE_BYTES (one copy of at most
+    // that much), so two neighbouring chunks always hold more than that together: a peer sending
+    // 1-byte segments to a reader that has stopped reading cannot make us keep one buffer object
+    // (about a hundred bytes of memory) per byte it sent. (Linux charges each buffer's real size,
+    // truesize, against the receive buffer and collapses queues of small ones for the same reason.)
+    const queue = this.queue;
+    const last = queue.length > this.head ? queue[queue.length - 1]! : undefined;
+    if (last !== undefined && last.length + data.length <= RCV_COALESCE_BYTES) {
+      const joined = Buffer.allocUnsafe(last.length + data.length);
+      joined.set(last);
+      joined.set(data, last.length);
+      queue[queue.length - 1] = joined;
+    } else {
+      const copy = Buffer.allocUnsafe(data.length);
+      copy.set(data);
+      queue.push(copy);
+    }
+    this.buffered += data.length;
+    this.bytesReceived += data.length;
+  }
+
+  /** Take the next chunk of in-order received data, or undefined. */
+  read(): Uint8Array | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const chunk = this.queue[this.head]!;
+    this.queue[this.head++] = EMPTY;
+    if (this.head > 64 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    const before = this.windowToAdvertise();
+    this.buffered -= chunk.length;
+    this.maybeWindowUpdate(before);
+    return chunk;
+  }
+
+  /** After the user read data: tell the peer if its view of our window was (almost) closed. */
+  private maybeWindowUpdate(before: number): void {
+    if (!isSynchronized(this.c.state) || this.c.finReceived) return;
+    const after = this.windowToAdvertise();
+    if (after > before && (before < this.mss || after - before >= this.c.config.rcvBuf / 2)) this.c.scheduleAck();
+  }
+
+  /** The window we would advertise now, applying receiver SWS avoidance (RFC 1122 §4.2.3.3). */
+  private windowToAdvertise(): number {
+    const rcvBuf = this.c.config.rcvBuf;
+    const free = Math.max(0, rcvBuf - this.buffered - this.oooBytes);
+    const current = this.window();
+    // Move the right edge only by at least min(half the buffer, one MSS); never shrink it (§3.8.6.2.2).
+    if (free - current >= Math.min(rcvBuf / 2, this.mss)) return free;
+    return current;
+  }
+
+  /** The window field of an outgoing segment; moves the advertised right edge (RCV.ADV) on. */
+  windowField(isSyn: boolean): number {
+    const wnd = this.windowToAdvertise();
+    // The window field of a SYN is never scaled (RFC 7323 §2.2); elsewhere it is shifted by ours.
+    let field = isSyn ? wnd : wnd >>> this.wscale;
+    // The shift rounds down, which would pull the right edge back (by up to 2^shift - 1 bytes)
+    // below what we already offered (RFC 7323 appendix F). Round up instead: the window never
+    // shrinks (RFC 9293 §3.8.6.2.2), at the cost of accepting those few bytes more (as Linux does).
+    // Only while the window already offered is backed by free buffer space, though: rounding up
+    // an overcommitted window again and again would move the edge on by up to a unit per ACK, and
+    // a peer sending small segments could fill our memory without bound.
+    const offered = this.window();
+    const free = this.c.config.rcvBuf - this.buffered - this.oooBytes;
+    if (!isSyn && field << this.wscale < offered && offered <= free) field = Math.ceil(offered / (1 << this.wscale));
+    const window = Math.min(field, 65535);
+    const advertised = isSyn ? window : window << this.wscale;
+    const edge = seqAdd(this.nxt, advertised);
+    if (seqGt(edge, this.adv)) this.adv = edge;
+    return window;
+  }
+
+  /** A segment carrying our ACK went out: nothing is owed any more. */
+  ackSent(): void {
+    this.ackNow = false;
+    this.unackedBytes = 0;
+    this.c.timers.delayedAckAt = Infinity;
+  }
+
+  /** Drop the out-of-order data (the connection is closing). */
+  dropOutOfOrder(): void {
+    this.ooo = undefined;
+  }
+
+  get oooBytes(): number {
+    return this.ooo ? this.ooo.bytes : 0;
+  }
+
+  /** Buffers holding the in-order data not yet read (see deliver: tiny segments share one). */
+  get chunks(): number {
+    return this.queue.length - this.head;
+  }
+}

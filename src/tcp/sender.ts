@@ -1,0 +1,371 @@
+/**
+ * The sending half of a connection (gVisor's snd.go): the send sequence variables of RFC 9293
+ * §3.3.1, the send buffer, and every rule about when bytes go out — the send window and cwnd,
+ * Nagle (RFC 896), sender SWS avoidance (RFC 1122 §4.2.3.4), zero-window probing (§3.8.6.1),
+ * RTT sampling (Karn, RFC 6298) and retransmission (RFC 6298 timeout, RFC 5681 fast retransmit).
+ * The connection owns it; segments leave through `Connection.emitSegment`.
+ */
+import type { CongestionControl } from './congestion.js';
+import { newReno } from './congestion.js';
+import type { Connection, TcpConfig } from './connection.js';
+import { sendSyn } from './handshake.js';
+import { RtoEstimator } from './rto.js';
+import type { TcpSegment } from './segment.js';
+import { ACK, FIN, PSH, SYN } from './segment.js';
+import { SendBuffer } from './sendbuffer.js';
+import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqSub } from './seq.js';
+import { TcpState, isSynchronized } from './state.js';
+
+export class Sender {
+  // --- Send sequence variables (RFC 9293 §3.3.1) ---
+  iss = 0;
+  una = 0;
+  nxt = 0;
+  /** Highest sequence number sent so far (nxt goes back to una after an RTO). */
+  max = 0;
+  wnd = 0;
+  wl1 = 0;
+  wl2 = 0;
+  /** Largest window the peer ever offered (RFC 5961 §5.2's MAX.SND.WND; SWS avoidance). */
+  maxWnd = 0;
+  /** The peer's window scale shift (RFC 7323 §2.2). */
+  wscale = 0;
+  /** Effective send MSS: min(peer's MSS option, ours). */
+  mss = 536; // RFC 9293 §3.7.1: default when the peer sends no MSS option
+
+  /** Bytes the user wrote that are not yet acknowledged. */
+  readonly buffer = new SendBuffer();
+  readonly rto: RtoEstimator;
+  cc: CongestionControl;
+  /** Retransmissions of the same data (or SYN) in a row; reset by new acknowledgments. */
+  retries = 0;
+  /** Segments retransmitted over the connection's life. */
+  retransmits = 0;
+  /** RFC 896 Nagle, Minshall's variant: hold a small segment while an earlier small one is unacknowledged. */
+  nagle = true;
+
+  private dupAcks = 0;
+  /** A segment is being timed for an RTT sample (Karn: never a retransmitted one). */
+  private rttTiming = false;
+  private rttSeq = 0;
+  private rttStart = 0;
+  private persistBackoff = 0;
+  /** The persist timer expired while sender SWS avoidance held back a small segment with nothing in
+   *  flight: send what the window allows (RFC 1122 §4.2.3.4's "override timeout"). */
+  private swsOverride = false;
+  /** End of the last zero-window probe byte, which the peer may acknowledge beyond SND.MAX. */
+  private probeEnd: number | undefined;
+  private lastSmallEnd = 0;
+  private hasSmallOutstanding = false;
+
+  constructor(
+    private readonly c: Connection,
+    config: TcpConfig,
+  ) {
+    this.rto = new RtoEstimator({ minRto: config.minRto, maxRto: config.maxRto, initialRto: config.initialRto });
+    this.cc = (config.congestionControl ?? newReno)(this.mss);
+  }
+
+  /** Our initial sequence number; the SYN occupies it. */
+  init(iss: number): void {
+    this.iss = iss;
+    this.una = iss;
+    this.nxt = seqAdd(iss, 1);
+    this.max = this.nxt;
+  }
+
+  /** Bytes sent and not yet acknowledged (SND.MAX - SND.UNA). */
+  get flight(): number {
+    return seqSub(this.max, this.una);
+  }
+
+  // ===================================================================================
+  // RTT sampling (RFC 6298 §3: Karn's algorithm)
+  // ===================================================================================
+
+  /** Time the SYN (only a first transmission: Karn). */
+  timeSyn(now: number): void {
+    if (this.retries !== 0) return;
+    this.rttTiming = true;
+    this.rttStart = now;
+  }
+
+  /** Our SYN is acknowledged up to `ack`. */
+  synAcked(ack: number, now: number): void {
+    if (this.rttTiming && this.retries === 0) this.rto.sample(now - this.rttStart);
+    this.rttTiming = false;
+    this.una = ack;
+    if (seqLt(this.nxt, ack)) this.nxt = ack;
+    this.c.timers.retransmitAt = Infinity;
+    this.rto.resetBackoff();
+    if (this.retries > 0) {
+      // RFC 5681 §3.1: a lost SYN means the initial window is one segment; RFC 6298 §5.7:
+      // with no RTT sample (Karn), data transmission starts with an RTO of 3 s.
+      this.cc.onSynLoss();
+      this.rto.afterSynLoss();
+    }
+    this.retries = 0;
+  }
+
+  /** The peer retransmitted its SYN and we answer again: the next ACK may be to either SYN-ACK. */
+  forgetRttSample(): void {
+    this.rttTiming = false;
+  }
+
+  // ===================================================================================
+  // ACK processing (RFC 9293 §3.10.7.4 "fifth", synchronized states)
+  // ===================================================================================
+
+  /**
+   * New data acknowledged, duplicate ACKs, and the send window update. Returns false when the
+   * ACK is unacceptable (the segment is dropped and an ACK sent).
+   */
+  onAck(seg: TcpSegment, now: number): boolean {
+    const ack = seg.ack;
+    if (this.probeEnd !== undefined && seqGt(ack, this.max) && seqLeq(ack, this.probeEnd)) this.max = ack;
+    this.probeEnd = undefined;
+    if (!this.ackAcceptable(ack)) return false;
+    const window = seg.window << this.wscale;
+    const flight = this.flight;
+    if (seqGt(ack, this.una)) this.newDataAcked(ack, flight, now);
+    else if (ack === this.una && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && window === this.wnd && flight > 0) {
+      this.duplicateAck(ack, flight, now);
+    }
+    this.updateWindow(seg, window);
+    return true;
+  }
+
+  /** RFC 5961 §5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT (we use SND.MAX, the
+   *  highest sequence sent, since SND.NXT rewinds after a retransmission timeout). */
+  private ackAcceptable(ack: number): boolean {
+    if (seqGt(ack, this.max)) {
+      this.c.host.count('tcp.drop.ack-unsent');
+      this.c.scheduleAck();
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.una, -Math.max(this.maxWnd, 1)))) {
+      this.c.host.count('tcp.drop.ack-too-old');
+      this.c.scheduleAck();
+      return false;
+    }
+    return true;
+  }
+
+  private newDataAcked(ack: number, flight: number, now: number): void {
+    const acked = seqSub(ack, this.una);
+    const dataAcked = Math.min(acked, this.buffer.length);
+    if (this.c.finSent && acked > this.buffer.length) this.c.finAcked = true;
+    this.buffer.drop(dataAcked);
+    this.una = ack;
+    if (seqLt(this.nxt, ack)) this.nxt = ack;
+    if (this.hasSmallOutstanding && seqGeq(ack, this.lastSmallEnd)) this.hasSmallOutstanding = false;
+    // Karn's algorithm: rttTiming is cleared whenever the timed segment is retransmitted.
+    if (this.rttTiming && seqGeq(ack, this.rttSeq)) {
+      this.rto.sample(now - this.rttStart);
+      this.rttTiming = false;
+    }
+    this.retries = 0;
+    this.dupAcks = 0;
+    const verdict = this.cc.onAck(acked, ack, flight, now);
+    // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
+    this.c.timers.retransmitAt = this.una === this.max ? Infinity : now + this.rto.rto;
+    if (verdict === 'partial') this.retransmitFirst(now);
+    if (dataAcked > 0) this.c.user.onWritable?.();
+    this.c.markDirty();
+  }
+
+  /** RFC 5681 §2: a duplicate ACK; the congestion controller decides on fast retransmit (§3.2). */
+  private duplicateAck(ack: number, flight: number, now: number): void {
+    this.dupAcks++;
+    this.c.host.count('tcp.dupack.in');
+    if (this.cc.onDupAck(this.dupAcks, ack, flight, this.max) === 'retransmit') {
+      this.c.host.count('tcp.fast-retransmit');
+      this.rttTiming = false;
+      this.retransmitFirst(now);
+    }
+    this.c.markDirty(); // in recovery, an inflated cwnd may allow new data
+  }
+
+  /** §3.10.7.4 fifth: the window is updated only from a segment newer than the last one that did. */
+  private updateWindow(seg: TcpSegment, window: number): void {
+    const ack = seg.ack;
+    if (!(seqLeq(this.una, ack) && (seqLt(this.wl1, seg.seq) || (this.wl1 === seg.seq && seqLeq(this.wl2, ack))))) return;
+    const opened = window > this.wnd;
+    this.wnd = window;
+    this.wl1 = seg.seq;
+    this.wl2 = ack;
+    if (window > this.maxWnd) this.maxWnd = window;
+    // A window that grew ends zero-window probing or SWS avoidance's wait: sendData decides
+    // again, and re-arms the persist timer if it still cannot send. The same window repeated
+    // must not cancel that timer: with nothing in flight, it is all that will move us on.
+    if (opened) {
+      this.c.timers.persistAt = Infinity;
+      this.persistBackoff = 0;
+      this.c.markDirty();
+    }
+  }
+
+  // ===================================================================================
+  // Output
+  // ===================================================================================
+
+  /** Data (and the FIN) as the send window, cwnd, Nagle and SWS avoidance allow (RFC 9293 §3.8.6.2.1, RFC 1122 §4.2.3.4). */
+  sendData(now: number): boolean {
+    let sent = false;
+    const mss = this.mss;
+    for (let guard = 0; guard < 100_000; guard++) {
+      const offset = seqSub(this.nxt, this.una);
+      const remaining = this.buffer.length - offset;
+      if (remaining < 0) break; // the FIN is already out
+      const usable = Math.min(this.wnd, this.cc.cwnd) - offset;
+      const len = Math.min(remaining, mss, Math.max(usable, 0));
+      const fin = this.c.finQueued && len === remaining;
+      if (len === 0 && !(fin && remaining === 0)) {
+        if (remaining > 0 && offset === 0 && this.c.timers.retransmitAt === Infinity) this.armPersist(now);
+        break;
+      }
+      const isRetransmission = seqLt(this.nxt, this.max);
+      // Nagle and SWS avoidance decide when NEW data may go; bytes already sent once (resent after
+      // a timeout) were allowed then, and holding them back now could stall the connection for good.
+      if (len > 0 && len < mss && !fin && !isRetransmission && this.holdSmall(len, remaining, offset, now)) break;
+      this.transmit(len, remaining, fin, isRetransmission, now);
+      sent = true;
+      if (fin) break;
+    }
+    return sent;
+  }
+
+  /** Whether a small new segment of `len` bytes waits (Nagle, sender SWS avoidance). */
+  private holdSmall(len: number, remaining: number, inFlight: number, now: number): boolean {
+    // Nagle (RFC 896, Minshall's variant): hold a small segment while a small one is unacknowledged.
+    if (this.nagle && this.hasSmallOutstanding && inFlight > 0) return true;
+    // Sender SWS avoidance (RFC 1122 §4.2.3.4): a small segment cut short by the window goes out
+    // only if it is at least half the largest window the peer has offered. With nothing in flight
+    // no ACK will come to open the window further: the persist timer stands in for the RFC's
+    // "override timeout", after which what fits is sent (onPersistTimeout sets swsOverride).
+    if (len < remaining && len < this.maxWnd / 2 && !this.swsOverride) {
+      if (inFlight === 0 && this.c.timers.retransmitAt === Infinity) this.armPersist(now);
+      return true;
+    }
+    return false;
+  }
+
+  /** Send `len` bytes at SND.NXT (and the FIN), and advance SND.NXT. */
+  private transmit(len: number, remaining: number, fin: boolean, isRetransmission: boolean, now: number): void {
+    const flags = ACK | (len === remaining && len > 0 ? PSH : 0) | (fin ? FIN : 0);
+    this.c.emitSegment(this.nxt, len, flags, now);
+    this.swsOverride = false;
+    if (isRetransmission) {
+      this.retransmits++;
+      this.c.host.count('tcp.retransmit');
+    } else if (!this.rttTiming && len > 0) {
+      this.rttTiming = true;
+      this.rttSeq = seqAdd(this.nxt, len);
+      this.rttStart = now;
+    }
+    if (len > 0 && len < this.mss) {
+      this.hasSmallOutstanding = true;
+      this.lastSmallEnd = seqAdd(this.nxt, len);
+    }
+    this.nxt = seqAdd(this.nxt, len + (fin ? 1 : 0));
+    if (fin) this.c.finSent = true;
+    this.max = seqMax(this.max, this.nxt);
+    const timers = this.c.timers;
+    if (timers.retransmitAt === Infinity) {
+      timers.retransmitAt = now + this.rto.rto;
+      this.c.host.reschedule(this.c);
+    }
+    timers.persistAt = Infinity;
+  }
+
+  /** Retransmit the first unacknowledged segment without moving SND.NXT (fast retransmit, partial ACK). */
+  private retransmitFirst(now: number): void {
+    const len = Math.min(this.buffer.length, this.mss);
+    const fin = this.c.finSent && len === this.buffer.length;
+    if (len === 0 && !fin) return;
+    this.c.emitSegment(this.una, len, ACK | (fin ? FIN : 0), now);
+    this.retransmits++;
+    this.c.host.count('tcp.retransmit');
+    this.c.timers.retransmitAt = now + this.rto.rto;
+    this.c.host.reschedule(this.c);
+  }
+
+  // ===================================================================================
+  // Timeouts
+  // ===================================================================================
+
+  /** RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off, restart. */
+  onRetransmitTimeout(now: number): void {
+    const c = this.c;
+    const limit = isSynchronized(c.state) ? c.config.maxRetries : c.config.synRetries;
+    if (this.retries >= limit) {
+      c.host.count('tcp.timeout');
+      if (c.state === TcpState.SYN_RECEIVED && !c.activeOpen) c.toClosed('SYN-ACK retransmission limit');
+      else c.fail('ETIMEDOUT', 'connection timed out', 'retransmission limit');
+      return;
+    }
+    this.retries++;
+    this.rto.backoff();
+    this.rttTiming = false; // Karn: never time a retransmitted segment
+    c.host.count('tcp.rto');
+    if (c.state === TcpState.SYN_SENT || c.state === TcpState.SYN_RECEIVED) {
+      this.retransmits++;
+      c.host.count('tcp.retransmit');
+      sendSyn(c, now);
+      return;
+    }
+    this.cc.onRto(this.flight, this.max, this.retries > 1);
+    this.dupAcks = 0;
+    // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
+    this.nxt = this.una;
+    this.hasSmallOutstanding = false;
+    if (this.wnd === 0 && this.buffer.length > 0) {
+      // The peer's window is closed: nothing may be resent, and unless we send something its
+      // window update may never come (it was lost, or the peer has nothing to send). Probe the
+      // zero window (RFC 9293 §3.8.6.1); the persist timer takes over from the retransmission timer.
+      c.timers.retransmitAt = Infinity;
+      this.onPersistTimeout(now);
+      return;
+    }
+    c.timers.retransmitAt = now + this.rto.rto;
+    c.host.reschedule(c);
+    c.markDirty();
+  }
+
+  private armPersist(now: number): void {
+    const timers = this.c.timers;
+    if (timers.persistAt !== Infinity) return;
+    // RFC 1122 §4.2.2.17: probe a zero window; the interval backs off exponentially.
+    const base = this.rto.rto;
+    timers.persistAt = now + Math.min(base * (1 << Math.min(this.persistBackoff, 10)), this.c.config.maxRto);
+    this.c.host.reschedule(this.c);
+  }
+
+  /** A zero-window probe: one byte of new data past the window (RFC 9293 §3.8.6.1). */
+  onPersistTimeout(now: number): void {
+    const c = this.c;
+    const offset = seqSub(this.nxt, this.una);
+    if (this.buffer.length - offset <= 0) return;
+    if (this.wnd > 0) {
+      // Not a zero window: sender SWS avoidance was waiting for a bigger one (sendData). Time's up.
+      if (offset === 0) {
+        this.swsOverride = true;
+        c.markDirty();
+      }
+      return;
+    }
+    // The connection survives a long zero window while the peer answers probes; it gives up only
+    // when probes go unanswered as long as retransmissions would (Linux does the same).
+    if (c.keepalive.probes >= c.config.maxRetries) {
+      c.fail('ETIMEDOUT', 'connection timed out', 'zero-window probes unanswered');
+      return;
+    }
+    c.keepalive.probes++;
+    c.host.count('tcp.persist.probe');
+    c.emitSegment(this.nxt, 1, ACK, now);
+    // The probe byte is not "in flight" (no retransmission timer), but the peer may acknowledge it.
+    this.probeEnd = seqAdd(this.nxt, 1);
+    this.persistBackoff++;
+    this.armPersist(now);
+  }
+}

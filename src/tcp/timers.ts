@@ -1,0 +1,217 @@
+/**
+ * TCP's timers, as deadlines (absolute ms; Infinity = off) rather than callbacks: a connection
+ * keeps one of each kind (`Deadlines`), the layer keeps one heap of connections ordered by their
+ * earliest deadline (`TimerHeap`), and the runtime arms one real timer for the earliest of all.
+ * `runTimers` is what happens when a connection's deadline comes: it hands each expired deadline
+ * to its concern (the sender for retransmission and persist, the receiver for the delayed ACK),
+ * and handles keepalive, FIN-WAIT-2 and TIME-WAIT here.
+ */
+import type { Connection } from './connection.js';
+import { seqAdd } from './seq.js';
+import { ACK } from './segment.js';
+import { TcpState, isSynchronized } from './state.js';
+
+/** One connection's deadlines. */
+export class Deadlines {
+  /** RFC 6298 retransmission timer (also the SYN / SYN-ACK retransmission). */
+  retransmitAt = Infinity;
+  /** RFC 9293 §3.8.6.1 zero-window probe, and sender SWS avoidance's override (RFC 1122 §4.2.3.4). */
+  persistAt = Infinity;
+  /** RFC 1122 §4.2.3.2 delayed ACK. */
+  delayedAckAt = Infinity;
+  /** RFC 1122 §4.2.3.6 keepalive. */
+  keepaliveAt = Infinity;
+  /** FIN-WAIT-2 timeout of an orphaned connection (Linux tcp_fin_timeout). */
+  finWait2At = Infinity;
+  /** End of TIME-WAIT (2*MSL, RFC 9293 §3.4.2). */
+  timeWaitUntil = Infinity;
+
+  next(): number {
+    return Math.min(this.retransmitAt, this.persistAt, this.delayedAckAt, this.keepaliveAt, this.finWait2At, this.timeWaitUntil);
+  }
+
+  clear(): void {
+    this.retransmitAt = this.persistAt = this.delayedAckAt = this.keepaliveAt = this.finWait2At = this.timeWaitUntil = Infinity;
+  }
+}
+
+/** Keepalive settings and the count of unanswered probes (keepalive or zero-window). */
+export class Keepalive {
+  enabled = false;
+  idle: number;
+  /** Probes sent since the peer last answered (RFC 1122 §4.2.3.6; also counts zero-window probes). */
+  probes = 0;
+
+  constructor(idle: number) {
+    this.idle = idle;
+  }
+}
+
+/** Run every deadline of `c` that is due at `now`. */
+export function runTimers(c: Connection, now: number): void {
+  const d = c.timers;
+  if (now >= d.timeWaitUntil) {
+    d.timeWaitUntil = Infinity;
+    c.toClosed('2*MSL timeout');
+    return;
+  }
+  if (now >= d.finWait2At) {
+    d.finWait2At = Infinity;
+    c.host.count('tcp.fin-wait-2.timeout');
+    c.toClosed('FIN-WAIT-2 timeout');
+    return;
+  }
+  if (now >= d.retransmitAt) {
+    d.retransmitAt = Infinity;
+    c.snd.onRetransmitTimeout(now);
+    if (c.state === TcpState.CLOSED) return;
+  }
+  if (now >= d.persistAt) {
+    d.persistAt = Infinity;
+    c.snd.onPersistTimeout(now);
+    if (c.state === TcpState.CLOSED) return;
+  }
+  if (now >= d.delayedAckAt) {
+    d.delayedAckAt = Infinity;
+    c.scheduleAck();
+  }
+  if (now >= d.keepaliveAt) {
+    d.keepaliveAt = Infinity;
+    onKeepaliveTimeout(c, now);
+  }
+}
+
+/** Any acceptable ACK shows the peer is alive: zero-window probes and keepalives are answered. */
+export function peerAlive(c: Connection, now: number): void {
+  c.keepalive.probes = 0;
+  if (c.keepalive.enabled) c.timers.keepaliveAt = now + c.keepalive.idle;
+}
+
+/** RFC 1122 §4.2.3.6: a keepalive probe is <SEQ=SND.NXT-1> with no data. */
+function onKeepaliveTimeout(c: Connection, now: number): void {
+  const ka = c.keepalive;
+  if (!ka.enabled || !isSynchronized(c.state) || c.state === TcpState.TIME_WAIT) return;
+  if (c.snd.max !== c.snd.una || c.snd.buffer.length > 0) {
+    // Not idle: data is in flight or waiting, and the retransmission or persist timer watches
+    // the peer (RFC 1122 §4.2.3.6 probes an idle connection; Linux does the same).
+    c.timers.keepaliveAt = now + ka.idle;
+    c.host.reschedule(c);
+    return;
+  }
+  if (now - c.lastReceived < ka.idle && ka.probes === 0) {
+    c.timers.keepaliveAt = c.lastReceived + ka.idle;
+    c.host.reschedule(c);
+    return;
+  }
+  if (ka.probes >= c.config.keepaliveCount) {
+    c.host.count('tcp.keepalive.timeout');
+    c.fail('ETIMEDOUT', 'connection timed out', 'keepalive');
+    return;
+  }
+  ka.probes++;
+  c.host.count('tcp.keepalive.probe');
+  c.emitSegment(seqAdd(c.snd.nxt, -1), 0, ACK, now);
+  c.timers.keepaliveAt = now + c.config.keepaliveInterval;
+  c.host.reschedule(c);
+}
+
+/**
+ * The layer's timer heap: connections ordered by their earliest deadline, as parallel arrays
+ * (deadline, connection). A connection remembers the deadline it was filed under (`heapAt`);
+ * entries whose deadline no longer matches are stale and skipped lazily.
+ */
+export class TimerHeap {
+  private at: number[] = [];
+  private conn: Connection[] = [];
+
+  get size(): number {
+    return this.at.length;
+  }
+
+  /** File `c` under its current earliest deadline if that moved earlier. Returns true when filed. */
+  schedule(c: Connection): boolean {
+    const at = c.nextDeadline();
+    if (at >= c.heapAt) return false;
+    c.heapAt = at;
+    this.push(at, c);
+    return true;
+  }
+
+  /** Run the timers of every connection that is due (bounded: each entry at most once). */
+  poll(now: number, run: (c: Connection) => void): void {
+    let guard = this.at.length + 16;
+    while (this.at.length > 0 && this.at[0]! <= now && guard-- > 0) {
+      const at = this.at[0]!;
+      const c = this.pop();
+      if (c.heapAt !== at) continue; // stale: superseded by an earlier entry already run
+      c.heapAt = Infinity;
+      if (c.state === TcpState.CLOSED) continue;
+      run(c);
+    }
+  }
+
+  nextDeadline(): number {
+    while (this.at.length > 0) {
+      const c = this.conn[0]!;
+      if (c.heapAt === this.at[0] && c.state !== TcpState.CLOSED) return this.at[0]!;
+      this.pop();
+    }
+    return Infinity;
+  }
+
+  /** Refile every connection (drops the stale entries). */
+  rebuild(conns: Iterable<Connection>): void {
+    this.at = [];
+    this.conn = [];
+    for (const c of conns) {
+      c.heapAt = Infinity;
+      const at = c.nextDeadline();
+      if (at < Infinity) {
+        c.heapAt = at;
+        this.push(at, c);
+      }
+    }
+  }
+
+  private push(at: number, c: Connection): void {
+    const A = this.at;
+    const C = this.conn;
+    let i = A.length;
+    A.push(at);
+    C.push(c);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (A[p]! <= at) break;
+      A[i] = A[p]!;
+      C[i] = C[p]!;
+      i = p;
+    }
+    A[i] = at;
+    C[i] = c;
+  }
+
+  private pop(): Connection {
+    const A = this.at;
+    const C = this.conn;
+    const top = C[0]!;
+    const lastAt = A.pop()!;
+    const lastConn = C.pop()!;
+    const n = A.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const m = r < n && A[r]! < A[l]! ? r : l;
+        if (lastAt <= A[m]!) break;
+        A[i] = A[m]!;
+        C[i] = C[m]!;
+        i = m;
+      }
+      A[i] = lastAt;
+      C[i] = lastConn;
+    }
+    return top;
+  }
+}
