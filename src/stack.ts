@@ -36,6 +36,14 @@ export interface StackOptions {
   name?: string;
 }
 
+/** A protocol module with deadlines of its own (IP reassembly, TCP; ARP, DNS, the proxy). */
+export interface TimedModule {
+  /** Do what is due at `now`. */
+  poll(now: number): void;
+  /** The earliest time `poll` has work to do; Infinity when none. */
+  nextDeadline(): number;
+}
+
 export class Stack implements SocketRuntime {
   readonly clock: Clock;
   readonly addr: Ipv4Addr;
@@ -49,6 +57,8 @@ export class Stack implements SocketRuntime {
   private kickScheduled = false;
   private closed = false;
   private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0 };
+  /** Every module the one timer serves, polled in this order. */
+  private readonly timed: TimedModule[] = [];
 
   constructor(opts: StackOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -70,6 +80,8 @@ export class Stack implements SocketRuntime {
     this.ip.register(PROTO_TCP, this.tcp);
     this.ip.register(PROTO_UDP, this.udp);
     this.timer = this.clock.timer(() => this.onTimer());
+    this.addTimed(this.ip);
+    this.addTimed(this.tcp);
     this.link.onReceive((batch) => this.receive(batch));
     if (opts.trace ?? process.env['NETSTACK_TRACE'] === '1') {
       const prefix = opts.name ? `[${opts.name}] ` : '';
@@ -91,8 +103,7 @@ export class Stack implements SocketRuntime {
   private onTimer(): void {
     if (this.closed) return;
     const now = this.clock.now();
-    this.ip.poll(now);
-    this.tcp.poll(now);
+    for (const m of this.timed) m.poll(now);
     this.tcp.flush(now);
     this.finish();
   }
@@ -117,7 +128,15 @@ export class Stack implements SocketRuntime {
       this.counters.packetsOut += out.length;
       this.link.send(out);
     }
-    this.timer.set(Math.min(this.ip.nextDeadline(), this.tcp.nextDeadline()));
+    let at = Infinity;
+    for (const m of this.timed) at = Math.min(at, m.nextDeadline());
+    this.timer.set(at);
+  }
+
+  /** Serve `m`'s deadlines with the stack's timer (a module added later is polled after the others). */
+  addTimed(m: TimedModule): void {
+    this.timed.push(m);
+    if (!this.closed) this.finish();
   }
 
   // --- Sockets (Node conventions) ---

@@ -91,9 +91,9 @@ const LF = 0x0a;
 const TOO_LONG = Symbol('line too long');
 
 /** tchar (RFC 9110 §5.6.2): what a method or field name is made of. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A field value may hold VCHAR, obs-text, SP and HTAB: any other control is an error (RFC 9110 §5.5). */
-const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
+export const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** request-target: visible ASCII only, no whitespace (RFC 9112 §3.2, RFC 3986). */
 const TARGET = /^[\x21-\x7e]+$/;
 const VERSION = /^HTTP\/(\d)\.(\d)$/;

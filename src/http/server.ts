@@ -19,8 +19,10 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { RealClock, type Clock, type ClockTimer } from '../runtime/clock.js';
 import {
+  BAD_VALUE_CHAR,
   DEFAULT_LIMITS,
   RequestParser,
+  TOKEN,
   splitTarget,
   type Field,
   type HttpVersion,
@@ -138,8 +140,6 @@ const MAX_DRAIN_BYTES = 64 * 1024;
 /** Head and body under this size go out in one write (one segment); larger bodies are written separately. */
 const COALESCE_BYTES = 16 * 1024;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_HEADER_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export class HttpServer {
   readonly handler: Handler;
@@ -545,10 +545,9 @@ class Connection {
 
   /** A small text response with `Connection: close`, then FIN. */
   private sendError(status: number, reason: string): void {
-    const body = `${status} ${REASONS[status] ?? 'Error'}: ${reason}\n`;
+    const body = `${status} ${reasonPhrase(status)}: ${reason}\n`;
     const head =
-      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
-      `Date: ${httpDate()}\r\nServer: ${this.server.serverName}\r\n` +
+      responseHead(status, this.server.serverName) +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n`;
     this.server.count(`responses_${Math.floor(status / 100)}xx`);
@@ -711,7 +710,7 @@ class ServerResponse implements HttpResponse {
     const v = String(value);
     // Refusing CR/LF here prevents response splitting by a careless handler.
     if (!TOKEN.test(name)) throw new Error(`setHeader: invalid field name ${JSON.stringify(name)}`);
-    if (BAD_HEADER_VALUE.test(v)) throw new Error(`setHeader: invalid value for ${name}`);
+    if (BAD_VALUE_CHAR.test(v)) throw new Error(`setHeader: invalid value for ${name}`);
     const lower = name.toLowerCase();
     if (lower === 'transfer-encoding') throw new Error('setHeader: the server chooses the transfer coding');
     if (lower === 'content-length' && !/^\d+$/.test(v)) throw new Error('setHeader: Content-Length must be a non-negative integer');
@@ -791,9 +790,7 @@ class ServerResponse implements HttpResponse {
     if (connection && /(^|,)\s*close\s*(,|$)/i.test(connection[1])) ex.closeAfter = true;
     this.fields.delete('connection');
 
-    let head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\n`;
-    if (!this.fields.has('date')) head += `Date: ${httpDate()}\r\n`;
-    if (!this.fields.has('server')) head += `Server: ${this.conn.serverName}\r\n`;
+    let head = responseHead(status, this.conn.serverName, this.fields);
     for (const [name, value] of this.fields.values()) head += `${name}: ${value}\r\n`;
     if (this.framing === 'chunked') head += 'Transfer-Encoding: chunked\r\n';
     // RFC 9112 §9.6: announce the close; §9.3: an HTTP/1.0 client needs keep-alive spelled out.
@@ -851,6 +848,18 @@ function connectionGone(): Error {
 
 /** IMF-fixdate (RFC 9110 §5.6.7), cached for the current second. */
 let dateCache = { second: -1, text: '' };
+function reasonPhrase(status: number): string {
+  return REASONS[status] ?? 'Unknown';
+}
+
+/** The status line, then Date and Server unless the handler set them (`fields`: lower-case names). */
+function responseHead(status: number, serverName: string, fields?: ReadonlyMap<string, unknown>): string {
+  let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+  if (!fields?.has('date')) head += `Date: ${httpDate()}\r\n`;
+  if (!fields?.has('server')) head += `Server: ${serverName}\r\n`;
+  return head;
+}
+
 function httpDate(): string {
   const second = Math.floor(Date.now() / 1000);
   if (second !== dateCache.second) dateCache = { second, text: new Date(second * 1000).toUTCString() };

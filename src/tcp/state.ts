@@ -19,11 +19,6 @@ export function isSynchronized(s: TcpState): boolean {
   return s !== TcpState.CLOSED && s !== TcpState.LISTEN && s !== TcpState.SYN_SENT && s !== TcpState.SYN_RECEIVED;
 }
 
-/** States in which we may still send new data. */
-export function canSendData(s: TcpState): boolean {
-  return s === TcpState.ESTABLISHED || s === TcpState.CLOSE_WAIT;
-}
-
 /** States in which arriving text is delivered to the user (RFC 9293 §3.10.7.4, seventh). */
 export function canReceiveData(s: TcpState): boolean {
   return s === TcpState.ESTABLISHED || s === TcpState.FIN_WAIT_1 || s === TcpState.FIN_WAIT_2;
