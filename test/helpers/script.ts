@@ -397,6 +397,25 @@ export function script(host: ScriptHost): Script {
   return new Script(host);
 }
 
+export interface PassiveOpenLines {
+  /** The window of the peer's SYN, and of its final ACK unless `ackWin` says otherwise. Default 65535. */
+  win?: number;
+  /** Options of the peer's SYN. Default `<mss 1460>`. */
+  peerOpts?: string;
+  /** The SYN-ACK the stack must send. Default `S. 0:0(0) ack 1 <*>` (options not checked). */
+  synAck?: string;
+  ackWin?: number;
+}
+
+/** The passive-open preamble (the host must be listening): the peer's SYN, our SYN-ACK, the peer's ACK. */
+export function passiveOpen(host: ScriptHost, o: PassiveOpenLines = {}): Script {
+  const win = o.win ?? 65535;
+  return script(host)
+    .recv(`S 0:0(0) win ${win} ${o.peerOpts ?? '<mss 1460>'}`)
+    .send(o.synAck ?? 'S. 0:0(0) ack 1 <*>')
+    .recv(`. 1:1(0) ack 1 win ${o.ackWin ?? win}`);
+}
+
 // ===================================================================================
 // Lines
 // ===================================================================================

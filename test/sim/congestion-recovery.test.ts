@@ -3,14 +3,11 @@
  * receiving peer and decides which segments were "lost"). Peer MSS 1000, no window scaling.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { passiveOpen, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 function open(h: ScriptHost) {
-  return script(h)
-    .recv('S 0:0(0) win 60000 <mss 1000>')
-    .send('S. 0:0(0) ack 1 <*>')
-    .recv('. 1:1(0) ack 1 win 60000');
+  return passiveOpen(h, { win: 60000, peerOpts: '<mss 1000>' });
 }
 
 describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)', () => {

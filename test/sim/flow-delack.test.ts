@@ -3,14 +3,11 @@
  * the test plays the sending peer (test/helpers/script.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { passiveOpen, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 function open(h: ScriptHost, peerOpts = '<mss 1460>') {
-  return script(h)
-    .recv(`S 0:0(0) win 65535 ${peerOpts}`)
-    .send('S. 0:0(0) ack 1 <*>')
-    .recv('. 1:1(0) ack 1 win 65535');
+  return passiveOpen(h, { peerOpts });
 }
 
 describe('delayed ACK', () => {

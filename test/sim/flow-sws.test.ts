@@ -4,15 +4,12 @@
  * Peer MSS 1000 and no window scaling, so every number is a byte count.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { passiveOpen, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 /** Passive open; the peer offers `win` bytes from the start (so the largest window it ever offered is `win`). */
 function open(h: ScriptHost, win: number) {
-  return script(h)
-    .recv(`S 0:0(0) win ${win} <mss 1000>`)
-    .send('S. 0:0(0) ack 1 <*>')
-    .recv(`. 1:1(0) ack 1 win ${win}`);
+  return passiveOpen(h, { win, peerOpts: '<mss 1000>' });
 }
 
 describe('sender silly-window-syndrome avoidance (RFC 1122 §4.2.3.4)', () => {

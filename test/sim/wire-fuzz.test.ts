@@ -42,7 +42,7 @@ import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, parseTcp } from '../../src/tcp/
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from '../../src/tcp/seq.js';
 import type { TcpServer, TcpSocket } from '../../src/tcp/socket.js';
 import { parseUdp } from '../../src/udp/udp.js';
-import { script, scriptHost } from '../helpers/script.js';
+import { passiveOpen, scriptHost } from '../helpers/script.js';
 import type { RawOption } from '../helpers/wire.js';
 import { describePacket, fragments, icmp, ipv4, rawOptions, setIpv4Checksum, setTransportChecksum, tcp, udp } from '../helpers/wire.js';
 
@@ -1367,7 +1367,7 @@ describe('what the fuzz found, reduced to scripts', () => {
     // 1-byte segments into a 1 MiB window made the stack hold about 120 bytes of memory per byte.
     const h = scriptHost({ tcp: { rcvBuf: 65_536 } });
     h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
-    const s = script(h).recv('S 0:0(0) win 65535 <mss 1460>').send('S. 0:0(0) ack 1 win 65535 <mss 1460>').recv('. 1:1(0) ack 1');
+    const s = passiveOpen(h, { synAck: 'S. 0:0(0) ack 1 win 65535 <mss 1460>' });
     for (let at = 1; at <= 3000; at++) s.recv(`P. ${at}:${at + 1}(1) ack 1`);
     await s.do((h) => {
       h.consumed = h.out.length; // (the ACKs along the way are not the point)

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
 import { checksumFinish, checksumPartial, internetChecksum, pseudoHeaderSum } from '../../src/ip/checksum.js';
 import { seededRandom } from '../../src/runtime/random.js';
+import { hex } from '../helpers/unit.js';
 
 /** Reference: add one 16-bit word at a time with an immediate end-around carry. */
 function naiveChecksum(bytes: number[]): number {
@@ -14,7 +15,6 @@ function naiveChecksum(bytes: number[]): number {
   return ~sum & 0xffff;
 }
 
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, '').match(/../g)!.map((b) => parseInt(b, 16)));
 
 describe('internet checksum (RFC 1071)', () => {
   it('matches the worked example of RFC 1071 section 3', () => {

@@ -11,18 +11,13 @@ import {
   UNREACH_PORT,
   writeIcmp,
 } from '../../src/ip/icmp.js';
-import type { IcmpMessage } from '../../src/ip/icmp.js';
 import { IPV4_HEADER_LEN, parseIpv4, PROTO_ICMP, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
-import type { Ipv4Header, Ipv4Packet } from '../../src/ip/ipv4.js';
+import type { Ipv4Header } from '../../src/ip/ipv4.js';
 import { IpLayer } from '../../src/ip/layer.js';
+import { ok } from '../helpers/unit.js';
 
 const US = parseAddr('10.0.0.2')!;
 const PEER = parseAddr('10.0.0.1')!;
-
-function ok<T extends object>(r: T | { error: string }): T {
-  if ('error' in r) throw new Error(`unexpected error ${r.error}`);
-  return r;
-}
 
 function icmpBytes(type: number, code: number, rest: number, data: Uint8Array): Uint8Array {
   const buf = new Uint8Array(8 + data.length);
@@ -58,7 +53,7 @@ describe('ICMP codec', () => {
     const data = Uint8Array.of(1, 2, 3, 4, 5);
     const buf = icmpBytes(ICMP_ECHO_REQUEST, 0, (0x1234 << 16) | 0x0007, data);
     expect(internetChecksum(buf)).toBe(0);
-    const m = ok<IcmpMessage>(parseIcmp(buf));
+    const m = ok(parseIcmp(buf));
     expect([m.type, m.code, echoIdentifier(m), echoSequence(m)]).toEqual([8, 0, 0x1234, 7]);
     expect(m.checksum).toBe((buf[2]! << 8) | buf[3]!);
     expect(Array.from(m.data)).toEqual([1, 2, 3, 4, 5]);
@@ -79,9 +74,9 @@ describe('ICMP errors (RFC 792, RFC 1122 3.2.2)', () => {
     const original = header({ totalLength: 20 + UDP_BYTES.length, ttl: 17, tos: 0x08 });
     ip.sendUnreachable(UNREACH_PORT, original, UDP_BYTES, 0);
     expect(out).toHaveLength(1);
-    const p = ok<Ipv4Packet>(parseIpv4(out[0]!));
+    const p = ok(parseIpv4(out[0]!));
     expect([p.header.src, p.header.dst, p.header.protocol, p.header.ttl]).toEqual([US, PEER, PROTO_ICMP, 64]);
-    const m = ok<IcmpMessage>(parseIcmp(p.payload)); // checksum verified
+    const m = ok(parseIcmp(p.payload)); // checksum verified
     expect([m.type, m.code, m.restOfHeader]).toEqual([ICMP_DEST_UNREACHABLE, UNREACH_PORT, 0]);
     expect(m.data.length).toBe(28);
     // The quoted header: a valid IPv4 header describing the original datagram.
@@ -101,7 +96,7 @@ describe('ICMP errors (RFC 792, RFC 1122 3.2.2)', () => {
   it('quotes fewer bytes when the datagram had fewer than 8', () => {
     const { ip, out } = layer();
     ip.sendUnreachable(2, header({ protocol: 99, totalLength: 23 }), Uint8Array.of(7, 8, 9), 0);
-    const m = ok<IcmpMessage>(parseIcmp(ok<Ipv4Packet>(parseIpv4(out[0]!)).payload));
+    const m = ok(parseIcmp(ok(parseIpv4(out[0]!)).payload));
     expect(Array.from(m.data.subarray(20))).toEqual([7, 8, 9]);
   });
 

@@ -5,21 +5,16 @@ import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
 import type { Ipv4Addr } from '../../src/ip/addr.js';
 import { internetChecksum } from '../../src/ip/checksum.js';
 import { echoIdentifier, echoSequence, parseIcmp, writeIcmp } from '../../src/ip/icmp.js';
-import type { IcmpMessage } from '../../src/ip/icmp.js';
 import { IPV4_HEADER_LEN, parseIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
-import type { Ipv4Header, Ipv4Packet } from '../../src/ip/ipv4.js';
+import type { Ipv4Header } from '../../src/ip/ipv4.js';
 import { IpLayer } from '../../src/ip/layer.js';
 import type { IpUpper } from '../../src/ip/layer.js';
 import { Reassembler } from '../../src/ip/reassembly.js';
 import { seededRandom } from '../../src/runtime/random.js';
+import { ok } from '../helpers/unit.js';
 
 const US = parseAddr('10.0.0.2')!;
 const PEER = parseAddr('10.0.0.1')!;
-
-function ok<T extends object>(r: T | { error: string }): T {
-  if ('error' in r) throw new Error(`unexpected error ${r.error}`);
-  return r;
-}
 
 function layer(opts: Partial<ConstructorParameters<typeof IpLayer>[0]> = {}) {
   const out: Uint8Array[] = [];
@@ -65,7 +60,7 @@ describe('IpLayer: ICMP echo', () => {
     expect(out).toHaveLength(1);
     const reply = out[0]!;
     expect(internetChecksum(reply, 0, 20)).toBe(0);
-    const p = ok<Ipv4Packet>(parseIpv4(reply));
+    const p = ok(parseIpv4(reply));
     expect(p.header.src).toBe(US);
     expect(p.header.dst).toBe(PEER);
     expect(p.header.protocol).toBe(PROTO_ICMP);
@@ -73,7 +68,7 @@ describe('IpLayer: ICMP echo', () => {
     expect(p.header.totalLength).toBe(20 + 8 + 57);
     expect(p.header.mf).toBe(false);
     expect(internetChecksum(p.payload)).toBe(0); // ICMP checksum
-    const m = ok<IcmpMessage>(parseIcmp(p.payload));
+    const m = ok(parseIcmp(p.payload));
     expect([m.type, m.code, echoIdentifier(m), echoSequence(m)]).toEqual([0, 0, 0xabcd, 42]);
     expect(m.data).toEqual(data);
     expect(ip.stats()['icmp.echo']).toBe(1);
@@ -101,15 +96,15 @@ describe('IpLayer: ICMP echo', () => {
     const offsets: number[] = [];
     for (const frag of out) {
       expect(frag.length).toBeLessThanOrEqual(1500);
-      const p = ok<Ipv4Packet>(parseIpv4(frag));
+      const p = ok(parseIpv4(frag));
       expect([p.header.src, p.header.dst, p.header.protocol, p.header.df]).toEqual([US, PEER, PROTO_ICMP, false]);
-      expect(p.header.id).toBe(ok<Ipv4Packet>(parseIpv4(out[0]!)).header.id);
+      expect(p.header.id).toBe(ok(parseIpv4(out[0]!)).header.id);
       offsets.push(p.header.fragmentOffset);
       whole = r.add(p.header, p.payload, 1) ?? whole;
     }
     expect(offsets).toEqual([0, 1480, 2960]);
     expect(whole).toBeDefined();
-    const m = ok<IcmpMessage>(parseIcmp(whole!));
+    const m = ok(parseIcmp(whole!));
     expect([m.type, echoIdentifier(m), echoSequence(m)]).toEqual([0, 7, 9]);
     expect(m.data).toEqual(data);
   });
@@ -149,11 +144,11 @@ describe('IpLayer: demux', () => {
     const payload = bytes(30, 4);
     ip.receive(ipPacket(99, payload, { id: 0x1111 }), 0);
     expect(out).toHaveLength(1);
-    const p = ok<Ipv4Packet>(parseIpv4(out[0]!));
+    const p = ok(parseIpv4(out[0]!));
     expect(p.header.dst).toBe(PEER);
-    const m = ok<IcmpMessage>(parseIcmp(p.payload));
+    const m = ok(parseIcmp(p.payload));
     expect([m.type, m.code]).toEqual([3, 2]);
-    const quoted = ok<Ipv4Packet>(parseIpv4(Uint8Array.from([...m.data.subarray(0, 20), ...payload])));
+    const quoted = ok(parseIpv4(Uint8Array.from([...m.data.subarray(0, 20), ...payload])));
     expect(quoted.header).toMatchObject({ protocol: 99, id: 0x1111, src: PEER, dst: US, totalLength: 50 });
     expect(Array.from(m.data.subarray(20))).toEqual(Array.from(payload.subarray(0, 8)));
     expect(ip.stats()['ip.drop.unknown-protocol']).toBe(1);
@@ -243,7 +238,7 @@ describe('IpLayer: send', () => {
       pkt.fill(0xab, 20);
       ip.send(pkt, PEER, PROTO_UDP, 0);
     }
-    const headers = out.map((p) => ok<Ipv4Packet>(parseIpv4(p)).header);
+    const headers = out.map((p) => ok(parseIpv4(p)).header);
     for (const h of headers) {
       expect(h).toMatchObject({ src: US, dst: PEER, ttl: 64, df: true, mf: false, protocol: PROTO_UDP, totalLength: 30 });
     }
@@ -265,7 +260,7 @@ describe('IpLayer: send', () => {
     const pkt = new Uint8Array(20 + data.length);
     pkt.set(data, 20);
     ip.send(pkt, PEER, PROTO_UDP, 0, { df: false });
-    const parsed = out.map((p) => ok<Ipv4Packet>(parseIpv4(p)));
+    const parsed = out.map((p) => ok(parseIpv4(p)));
     expect(parsed.map((p) => p.header.fragmentOffset)).toEqual([0, 552, 1104, 1656]);
     expect(parsed.map((p) => p.header.mf)).toEqual([true, true, true, false]);
     expect(parsed.map((p) => p.payload.length)).toEqual([552, 552, 552, 344]);
@@ -298,7 +293,7 @@ describe('IpLayer: reassembly timeouts', () => {
     expect(ip.nextDeadline()).toBe(Infinity);
     expect(ip.stats()['ip.reasm.timeouts']).toBe(1);
     expect(out).toHaveLength(1);
-    const m = ok<IcmpMessage>(parseIcmp(ok<Ipv4Packet>(parseIpv4(out[0]!)).payload));
+    const m = ok(parseIcmp(ok(parseIpv4(out[0]!)).payload));
     expect([m.type, m.code]).toEqual([11, 1]);
     expect((m.data[4]! << 8) | m.data[5]!).toBe(9); // the quoted ID
     expect(Array.from(m.data.subarray(20))).toEqual(Array.from(first.subarray(0, 8)));

@@ -2,17 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
 import { internetChecksum } from '../../src/ip/checksum.js';
 import { IPV4_HEADER_LEN, parseIpv4, PROTO_TCP, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
-import type { Ipv4Packet } from '../../src/ip/ipv4.js';
 import { seededRandom } from '../../src/runtime/random.js';
+import { hex, ok } from '../helpers/unit.js';
 
 const A = parseAddr('10.0.0.1')!;
 const B = parseAddr('10.0.0.2')!;
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, '').match(/../g)!.map((b) => parseInt(b, 16)));
-
-function ok(r: ReturnType<typeof parseIpv4>): Ipv4Packet {
-  if ('error' in r) throw new Error(`unexpected parse error ${r.error}`);
-  return r;
-}
 
 /** A valid packet with `dataLen` bytes of data (0, 1, 2, ...). */
 function packet(dataLen: number, fields: Partial<Parameters<typeof writeIpv4Header>[2]> = {}): Uint8Array {

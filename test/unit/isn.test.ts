@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/runtime/random.js';
 import { IsnGenerator, siphash24 } from '../../src/tcp/isn.js';
 import { seqSub } from '../../src/tcp/seq.js';
+import { u32 } from '../helpers/unit.js';
 
 const mulberry32 = seededRandom;
-const u32 = (r: () => number) => Math.floor(r() * 4294967296) >>> 0;
 const u16 = (r: () => number) => Math.floor(r() * 65536);
 
 function popcount(x: number): number {

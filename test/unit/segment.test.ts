@@ -19,9 +19,9 @@ import {
   type TcpOptions,
   type TcpSegment,
 } from '../../src/tcp/segment.js';
+import { ok, u32 } from '../helpers/unit.js';
 
 const mulberry32 = seededRandom;
-const u32 = (r: () => number) => Math.floor(r() * 4294967296) >>> 0;
 const int = (r: () => number, n: number) => Math.floor(r() * n);
 
 const SRC = 0x0a000001; // 10.0.0.1
@@ -77,11 +77,6 @@ function withRawOptions(opts: number[], payload: number[] = [], dataOffsetOverri
   seg[16] = c >>> 8;
   seg[17] = c & 0xff;
   return seg;
-}
-
-function ok(r: TcpSegment | { error: string }): TcpSegment {
-  if ('error' in r) throw new Error(`unexpected parse error ${r.error}`);
-  return r;
 }
 
 describe('writeTcp + parseTcp round trip', () => {

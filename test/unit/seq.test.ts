@@ -11,10 +11,10 @@ import {
   seqMin,
   seqSub,
 } from '../../src/tcp/seq.js';
+import { u32 } from '../helpers/unit.js';
 
 /** Small seeded PRNG (mulberry32) so failures replay exactly. */
 const mulberry32 = seededRandom;
-const u32 = (r: () => number) => Math.floor(r() * 4294967296) >>> 0;
 
 describe('seqAdd', () => {
   it('wraps past 0xffffffff to 0', () => {

@@ -3,7 +3,7 @@
  * (see test/helpers/script.ts for the line syntax).
  */
 import { describe, expect, it } from 'vitest';
-import { parseLine, script, scriptHost } from '../helpers/script.js';
+import { parseLine, passiveOpen, script, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 /**
@@ -11,10 +11,7 @@ import type { ScriptHost } from '../helpers/script.js';
  * offers 512 << 7 = 64 KiB.
  */
 function handshake(h: ScriptHost, peerOpts = '<mss 1460,wscale 7>', ourOpts = '<mss 1460,wscale 7>', ackWin = 512) {
-  return script(h)
-    .recv(`S 0:0(0) win 65535 ${peerOpts}`)
-    .send(`S. 0:0(0) ack 1 win 65535 ${ourOpts}`)
-    .recv(`. 1:1(0) ack 1 win ${ackWin}`);
+  return passiveOpen(h, { peerOpts, synAck: `S. 0:0(0) ack 1 win 65535 ${ourOpts}`, ackWin });
 }
 
 describe('segments for nobody (RFC 9293 §3.10.7.1)', () => {

@@ -2,22 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
 import { checksumFinish, checksumPartial, pseudoHeaderSum } from '../../src/ip/checksum.js';
 import { parseIcmp } from '../../src/ip/icmp.js';
-import type { IcmpMessage } from '../../src/ip/icmp.js';
 import { IPV4_HEADER_LEN, parseIpv4, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
-import type { Ipv4Packet } from '../../src/ip/ipv4.js';
 import { IpLayer } from '../../src/ip/layer.js';
 import { UdpLayer } from '../../src/udp/layer.js';
 import type { RemoteInfo } from '../../src/udp/layer.js';
 import { parseUdp, UDP_HEADER_LEN, writeUdp } from '../../src/udp/udp.js';
-import type { UdpDatagram } from '../../src/udp/udp.js';
+import { ok } from '../helpers/unit.js';
 
 const A = parseAddr('10.0.0.1')!;
 const B = parseAddr('10.0.0.2')!;
-
-function ok<T extends object>(r: T | { error: string }): T {
-  if ('error' in r) throw new Error(`unexpected error ${r.error}`);
-  return r;
-}
 
 function datagram(data: Uint8Array, srcPort = 5000, dstPort = 53): Uint8Array {
   const buf = new Uint8Array(UDP_HEADER_LEN + data.length);
@@ -29,7 +22,7 @@ function datagram(data: Uint8Array, srcPort = 5000, dstPort = 53): Uint8Array {
 describe('UDP codec (RFC 768)', () => {
   it('round-trips ports, length, data and a verifying checksum', () => {
     const buf = datagram(Uint8Array.of(1, 2, 3, 4, 5), 40000, 7);
-    const d = ok<UdpDatagram>(parseUdp(buf, A, B));
+    const d = ok(parseUdp(buf, A, B));
     expect([d.srcPort, d.dstPort, d.length]).toEqual([40000, 7, 13]);
     expect(Array.from(d.payload)).toEqual([1, 2, 3, 4, 5]);
     expect(d.payload.buffer).toBe(buf.buffer);
@@ -47,7 +40,7 @@ describe('UDP codec (RFC 768)', () => {
     buf[6] = 0;
     buf[7] = 0;
     buf[8] = 1; // would fail a real checksum
-    expect(ok<UdpDatagram>(parseUdp(buf, A, B)).payload[0]).toBe(1);
+    expect(ok(parseUdp(buf, A, B)).payload[0]).toBe(1);
   });
 
   it('sends a computed checksum of zero as 0xffff', () => {
@@ -72,7 +65,7 @@ describe('UDP codec (RFC 768)', () => {
     const padded = new Uint8Array(20);
     padded.set(datagram(Uint8Array.of(1, 2)));
     padded.fill(0xee, 10);
-    expect(Array.from(ok<UdpDatagram>(parseUdp(padded, A, B)).payload)).toEqual([1, 2]);
+    expect(Array.from(ok(parseUdp(padded, A, B)).payload)).toEqual([1, 2]);
     const flipped = datagram(Uint8Array.of(1, 2, 3));
     flipped[9]! ^= 0x10;
     expect(parseUdp(flipped, A, B)).toEqual({ error: 'bad-checksum' });
@@ -126,9 +119,9 @@ describe('UdpLayer', () => {
     h.pump();
     expect(h.udpB.stats()['udp.drop.no-port']).toBe(1);
     expect(h.sentByB).toHaveLength(1);
-    const p = ok<Ipv4Packet>(parseIpv4(h.sentByB[0]!));
+    const p = ok(parseIpv4(h.sentByB[0]!));
     expect([p.header.src, p.header.dst]).toEqual([B, A]);
-    const m = ok<IcmpMessage>(parseIcmp(p.payload));
+    const m = ok(parseIcmp(p.payload));
     expect([m.type, m.code]).toEqual([3, 3]);
     // The quoted UDP header: source port 4444, destination 9999, length 11.
     const udpHeader = m.data.subarray(20, 28);
