@@ -1,13 +1,14 @@
 /**
- * Issue 5, end to end: netstack's HTTP server on its own TCP, over a real TUN device,
- * with the Linux kernel in a fresh network namespace as the client.
+ * netstack's HTTP server on its own TCP under load and bad input, over a real TUN device, with
+ * the Linux kernel in a fresh network namespace as the client: big bodies arrive intact, many
+ * clients at once are served, and every connection ends with FIN, never RST.
  *
  *   curl          GET / (HTML), HTTP/1.0 and 1.1, connection reuse, HEAD, a 10 MB POST
  *                 echoed back, 100 MB of /bytes (SHA-256 on both sides)
  *   200 clients   × 10 keep-alive requests at once (Python asyncio, kernel sockets); after
  *                 it, nothing is left on either side but TIME-WAIT
  *   raw sockets   a request one byte per segment, three pipelined requests in one write,
- *                 every malformed request of the issue (its status, then FIN — never RST),
+ *                 every malformed request listed below (its status, then FIN — never RST),
  *                 a client that never finishes its header section (408, then FIN)
  *
  * The kernel's side is watched from ours too: a tap on the link sees every data segment
@@ -277,7 +278,7 @@ const patternText = (n: number): string => Buffer.from(Array.from({ length: n },
 
 // ───────────────────────── the tests ─────────────────────────
 
-describeInterop('issue 5: HTTP over netstack TCP, the Linux kernel as client', () => {
+describeInterop('HTTP over netstack TCP with kernel clients: big bodies, 200 clients, bad requests, every close clean', () => {
   describe('curl', () => {
     it('GET / over HTTP/1.1 and HTTP/1.0 (-0): 200, an HTML page framed by Content-Length', async () => {
       const fx = await useHttp();
@@ -336,7 +337,7 @@ describeInterop('issue 5: HTTP over netstack TCP, the Linux kernel as client', (
 
     it('POST --data-binary @file of 10 MB to /echo comes back with the same SHA-256', async () => {
       const fx = await useHttp();
-      const dir = mkdtempSync(join(tmpdir(), 'netstack-issue5-'));
+      const dir = mkdtempSync(join(tmpdir(), 'netstack-http-load-'));
       onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
       const body = seededBytes(10 * 1024 * 1024, 5);
       const file = join(dir, 'body.bin');
