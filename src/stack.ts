@@ -76,7 +76,7 @@ export class Stack implements SocketRuntime {
       isnSecret: opts.isnSecret,
       random: opts.random,
     });
-    this.udp = new UdpLayer(this.ip, { log });
+    this.udp = new UdpLayer(this.ip, { log, runtime: this });
     this.ip.register(PROTO_TCP, this.tcp);
     this.ip.register(PROTO_UDP, this.udp);
     this.timer = this.clock.timer(() => this.onTimer());
@@ -137,6 +137,12 @@ export class Stack implements SocketRuntime {
   addTimed(m: TimedModule): void {
     this.timed.push(m);
     if (!this.closed) this.finish();
+  }
+
+  /** Stop serving `m` (a resolver that was closed). */
+  removeTimed(m: TimedModule): void {
+    const i = this.timed.indexOf(m);
+    if (i >= 0) this.timed.splice(i, 1);
   }
 
   // --- Sockets (Node conventions) ---

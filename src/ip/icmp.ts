@@ -20,13 +20,14 @@
  * The checksum covers the whole ICMP message (header and data).
  */
 import type { Logger } from 'pino';
-import { isMulticast, isUnicastSource } from './addr.js';
+import { isMulticast, isUnicastSource, readIpv4 } from './addr.js';
 import type { Ipv4Addr } from './addr.js';
 import { internetChecksum } from './checksum.js';
 import { IPV4_HEADER_LEN, PROTO_ICMP, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
 import { TokenBucket } from './stats.js';
 import type { Counters } from './stats.js';
+import type { IcmpErrorInfo } from './layer.js';
 
 export const ICMP_HEADER_LEN = 8;
 
@@ -111,6 +112,38 @@ export interface IcmpHost {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
   send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void;
+  /** An error that quotes a datagram we sent, for the transport above. */
+  deliverIcmpError?(err: IcmpErrorInfo, now: number): void;
+}
+
+export const ICMP_PARAMETER_PROBLEM = 12;
+
+/**
+ * The datagram an ICMP error quotes: its IPv4 header and at least 8 bytes of its data
+ * (RFC 792; RFC 1812 lets routers quote more). Undefined when the quote is too short to
+ * name the transport ports, or is not IPv4, or was not sent by `us`.
+ */
+export function parseQuotedDatagram(
+  msg: IcmpMessage,
+  us: Ipv4Addr,
+): IcmpErrorInfo | undefined {
+  const d = msg.data;
+  if (d.length < IPV4_HEADER_LEN + 8 || d[0]! >>> 4 !== 4) return undefined;
+  const ihl = (d[0]! & 0x0f) * 4;
+  if (ihl < IPV4_HEADER_LEN || d.length < ihl + 8) return undefined;
+  const src = readIpv4(d, 12);
+  if (src !== us) return undefined;
+  const fragNeeded = msg.type === ICMP_DEST_UNREACHABLE && msg.code === UNREACH_FRAG_NEEDED;
+  return {
+    type: msg.type,
+    code: msg.code,
+    // RFC 1191 section 4: the next-hop MTU is the low 16 bits of the rest of the header.
+    mtu: fragNeeded ? msg.restOfHeader & 0xffff : 0,
+    src,
+    dst: readIpv4(d, 16),
+    protocol: d[9]!,
+    quoted: d.subarray(ihl),
+  };
 }
 
 export interface IcmpOptions {
@@ -152,13 +185,29 @@ export class Icmp {
         break;
       case ICMP_DEST_UNREACHABLE:
         this.counters.inc('icmp.unreachable.in');
+        this.deliverError(msg, now);
         break;
       case ICMP_TIME_EXCEEDED:
         this.counters.inc('icmp.time-exceeded.in');
+        this.deliverError(msg, now);
+        break;
+      case ICMP_PARAMETER_PROBLEM:
+        this.counters.inc('icmp.parameter-problem.in');
+        this.deliverError(msg, now);
         break;
       default:
         this.counters.inc('icmp.other.in');
     }
+  }
+
+  /** Pass an error up to the transport that sent the quoted datagram (if it is ours). */
+  private deliverError(msg: IcmpMessage, now: number): void {
+    const info = parseQuotedDatagram(msg, this.host.addr);
+    if (!info) {
+      this.counters.inc('icmp.drop.bad-quote');
+      return;
+    }
+    this.host.deliverIcmpError?.(info, now);
   }
 
   /**

@@ -15,10 +15,26 @@ import type { Ipv4Header } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
 import { Counters } from './stats.js';
 
+/** An ICMP error (RFC 792) about a datagram we sent, as handed to the transport that sent it. */
+export interface IcmpErrorInfo {
+  type: number;
+  code: number;
+  /** next-hop MTU of a fragmentation-needed message (type 3 code 4), else 0 */
+  mtu: number;
+  /** the quoted datagram's IPv4 header */
+  src: Ipv4Addr;
+  dst: Ipv4Addr;
+  protocol: number;
+  /** the quoted transport header and data: at least 8 bytes */
+  quoted: Uint8Array;
+}
+
 /** A transport protocol above IP (TCP, UDP). */
 export interface IpUpper {
   /** A whole (reassembled if need be) datagram addressed to us. `payload` is a view. */
   receive(header: Ipv4Header, payload: Uint8Array, now: number): void;
+  /** An ICMP error quoting a datagram this transport sent (RFC 1122 section 3.2.2). */
+  onIcmpError?(err: IcmpErrorInfo, now: number): void;
 }
 
 /** RFC 791: every host must accept 576-byte datagrams; every link carries at least 68. */
@@ -166,6 +182,13 @@ export class IpLayer {
    */
   sendUnreachable(code: number, header: Ipv4Header, payload: Uint8Array, now: number): void {
     this.icmp.sendError(ICMP_DEST_UNREACHABLE, code, header, payload, now);
+  }
+
+  /** Hand an ICMP error to the transport that sent the quoted datagram (RFC 1122 section 4.1.3.3, 4.2.3.9). */
+  deliverIcmpError(err: IcmpErrorInfo, now: number): void {
+    const upper = this.uppers[err.protocol];
+    if (upper?.onIcmpError) upper.onIcmpError(err, now);
+    else this.counters.inc('icmp.error.unclaimed');
   }
 
   /** Expire fragment reassembly; tell the sender (Time Exceeded, code 1) when we can. */

@@ -8,8 +8,11 @@ import { formatIpv4, parseIpv4 } from '../ip/addr.js';
 import { UNREACH_PORT } from '../ip/icmp.js';
 import { IPV4_HEADER_LEN, PROTO_UDP } from '../ip/ipv4.js';
 import type { Ipv4Header } from '../ip/ipv4.js';
-import type { IpLayer, IpUpper } from '../ip/layer.js';
+import type { IcmpErrorInfo, IpLayer, IpUpper } from '../ip/layer.js';
 import { EPHEMERAL_FIRST, EPHEMERAL_LAST, findEphemeralPort } from '../ip/ports.js';
+import type { Clock } from '../runtime/clock.js';
+import { UdpSocket } from './socket.js';
+import type { UdpSocketOptions } from './socket.js';
 import { Counters } from '../ip/stats.js';
 import { parseUdp, UDP_HEADER_LEN, writeUdp } from './udp.js';
 
@@ -20,6 +23,16 @@ export interface RemoteInfo {
 
 /** `data` is a view into the received packet: copy it if you keep it past the call. */
 export type UdpMessageHandler = (data: Uint8Array, rinfo: RemoteInfo) => void;
+
+/** An ICMP error about a datagram sent from a bound port, with the destination it was sent to. */
+export type UdpErrorHandler = (err: IcmpErrorInfo, to: RemoteInfo, now: number) => void;
+
+/** What dgram-style sockets need from the runtime: its clock and a prompt flush. */
+export interface UdpRuntime {
+  readonly clock: Clock;
+  /** Flush queued output soon (a send outside a received batch must not wait for traffic). */
+  kick(): void;
+}
 
 export interface UdpBinding {
   readonly port: number;
@@ -35,28 +48,51 @@ export const UDP_MAX_PAYLOAD = 65535 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 
 export class UdpLayer implements IpUpper {
   private readonly handlers = new Map<number, UdpMessageHandler>();
-  private readonly counters = new Counters(['udp.in', 'udp.out', 'udp.delivered', 'udp.drop.no-port']);
+  private readonly errorHandlers = new Map<number, UdpErrorHandler>();
+  private readonly counters = new Counters(['udp.in', 'udp.out', 'udp.delivered', 'udp.drop.no-port', 'udp.icmp-error.in']);
   private readonly log: Logger | undefined;
+  private readonly runtime: UdpRuntime | undefined;
   private nextEphemeral = EPHEMERAL_FIRST;
 
   constructor(
     private readonly ip: UdpIp,
-    opts: { log?: Logger } = {},
+    opts: { log?: Logger | undefined; runtime?: UdpRuntime } = {},
   ) {
     this.log = opts.log;
+    this.runtime = opts.runtime;
   }
 
-  /** Receive datagrams sent to local `port` (0 picks a free ephemeral port). */
-  bind(port: number, onMessage: UdpMessageHandler): UdpBinding {
+  /** The stack's address, as text (what a socket's address() reports). */
+  get address(): string {
+    return formatIpv4(this.ip.addr);
+  }
+
+  /** A `dgram.Socket`-like socket on this stack (needs the runtime the Stack passes in). */
+  createSocket(opts?: 'udp4' | UdpSocketOptions, onMessage?: (msg: Buffer, rinfo: import('./socket.js').UdpRemoteInfo) => void): UdpSocket {
+    if (!this.runtime) throw udpError('EINVAL', 'createSocket needs a UdpLayer created by a Stack');
+    const socket = new UdpSocket(this, this.runtime, typeof opts === 'object' ? opts : { type: 'udp4' });
+    if (onMessage) socket.on('message', onMessage);
+    return socket;
+  }
+
+  /**
+   * Receive datagrams sent to local `port` (0 picks a free ephemeral port); `onError` hears
+   * ICMP errors about datagrams sent from it.
+   */
+  bind(port: number, onMessage: UdpMessageHandler, onError?: UdpErrorHandler): UdpBinding {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw udpError('EINVAL', `bad port ${port}`);
     const p = port === 0 ? this.freeEphemeralPort() : port;
     if (this.handlers.has(p)) throw udpError('EADDRINUSE', `UDP port ${p} is already bound`);
     this.handlers.set(p, onMessage);
+    if (onError) this.errorHandlers.set(p, onError);
     let open = true;
     return {
       port: p,
       close: () => {
-        if (open && this.handlers.get(p) === onMessage) this.handlers.delete(p);
+        if (open && this.handlers.get(p) === onMessage) {
+          this.handlers.delete(p);
+          this.errorHandlers.delete(p);
+        }
         open = false;
       },
     };
@@ -94,6 +130,21 @@ export class UdpLayer implements IpUpper {
     }
     this.counters.inc('udp.delivered');
     handler(d.payload, { address: formatIpv4(header.src), port: d.srcPort });
+  }
+
+  /**
+   * An ICMP error quoting a datagram we sent: find the port it left from (the quoted UDP
+   * header's source port) and tell its owner. Whether it becomes a socket error is the
+   * socket's decision (Linux reports it only on connected sockets).
+   */
+  onIcmpError(err: IcmpErrorInfo, now: number): void {
+    this.counters.inc('udp.icmp-error.in');
+    const q = err.quoted;
+    const srcPort = (q[0]! << 8) | q[1]!;
+    const dstPort = (q[2]! << 8) | q[3]!;
+    const handler = this.errorHandlers.get(srcPort);
+    if (!handler) return this.counters.inc('udp.icmp-error.no-port');
+    handler(err, { address: formatIpv4(err.dst), port: dstPort }, now);
   }
 
   stats(): Record<string, number> {
