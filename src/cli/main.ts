@@ -6,6 +6,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { getOptions, runGet, validateGetArgs } from './get.js';
 import { CliError, runUp, upOptions, validateUpArgs } from './up.js';
 
 class UsageError extends Error {}
@@ -20,6 +21,14 @@ export async function main(argv: string[]): Promise<number> {
       (y) => upOptions(y),
       async (args) => {
         await runUp(validateUpArgs(args));
+      },
+    )
+    .command(
+      'get <url>',
+      'fetch an http:// URL through the stack on a TUN device of its own, printing each step of the journey (needs root)',
+      (y) => getOptions(y),
+      async (args) => {
+        await runGet(validateGetArgs(args));
       },
     )
     .demandCommand(1, 'name a command, e.g. netstack up')

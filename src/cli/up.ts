@@ -3,7 +3,7 @@
  * stack on the other side until SIGINT/SIGTERM. No protocol logic here: this file checks
  * options, turns environment errors into one clear sentence, and wires the parts.
  */
-import { realpathSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Argv } from 'yargs';
 import { formatIpv4, inSubnet, parseCidr, parseIpv4, prefixMask } from '../ip/addr.js';
@@ -16,6 +16,10 @@ import type { Logger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
 import { createNetstackApp } from '../http/routes.js';
 import { HttpServer } from '../http/server.js';
+import { DnsService } from '../dns/service.js';
+import { defaultZones } from '../dns/zone.js';
+import type { Zone } from '../dns/zone.js';
+import { ZoneFileError, parseZoneFile } from '../dns/zonefile.js';
 
 /** An error meant for the user: main prints its message as one line and exits 1. */
 export class CliError extends Error {
@@ -33,6 +37,8 @@ export interface UpArgs {
   pcap?: string | undefined;
   root?: string | undefined;
   logLevel: string;
+  dns?: boolean | undefined;
+  dnsZone?: string[] | string | undefined;
 }
 
 /** Checked options. */
@@ -49,6 +55,8 @@ export interface UpConfig {
   /** Directory of static files served under `/` (besides the built-in routes). */
   root: string | undefined;
   logLevel: string;
+  /** Zones served on port 53 (undefined: no DNS server). */
+  dnsZones: Zone[] | undefined;
 }
 
 export const UP_DEFAULTS = {
@@ -97,6 +105,16 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       type: 'string',
       requiresArg: true,
       describe: 'also serve the static files of this directory (no path can escape it)',
+    })
+    .option('dns', {
+      type: 'boolean',
+      describe: 'answer DNS on UDP and TCP port 53: netstack.test (the stack\'s address) and its reverse name',
+    })
+    .option('dns-zone', {
+      type: 'string',
+      array: true,
+      requiresArg: true,
+      describe: 'also serve this RFC 1035 zone file (implies --dns; a zone for netstack.test replaces the built-in one)',
     })
     .option('log-level', {
       type: 'string',
@@ -157,7 +175,29 @@ export function validateUpArgs(a: UpArgs): UpConfig {
       throw new CliError(`--root must be an existing directory (got "${a.root}")`);
     }
   }
+  let dnsZones: Zone[] | undefined;
+  const zoneFiles = a.dnsZone === undefined ? [] : Array.isArray(a.dnsZone) ? a.dnsZone : [a.dnsZone];
+  if (a.dns || zoneFiles.length > 0) {
+    const byOrigin = new Map(defaultZones(a.addr.trim()).map((z) => [z.origin, z]));
+    for (const file of zoneFiles) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`cannot read the zone file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`);
+      }
+      try {
+        const zone = parseZoneFile(text, file);
+        byOrigin.set(zone.origin, zone);
+      } catch (err) {
+        if (err instanceof ZoneFileError) throw new CliError(err.message);
+        throw err;
+      }
+    }
+    dnsZones = [...byOrigin.values()];
+  }
   return {
+    dnsZones,
     dev: a.dev,
     hostAddr: host.addr,
     prefix: host.prefix,
@@ -178,7 +218,7 @@ function integerIn(v: string | number, min: number, max: number): number | undef
 }
 
 /** Refuse addresses that another interface of this machine already has. */
-function checkAddressesFree(cfg: UpConfig): void {
+export function checkAddressesFree(cfg: Pick<UpConfig, 'dev' | 'hostAddr' | 'addr'>): void {
   for (const [ifname, addrs] of Object.entries(networkInterfaces())) {
     if (ifname === cfg.dev) continue;
     for (const a of addrs ?? []) {
@@ -267,7 +307,7 @@ function disableIpv6(dev: string): void {
 }
 
 /** Create and configure the TUN device; on failure nothing is left behind. */
-function openDevice(cfg: UpConfig): TunLink {
+export function openDevice(cfg: Pick<UpConfig, 'dev' | 'mtu' | 'hostAddr' | 'prefix'>): TunLink {
   let tun: TunLink | undefined;
   try {
     tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu });
@@ -307,9 +347,11 @@ export async function runUp(cfg: UpConfig): Promise<void> {
 
   const stack = new Stack({ link, addr: cfg.addr, logger });
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger });
+  const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
+  if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 
   const addr = formatIpv4(cfg.addr);
-  const tryThis = `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/`;
+  const tryThis = `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/${dns ? `  or  dig @${addr} netstack.test` : ''}`;
   process.stdout.write(`netstack is up: ${addr} on ${tun.name} (host ${hostCidr}). Try: ${tryThis}\n`);
 
   await new Promise<void>((resolve, reject) => {
@@ -322,6 +364,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
       stopping = true;
       logger.info({ reason: why }, 'shutting down');
       app.close();
+      dns?.close();
       stack.close(); // closes the link: the kernel removes the interface
       pcap?.close();
       logger.info({ tun: tun.stats, stack: stack.stats() }, 'stopped');
