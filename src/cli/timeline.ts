@@ -26,7 +26,8 @@ export interface TimelineEvent {
 
 export class Timeline {
   readonly events: TimelineEvent[] = [];
-  private readonly start: number;
+  /** Time of the first event: the journey's t = 0. */
+  private start: number | undefined;
   /** Local port of the connection whose segments we show (the HTTP one). */
   private port: number | undefined;
   /** Transitions waiting for the next segment we send (a close() is followed by its FIN). */
@@ -41,8 +42,12 @@ export class Timeline {
   private readonly finished = new Set<number>();
   private announced = 0;
 
-  constructor(private readonly now: () => number) {
-    this.start = now();
+  constructor(private readonly now: () => number) {}
+
+  private elapsed(): number {
+    const t = this.now();
+    this.start ??= t;
+    return t - this.start;
   }
 
   onEvent(fn: (e: TimelineEvent) => void): void {
@@ -50,7 +55,7 @@ export class Timeline {
   }
 
   add(layer: Layer, what: string, detail: Record<string, unknown> = {}): TimelineEvent {
-    const e: TimelineEvent = { n: this.events.length + 1, t: this.now() - this.start, layer, what, transitions: [], detail };
+    const e: TimelineEvent = { n: this.events.length + 1, t: this.elapsed(), layer, what, transitions: [], detail };
     this.events.push(e);
     this.announce(e);
     return e;
@@ -122,7 +127,7 @@ export class Timeline {
     if (len > 0) parts.push(`len=${len}`);
     const e: TimelineEvent = {
       n: 0,
-      t: this.now() - this.start,
+      t: this.elapsed(),
       layer: 'TCP',
       what: parts.join(' '),
       transitions: [],
