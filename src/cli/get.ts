@@ -7,7 +7,9 @@
  * and one sentence for every way it can fail.
  */
 import { randomInt } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { createWriteStream, openSync, readFileSync } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { DnsClient } from '../dns/client.js';
 import type { ResolverEvent } from '../dns/resolver.js';
@@ -161,16 +163,17 @@ function describeResolverEvent(e: ResolverEvent, stackAddr: string): { what: str
 
 /** Run the journey. Resolves when the body is written and the connection closed. */
 export async function runGet(cfg: GetConfig): Promise<void> {
-  let outFd: number | undefined;
+  let file: WriteStream | undefined;
   if (cfg.output !== undefined) {
     try {
-      outFd = openSync(cfg.output, 'w');
+      // Opened synchronously so a bad path fails before any device is created.
+      file = createWriteStream('', { fd: openSync(cfg.output, 'w') });
     } catch (err) {
       throw new CliError(`cannot write ${cfg.output}: ${(err as Error).message}`);
     }
   }
-  const bodyFd = outFd ?? 1;
-  const timelineFd = outFd !== undefined ? 1 : 2;
+  const body: Writable = file ?? process.stdout;
+  const timelineOut: Writable = file ? process.stdout : process.stderr;
   checkAddressesFree(cfg);
   const tun = (() => {
     try {
@@ -186,8 +189,8 @@ export async function runGet(cfg: GetConfig): Promise<void> {
   try {
     const clock = { now: () => performance.now() };
     const timeline = new Timeline(() => clock.now());
-    if (!cfg.json) writeSync(timelineFd, TIMELINE_HEADER + '\n');
-    timeline.onEvent((e) => writeSync(timelineFd, (cfg.json ? jsonEvent(e) : formatEvent(e)) + '\n'));
+    if (!cfg.json) timelineOut.write(TIMELINE_HEADER + '\n');
+    timeline.onEvent((e) => timelineOut.write((cfg.json ? jsonEvent(e) : formatEvent(e)) + '\n'));
     const s = new Stack({ link: timeline.tap(tun), addr: cfg.addr, logger: silentLogger });
     stack = s;
     s.onTransition((e) => timeline.onTransition(e));
@@ -259,7 +262,11 @@ export async function runGet(cfg: GetConfig): Promise<void> {
             timeline.add('HTTP', `← HTTP/${h.version} ${h.status} ${h.reason}  ${framing}`, { http: 'response', status: h.status, reason: h.reason, headers: h.headers.length });
             phase = 'the response body';
           } else if (ev.kind === 'body') {
-            writeAll(bodyFd, ev.data);
+            // Backpressure: a slow disk or reader closes the TCP window instead of filling memory.
+            if (!body.write(ev.data)) {
+              sock.pause();
+              body.once('drain', () => sock.resume());
+            }
           } else if (ev.kind === 'end') {
             const segs = timeline.dataSegmentsIn - segmentsBefore;
             timeline.add('HTTP', `body complete: ${ev.bodyBytes} bytes in ${segs} segments`, { http: 'body', bytes: ev.bodyBytes, segments: segs });
@@ -285,12 +292,8 @@ export async function runGet(cfg: GetConfig): Promise<void> {
     if (timer) clearTimeout(timer);
     dns?.close();
     stack?.close(); // closes the device: the kernel removes the interface
-    if (outFd !== undefined) closeSync(outFd);
+    if (file) await new Promise<void>((resolve) => file.end(resolve));
   }
-}
-
-function writeAll(fd: number, data: Uint8Array): void {
-  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
 }
 
 function dnsError(err: NodeJS.ErrnoException, name: string, server: string): CliError {

@@ -147,23 +147,27 @@ export class ResponseParser {
     const head: ResponseHead = { version: m[1]!, status: Number(m[2]), reason: m[3] ?? '', headers };
     // 1xx interim responses (RFC 9110 section 15.2): skip, the real one follows.
     if (head.status >= 100 && head.status < 200) return true;
-    out.push({ kind: 'head', head });
     const get = (n: string) => headers.filter(([k]) => k === n).map(([, v]) => v);
     const te = get('transfer-encoding').join(',').toLowerCase();
     const cl = get('content-length');
     if (this.opts.method === 'HEAD' || head.status === 204 || head.status === 304) {
+      out.push({ kind: 'head', head });
       this.end(out);
     } else if (te !== '') {
       // RFC 9112 section 6.3 rule 4: chunked must be the final coding, else read until close.
+      out.push({ kind: 'head', head });
       this.mode = /(^|,)\s*chunked\s*$/.test(te) ? 'chunk-size' : 'close';
     } else if (cl.length > 0) {
+      // Rule 5: differing values (or lists of them) make the framing unknowable.
       const values = new Set(cl.flatMap((v) => v.split(',').map((x) => x.trim())));
       const v = [...values][0]!;
       if (values.size !== 1 || !/^\d{1,15}$/.test(v)) return this.fail(out, `bad Content-Length ${JSON.stringify(cl.join(', '))}`);
+      out.push({ kind: 'head', head });
       this.remaining = Number(v);
       if (this.remaining === 0) this.end(out);
       else this.mode = 'length';
     } else {
+      out.push({ kind: 'head', head });
       this.mode = 'close';
     }
     return true;
