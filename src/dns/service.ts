@@ -28,6 +28,8 @@ export class DnsService {
     this.udp = stack.udp.createSocket('udp4');
     this.udp.on('error', onError);
     this.udp.on('message', (msg, rinfo) => {
+      // Source port 0 cannot be answered (RFC 768: "no reply" port); drop before any work.
+      if (rinfo.port === 0) return;
       const res = this.server.answer(msg, 'udp');
       if (res) this.udp.send(res, rinfo.port, rinfo.address);
     });

@@ -129,6 +129,19 @@ describe('UdpLayer', () => {
     expect(h.ipA.stats()['icmp.unreachable.in']).toBe(1);
   });
 
+  it('hands the ICMP error back to the port that sent the quoted datagram', () => {
+    const h = twoHosts();
+    const errors: Array<[number, number, RemoteInfo]> = [];
+    h.udpA.bind(4444, () => {}, (err, to) => errors.push([err.type, err.code, to]));
+    h.udpA.send(Uint8Array.of(1, 2, 3), 9999, '10.0.0.2', 4444, 0);
+    h.pump();
+    expect(errors).toEqual([[3, 3, { address: '10.0.0.2', port: 9999 }]]);
+    // Nobody on the port any more: counted, not delivered.
+    h.udpA.send(Uint8Array.of(1), 9999, '10.0.0.2', 5555, 0);
+    h.pump();
+    expect(h.udpA.stats()['udp.icmp-error.no-port']).toBe(1);
+  });
+
   it('drops bad datagrams, counted, without an ICMP answer', () => {
     const h = twoHosts();
     let got = 0;
