@@ -1,7 +1,11 @@
 /**
  * Zone files (RFC 1035 section 5) and the authoritative server's answers built from them.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CliError, UP_DEFAULTS, validateUpArgs } from '../../src/cli/up.js';
 import { DnsServer, TcpFramer, frameTcp } from '../../src/dns/server.js';
 import type { DnsMessage } from '../../src/dns/wire.js';
 import { CLASS_IN, RCODE, TYPE, dnsMessage, parseDns, writeDns } from '../../src/dns/wire.js';
@@ -178,6 +182,37 @@ describe('authoritative server', () => {
       const got = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))];
       expect(got.map((g) => Array.from(g))).toEqual(msgs.map((m) => Array.from(m)));
       expect(f.pending).toBe(0);
+    }
+  });
+});
+
+describe('netstack up --dns-zone', () => {
+  const upArgs = { ...UP_DEFAULTS, mtu: '1500', port: '80' };
+
+  it('serves the built-in zones with --dns, and a zone file beside them (replacing one of the same origin)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netstack-zone-'));
+    try {
+      const file = join(dir, 'ok.zone');
+      writeFileSync(file, '$ORIGIN netstack.test.\n$TTL 60\n@ SOA ns admin 1 2 3 4 5\nwww A 10.77.0.9\n');
+      expect(validateUpArgs({ ...upArgs }).dnsZones).toBeUndefined();
+      expect(validateUpArgs({ ...upArgs, dns: true }).dnsZones!.map((z) => z.origin)).toEqual(['netstack.test', '0.77.10.in-addr.arpa']);
+      const zones = validateUpArgs({ ...upArgs, dnsZone: [file] }).dnsZones!;
+      expect(zones.map((z) => z.origin)).toEqual(['netstack.test', '0.77.10.in-addr.arpa']);
+      expect(zones[0]!.lookup('www.netstack.test')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('turns a zone file mistake into one sentence with file:line, and a missing file into one sentence', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netstack-zone-'));
+    try {
+      const file = join(dir, 'bad.zone');
+      writeFileSync(file, '$ORIGIN example.test.\n$TTL 60\n@ SOA ns admin 1 2 3 4 5\nwww A 300.1.1.1\n');
+      expect(() => validateUpArgs({ ...upArgs, dnsZone: [file] })).toThrow(new CliError(`${file}:4: "300.1.1.1" is not an IPv4 address`));
+      expect(() => validateUpArgs({ ...upArgs, dnsZone: [join(dir, 'missing.zone')] })).toThrow(new CliError(`cannot read the zone file ${join(dir, 'missing.zone')}: it does not exist`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
