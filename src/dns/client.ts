@@ -26,7 +26,6 @@ export class DnsClient {
   private readonly tcp = new Map<number, TcpSocket>();
   private readonly pending = new Map<number, { resolve: (r: LookupResult) => void; reject: (e: Error) => void }>();
   private readonly early = new Map<number, LookupOutcome>();
-  private readonly untime: () => void;
 
   constructor(
     private readonly stack: Stack,
@@ -55,7 +54,7 @@ export class DnsClient {
         ...(trace ? { trace } : {}),
       },
     );
-    this.untime = stack.addTimed(this.core);
+    stack.addTimed(this.core);
   }
 
   /** Records of `type` for `name` (A by default). */
@@ -76,7 +75,7 @@ export class DnsClient {
   /** Stop: cancel lookups in flight (ECANCELLED) and release ports and connections. */
   close(): void {
     for (const key of [...this.pending.keys()]) this.core.cancel(key);
-    this.untime();
+    this.stack.removeTimed(this.core);
   }
 
   private settle(key: number, outcome: LookupOutcome): void {
