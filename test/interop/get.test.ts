@@ -172,7 +172,7 @@ describeInterop('netstack get (the journey of a request)', () => {
     // (URL and option mistakes, https:// among them, are checked without a device: test/unit/get.test.ts.)
     [['--resolver', '10.78.0.1', '--timeout', '5', 'http://nothere.test:8000/'], 'netstack: nothere.test: name not found (the DNS server 10.78.0.1 answered NXDOMAIN)'],
     [['--timeout', '5', 'http://10.78.0.1:8001/'], 'netstack: connection refused by 10.78.0.1:8001: nothing listens there'],
-    [['--resolver', '10.78.0.77', '--timeout', '3', 'http://web.test/'], 'netstack: timed out after 3 s waiting for the DNS answer'],
+    [['--resolver', '10.78.0.77', '--timeout', '1.5', 'http://web.test/'], 'netstack: timed out after 1.5 s waiting for the DNS answer'],
   ])('fails with one sentence: %j', async (args, sentence) => {
     // A dnsmasq that knows nothing under .test, for the NXDOMAIN case.
     spawnIn(ns, ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--bind-dynamic', '--listen-address=10.78.0.1', '--local=/test/', '--pid-file=']);
