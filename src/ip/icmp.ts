@@ -23,11 +23,11 @@ import type { Logger } from 'pino';
 import { isMulticast, isUnicastSource, readIpv4 } from './addr.js';
 import type { Ipv4Addr } from './addr.js';
 import { internetChecksum } from './checksum.js';
-import { IPV4_HEADER_LEN, PROTO_ICMP, writeIpv4Header } from './ipv4.js';
+import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
+import type { IcmpErrorInfo } from './layer.js';
 import { TokenBucket } from './stats.js';
 import type { Counters } from './stats.js';
-import type { IcmpErrorInfo } from './layer.js';
 
 export const ICMP_HEADER_LEN = 8;
 
@@ -35,6 +35,7 @@ export const ICMP_ECHO_REPLY = 0;
 export const ICMP_DEST_UNREACHABLE = 3;
 export const ICMP_ECHO_REQUEST = 8;
 export const ICMP_TIME_EXCEEDED = 11;
+export const ICMP_PARAMETER_PROBLEM = 12;
 
 /** Destination Unreachable codes (RFC 792). */
 export const UNREACH_NET = 0;
@@ -61,6 +62,39 @@ export interface IcmpMessage {
 }
 
 export type IcmpDropReason = 'truncated' | 'bad-checksum';
+
+/** Why the datagram an ICMP error quotes cannot be ours, or cannot be understood. */
+export type IcmpQuoteError = 'quote-truncated' | 'quote-bad-header' | 'quote-fragment' | 'quote-not-ours';
+
+/** RFC 1191 §7 plateaus: MTUs of common links, for a fragmentation-needed message without one. */
+const MTU_PLATEAUS = [32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, MIN_MTU];
+
+/**
+ * The datagram an ICMP error message (`m`: Destination Unreachable, Time Exceeded, Parameter Problem)
+ * quotes: its IPv4 header and at least 8 bytes of its data (RFC 792, RFC 1122 section 3.2.2). It must
+ * be a datagram we could have sent: a well-formed header with our address as the source, and not a
+ * later fragment (whose data holds no transport header). The quoted data is cut to the quoted
+ * datagram's own length (the rest is padding). Never throws.
+ */
+export function parseQuotedDatagram(m: IcmpMessage, ourAddr: Ipv4Addr): IcmpErrorInfo | { error: IcmpQuoteError } {
+  const d = m.data;
+  if (d.length < IPV4_HEADER_LEN) return { error: 'quote-truncated' };
+  const ihl = (d[0]! & 0x0f) * 4;
+  const totalLength = (d[2]! << 8) | d[3]!;
+  if (d[0]! >> 4 !== 4 || ihl < IPV4_HEADER_LEN || totalLength < ihl + 8) return { error: 'quote-bad-header' };
+  if (d.length < ihl + 8) return { error: 'quote-truncated' };
+  if ((((d[6]! & 0x1f) << 8) | d[7]!) !== 0) return { error: 'quote-fragment' };
+  const src = readIpv4(d, 12);
+  if (src !== ourAddr) return { error: 'quote-not-ours' };
+  const dst = readIpv4(d, 16);
+  let mtu = 0;
+  if (m.type === ICMP_DEST_UNREACHABLE && m.code === UNREACH_FRAG_NEEDED) {
+    // RFC 1191 §4: the next-hop MTU is the low 16 bits; a router from before RFC 1191 sends 0, and
+    // §7 says to guess the next plateau below the length of the datagram that did not fit.
+    mtu = m.restOfHeader & 0xffff || (MTU_PLATEAUS.find((p) => p < totalLength) ?? MIN_MTU);
+  }
+  return { type: m.type, code: m.code, mtu, src, dst, protocol: d[9]!, quoted: d.subarray(ihl, Math.min(d.length, totalLength)) };
+}
 
 /** Decode and checksum-verify an ICMP message (the IPv4 payload). Never throws. */
 export function parseIcmp(buf: Uint8Array): IcmpMessage | { error: IcmpDropReason } {
@@ -112,38 +146,8 @@ export interface IcmpHost {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
   send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void;
-  /** An error that quotes a datagram we sent, for the transport above. */
+  /** Hand a checked ICMP error to the transport that sent the quoted datagram. */
   deliverIcmpError?(err: IcmpErrorInfo, now: number): void;
-}
-
-export const ICMP_PARAMETER_PROBLEM = 12;
-
-/**
- * The datagram an ICMP error quotes: its IPv4 header and at least 8 bytes of its data
- * (RFC 792; RFC 1812 lets routers quote more). Undefined when the quote is too short to
- * name the transport ports, or is not IPv4, or was not sent by `us`.
- */
-export function parseQuotedDatagram(
-  msg: IcmpMessage,
-  us: Ipv4Addr,
-): IcmpErrorInfo | undefined {
-  const d = msg.data;
-  if (d.length < IPV4_HEADER_LEN + 8 || d[0]! >>> 4 !== 4) return undefined;
-  const ihl = (d[0]! & 0x0f) * 4;
-  if (ihl < IPV4_HEADER_LEN || d.length < ihl + 8) return undefined;
-  const src = readIpv4(d, 12);
-  if (src !== us) return undefined;
-  const fragNeeded = msg.type === ICMP_DEST_UNREACHABLE && msg.code === UNREACH_FRAG_NEEDED;
-  return {
-    type: msg.type,
-    code: msg.code,
-    // RFC 1191 section 4: the next-hop MTU is the low 16 bits of the rest of the header.
-    mtu: fragNeeded ? msg.restOfHeader & 0xffff : 0,
-    src,
-    dst: readIpv4(d, 16),
-    protocol: d[9]!,
-    quoted: d.subarray(ihl),
-  };
 }
 
 export interface IcmpOptions {
@@ -200,14 +204,15 @@ export class Icmp {
     }
   }
 
-  /** Pass an error up to the transport that sent the quoted datagram (if it is ours). */
+  /** An error about a datagram we sent: checked, then up to its transport (RFC 1122 section 3.2.2). */
   private deliverError(msg: IcmpMessage, now: number): void {
-    const info = parseQuotedDatagram(msg, this.host.addr);
-    if (!info) {
+    const err = parseQuotedDatagram(msg, this.host.addr);
+    if ('error' in err) {
       this.counters.inc('icmp.drop.bad-quote');
+      if (this.log?.isLevelEnabled('debug')) this.log.debug({ type: msg.type, code: msg.code, reason: err.error }, 'icmp error dropped');
       return;
     }
-    this.host.deliverIcmpError?.(info, now);
+    this.host.deliverIcmpError?.(err, now);
   }
 
   /**

@@ -25,6 +25,8 @@ import type { Ipv4Addr } from './addr.js';
 import { internetChecksum } from './checksum.js';
 
 export const IPV4_HEADER_LEN = 20;
+/** RFC 791: every host must accept 576-byte datagrams; every link carries at least 68. */
+export const MIN_MTU = 68;
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;

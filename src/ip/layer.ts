@@ -10,12 +10,12 @@ import type { Logger } from 'pino';
 import { formatIpv4, isUnicastSource } from './addr.js';
 import type { Ipv4Addr } from './addr.js';
 import { Icmp, ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL } from './icmp.js';
-import { IPV4_HEADER_LEN, PROTO_ICMP, parseIpv4, writeIpv4Header } from './ipv4.js';
+import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, parseIpv4, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
 import { Counters } from './stats.js';
 
-/** An ICMP error (RFC 792) about a datagram we sent, as handed to the transport that sent it. */
+/** An ICMP error (RFC 792) about a datagram we sent, as the transport that sent it sees it. */
 export interface IcmpErrorInfo {
   type: number;
   code: number;
@@ -25,7 +25,7 @@ export interface IcmpErrorInfo {
   src: Ipv4Addr;
   dst: Ipv4Addr;
   protocol: number;
-  /** the quoted transport header and data: at least 8 bytes */
+  /** the quoted transport header and data: at least 8 bytes, as many as the ICMP message carried */
   quoted: Uint8Array;
 }
 
@@ -33,12 +33,10 @@ export interface IcmpErrorInfo {
 export interface IpUpper {
   /** A whole (reassembled if need be) datagram addressed to us. `payload` is a view. */
   receive(header: Ipv4Header, payload: Uint8Array, now: number): void;
-  /** An ICMP error quoting a datagram this transport sent (RFC 1122 section 3.2.2). */
+  /** an ICMP error quoting a datagram this protocol sent (quoted src = our address); validated, counted */
   onIcmpError?(err: IcmpErrorInfo, now: number): void;
 }
 
-/** RFC 791: every host must accept 576-byte datagrams; every link carries at least 68. */
-const MIN_MTU = 68;
 const MAX_DATAGRAM = 65535;
 
 export interface IpLayerOptions {
@@ -184,11 +182,19 @@ export class IpLayer {
     this.icmp.sendError(ICMP_DEST_UNREACHABLE, code, header, payload, now);
   }
 
-  /** Hand an ICMP error to the transport that sent the quoted datagram (RFC 1122 section 4.1.3.3, 4.2.3.9). */
+  /**
+   * An ICMP error whose quote the ICMP module has checked (icmp.ts parseQuotedDatagram): hand it to
+   * the protocol that sent the quoted datagram (RFC 1122 sections 3.2.2, 4.1.3.3, 4.2.3.9: "MUST be
+   * passed to the transport layer"). An error about a protocol with no error handler is counted.
+   */
   deliverIcmpError(err: IcmpErrorInfo, now: number): void {
     const upper = this.uppers[err.protocol];
-    if (upper?.onIcmpError) upper.onIcmpError(err, now);
-    else this.counters.inc('icmp.error.unclaimed');
+    if (!upper?.onIcmpError) {
+      this.counters.inc('icmp.error.unclaimed');
+      return;
+    }
+    this.counters.inc('icmp.error.delivered');
+    upper.onIcmpError(err, now);
   }
 
   /** Expire fragment reassembly; tell the sender (Time Exceeded, code 1) when we can. */

@@ -10,7 +10,8 @@
  * This file keeps the state (written only by `transition()`), the user calls of §3.10.1-§3.10.6,
  * and segment arrival as the steps of §3.10.7.4, one short method each.
  */
-import type { CongestionFactory } from './congestion.js';
+import type { TcpConfig } from './config.js';
+import type { SoftError } from './icmp-errors.js';
 import { crossedSynAck, openActive, openPassive, synReceivedAck, synRetransmitted, synSentArrives } from './handshake.js';
 import type { Listener } from './listener.js';
 import { Receiver } from './receiver.js';
@@ -23,55 +24,7 @@ import { TcpState, canReceiveData, isSynchronized } from './state.js';
 import { Deadlines, Keepalive, peerAlive, runTimers } from './timers.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
 
-export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT';
-
-export interface TcpConfig {
-  /** Receive buffer: the most we advertise (bytes). */
-  rcvBuf: number;
-  /** Send buffer: `write()` reports backpressure beyond this many unacknowledged bytes. */
-  sndBuf: number;
-  /** Maximum segment lifetime, ms. TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2). */
-  msl: number;
-  /** Data retransmissions before giving up with ETIMEDOUT (Linux tcp_retries2 = 15). */
-  maxRetries: number;
-  /** SYN / SYN-ACK retransmissions before giving up (Linux tcp_syn_retries = 6). */
-  synRetries: number;
-  minRto: number;
-  maxRto: number;
-  initialRto: number;
-  /** Delayed-ACK timer, ms (RFC 9293 §3.8.6.3: at most 500; Linux uses 40). Capped at 200 (MAX_DELAYED_ACK_MS). */
-  delayedAckMs: number;
-  /** Our receive window scale shift (RFC 7323 §2.2), offered when the peer offers one too. */
-  wscale: number;
-  /** Bytes of out-of-order data kept per connection. */
-  oooMaxBytes: number;
-  /** FIN-WAIT-2 timeout for connections the user has let go of (Linux tcp_fin_timeout). */
-  finWait2Timeout: number;
-  /** Keepalive (RFC 1122 §4.2.3.6): idle time before the first probe, interval, probes before giving up. */
-  keepaliveIdle: number;
-  keepaliveInterval: number;
-  keepaliveCount: number;
-  /** Makes each connection's congestion controller (default NewReno, src/tcp/congestion.ts). */
-  congestionControl?: CongestionFactory;
-}
-
-export const DEFAULT_TCP_CONFIG: TcpConfig = {
-  rcvBuf: 1 << 20,
-  sndBuf: 1 << 20,
-  msl: 30_000, // TIME-WAIT = 60 s, like Linux
-  maxRetries: 15,
-  synRetries: 6,
-  minRto: 200, // Linux's TCP_RTO_MIN; RFC 6298 §2.4 says 1 s "SHOULD" — 200 ms is what Linux peers expect
-  maxRto: 120_000,
-  initialRto: 1000, // RFC 6298 §2.1
-  delayedAckMs: 40,
-  wscale: 7,
-  oooMaxBytes: 1 << 20,
-  finWait2Timeout: 60_000,
-  keepaliveIdle: 7_200_000,
-  keepaliveInterval: 75_000,
-  keepaliveCount: 9,
-};
+export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPROTO';
 
 /** What a connection needs from its surroundings (the TcpLayer). */
 export interface ConnectionHost {
@@ -141,6 +94,8 @@ export class Connection {
   /** Both SYNs carried the window-scale option (RFC 7323 §2.2). */
   wscaleOk = false;
   lastReceived = 0;
+  /** The last ICMP soft error (icmp-errors.ts), reported if the connection times out. */
+  softError: SoftError | undefined;
 
   // --- Close bookkeeping ---
   /** The user closed the sending direction: FIN goes after the buffered data. */
@@ -536,6 +491,16 @@ export class Connection {
   private restartTimeWait(now: number): void {
     this.timers.timeWaitUntil = now + 2 * this.config.msl;
     this.host.reschedule(this);
+  }
+
+  /**
+   * Give up on a peer that does not answer: ETIMEDOUT, or the soft error an ICMP message reported
+   * meanwhile (RFC 1122 §4.2.3.9; Linux reports its sk_err_soft the same way).
+   */
+  timedOut(cause: string): void {
+    const soft = this.softError;
+    if (soft) this.fail(soft.code, soft.message, `${cause} (${soft.message})`);
+    else this.fail('ETIMEDOUT', 'connection timed out', cause);
   }
 
   /** Enter CLOSED and tell the user with a Node-style error code. */

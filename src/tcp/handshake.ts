@@ -63,9 +63,9 @@ function applySynOptions(c: Connection, o: TcpOptions): void {
   // RFC 9293 §3.7.1: the peer's MSS bounds our segments; without the option, 536.
   const peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : 536;
   // A floor of 64 keeps a hostile peer from asking for 1-byte segments, but our own link's
-  // limit (rcvMss = MTU - 40) comes last: on a link under 104 bytes a 64-byte segment would
+  // limit (rcv.mss = MTU - 40) and the path's (RFC 1191, lowered by ICMP) come last: on a link under 104 bytes a 64-byte segment would
   // not fit, and every data segment would be dropped before it left.
-  c.snd.mss = Math.min(Math.max(64, peerMss), c.rcv.mss);
+  c.snd.mss = Math.min(Math.max(64, peerMss), c.rcv.mss, c.snd.pathMss);
   // RFC 7323 §2.2: scaling is on only when both SYNs carry the option (we always offer it).
   c.wscaleOk = o.wscale !== undefined;
   c.snd.wscale = c.wscaleOk ? Math.min(o.wscale!, 14) : 0;

@@ -8,11 +8,14 @@ import type { Ipv4Addr } from '../ip/addr.js';
 import { formatIpv4 } from '../ip/addr.js';
 import type { Ipv4Header } from '../ip/ipv4.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
-import type { IpUpper } from '../ip/layer.js';
+import type { IcmpErrorInfo, IpUpper } from '../ip/layer.js';
 import { findEphemeralPort, EPHEMERAL_COUNT } from '../ip/ports.js';
 import { TokenBucket } from '../ip/stats.js';
-import type { ConnectionHost, ConnectionInfo, TcpConfig } from './connection.js';
-import { Connection, DEFAULT_TCP_CONFIG } from './connection.js';
+import type { TcpConfig } from './config.js';
+import { DEFAULT_TCP_CONFIG } from './config.js';
+import type { ConnectionHost, ConnectionInfo } from './connection.js';
+import { Connection } from './connection.js';
+import { icmpErrorArrives } from './icmp-errors.js';
 import { IsnGenerator } from './isn.js';
 import { DEFAULT_BACKLOG, Listener } from './listener.js';
 import type { TcpSegment } from './segment.js';
@@ -142,6 +145,22 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     if (isnFloor !== undefined && seqLt(iss, isnFloor)) iss = isnFloor;
     this.count('tcp.passive-open');
     conn.openPassive(l, seg, iss, now);
+  }
+
+  /**
+   * An ICMP error quoting one of our segments (the IP layer checked that the quote is ours). It is
+   * believed only for a connection we hold and a quoted sequence number in SND.UNA..SND.NXT
+   * (RFC 5927 §4.1, as Linux checks); icmp-errors.ts decides what it does.
+   */
+  onIcmpError(err: IcmpErrorInfo): void {
+    const q = err.quoted;
+    const conn = this.conns.get(connKey(err.dst, (q[2]! << 8) | q[3]!, (q[0]! << 8) | q[1]!));
+    if (!conn) return this.count('tcp.icmp.no-connection');
+    const seq = ((q[4]! << 24) | (q[5]! << 16) | (q[6]! << 8) | q[7]!) >>> 0;
+    if (!conn.snd.inFlight(seq)) return this.count('tcp.icmp.out-of-window');
+    this.count('tcp.icmp.in');
+    if (this.log?.isLevelEnabled('debug')) this.log.debug({ conn: connName(conn), type: err.type, code: err.code, mtu: err.mtu }, 'tcp: icmp error');
+    icmpErrorArrives(conn, err);
   }
 
   /** §3.10.7.1: a segment for no connection gets a RST (unless it is one). */

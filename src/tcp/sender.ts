@@ -7,11 +7,13 @@
  */
 import type { CongestionControl } from './congestion.js';
 import { newReno } from './congestion.js';
-import type { Connection, TcpConfig } from './connection.js';
+import type { TcpConfig } from './config.js';
+import type { Connection } from './connection.js';
 import { sendSyn } from './handshake.js';
 import { RtoEstimator } from './rto.js';
 import type { TcpSegment } from './segment.js';
-import { ACK, FIN, PSH, SYN } from './segment.js';
+import { ACK, FIN, PSH, SYN, TCP_HEADER_LEN } from './segment.js';
+import { IPV4_HEADER_LEN, MIN_MTU } from '../ip/ipv4.js';
 import { SendBuffer } from './sendbuffer.js';
 import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqSub } from './seq.js';
 import { TcpState, isSynchronized } from './state.js';
@@ -30,8 +32,10 @@ export class Sender {
   maxWnd = 0;
   /** The peer's window scale shift (RFC 7323 §2.2). */
   wscale = 0;
-  /** Effective send MSS: min(peer's MSS option, ours). */
+  /** Effective send MSS: min(peer's MSS option, ours, the path's). */
   mss = 536; // RFC 9293 §3.7.1: default when the peer sends no MSS option
+  /** The largest segment the path carries: our link's MTU - 40 until an ICMP message says less (RFC 1191). */
+  pathMss: number;
 
   /** Bytes the user wrote that are not yet acknowledged. */
   readonly buffer = new SendBuffer();
@@ -62,6 +66,7 @@ export class Sender {
     private readonly c: Connection,
     config: TcpConfig,
   ) {
+    this.pathMss = c.rcv.mss;
     this.rto = new RtoEstimator({ minRto: config.minRto, maxRto: config.maxRto, initialRto: config.initialRto });
     this.cc = (config.congestionControl ?? newReno)(this.mss);
   }
@@ -72,6 +77,36 @@ export class Sender {
     this.una = iss;
     this.nxt = seqAdd(iss, 1);
     this.max = this.nxt;
+  }
+
+  /** Whether `seq` lies in SND.UNA..SND.NXT: sent, not yet acknowledged (RFC 5927 §4.1's check of an ICMP quote). */
+  inFlight(seq: number): boolean {
+    return seqLeq(this.una, seq) && seqLt(seq, this.max);
+  }
+
+  /**
+   * RFC 1191 §6.4 path MTU discovery: a router could not forward one of our segments (DF is set on
+   * all of them) and said the next hop carries `mtu` bytes. Lower the MSS, never below what a 68-byte
+   * MTU carries (RFC 791), and only ever lower it; then send again from SND.UNA at the new size (the
+   * big segments were dropped), without a congestion response: nothing was lost to congestion, as
+   * Linux's tcp_simple_retransmit reasons.
+   */
+  lowerPathMtu(mtu: number): void {
+    const mss = Math.max(MIN_MTU, mtu) - IPV4_HEADER_LEN - TCP_HEADER_LEN;
+    if (mss >= this.pathMss) {
+      this.c.host.count('tcp.pmtu.ignored');
+      return;
+    }
+    this.c.host.count('tcp.pmtu.lowered');
+    this.pathMss = mss;
+    if (mss >= this.mss) return;
+    this.mss = mss;
+    this.cc.setMss(mss);
+    if (!isSynchronized(this.c.state) || this.flight === 0) return;
+    this.nxt = this.una;
+    this.rttTiming = false; // Karn: what follows is retransmitted
+    this.hasSmallOutstanding = false;
+    this.c.markDirty();
   }
 
   /** Bytes sent and not yet acknowledged (SND.MAX - SND.UNA). */
@@ -166,6 +201,7 @@ export class Sender {
     }
     this.retries = 0;
     this.dupAcks = 0;
+    this.c.softError = undefined; // the peer is reachable after all (as Linux clears sk_err_soft)
     const verdict = this.cc.onAck(acked, ack, flight, now);
     // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
     this.c.timers.retransmitAt = this.una === this.max ? Infinity : now + this.rto.rto;
@@ -301,7 +337,7 @@ export class Sender {
     if (this.retries >= limit) {
       c.host.count('tcp.timeout');
       if (c.state === TcpState.SYN_RECEIVED && !c.activeOpen) c.toClosed('SYN-ACK retransmission limit');
-      else c.fail('ETIMEDOUT', 'connection timed out', 'retransmission limit');
+      else c.timedOut('retransmission limit');
       return;
     }
     this.retries++;
@@ -357,7 +393,7 @@ export class Sender {
     // The connection survives a long zero window while the peer answers probes; it gives up only
     // when probes go unanswered as long as retransmissions would (Linux does the same).
     if (c.keepalive.probes >= c.config.maxRetries) {
-      c.fail('ETIMEDOUT', 'connection timed out', 'zero-window probes unanswered');
+      c.timedOut('zero-window probes unanswered');
       return;
     }
     c.keepalive.probes++;

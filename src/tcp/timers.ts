@@ -105,7 +105,7 @@ function onKeepaliveTimeout(c: Connection, now: number): void {
   }
   if (ka.probes >= c.config.keepaliveCount) {
     c.host.count('tcp.keepalive.timeout');
-    c.fail('ETIMEDOUT', 'connection timed out', 'keepalive');
+    c.timedOut('keepalive');
     return;
   }
   ka.probes++;

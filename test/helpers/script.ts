@@ -30,12 +30,14 @@
  * and actual lines, the seed and the transcript so far, so a failure reads like a trace.
  */
 import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
-import { IPV4_HEADER_LEN, PROTO_TCP, parseIpv4, writeIpv4Header } from '../../src/ip/ipv4.js';
+import { ICMP_HEADER_LEN, writeIcmp } from '../../src/ip/icmp.js';
+import { IPV4_HEADER_LEN, PROTO_ICMP, PROTO_TCP, parseIpv4, writeIpv4Header } from '../../src/ip/ipv4.js';
 import { MemoryLink } from '../../src/link/memory.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
-import type { Connection, TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
+import type { Connection } from '../../src/tcp/connection.js';
 import type { TcpOptions, TcpSegment } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP_HEADER_LEN, URG, formatOptions, optionsLength, parseTcp, writeTcp } from '../../src/tcp/segment.js';
 import type { TcpServer, TcpSocket } from '../../src/tcp/socket.js';
@@ -43,6 +45,8 @@ import type { TcpState } from '../../src/tcp/state.js';
 
 export const STACK_ADDR = '10.0.0.1';
 export const PEER_ADDR = '10.0.0.2';
+/** A router on the path, the source of the ICMP errors a script injects. */
+export const ROUTER_ADDR = '10.0.0.254';
 
 export interface ScriptHostOptions {
   /** Everything random (the peer's ISN, the stack's ISN key and port choice) follows from it. */
@@ -226,6 +230,26 @@ export class ScriptHost {
     this.wire.send([packet]);
   }
 
+  /**
+   * A router (ROUTER_ADDR) reports an ICMP error about a segment the stack sent: the quote is that
+   * segment's IPv4 header (`len` bytes long in all) and the first 8 bytes of its TCP header, ports
+   * and sequence number `seq` (relative to the stack's ISN). `mtu` fills the next-hop MTU field.
+   */
+  injectIcmp(type: number, code: number, q: { seq: number; len?: number; mtu?: number; srcPort?: number }): void {
+    const quote = new Uint8Array(IPV4_HEADER_LEN + 8);
+    writeIpv4Header(quote, 0, { totalLength: q.len ?? 40, id: 1, df: true, protocol: PROTO_TCP, src: this.stackAddr, dst: this.peerAddr });
+    const view = new DataView(quote.buffer);
+    view.setUint16(IPV4_HEADER_LEN, q.srcPort ?? this.localPort);
+    view.setUint16(IPV4_HEADER_LEN + 2, this.peerPort);
+    view.setUint32(IPV4_HEADER_LEN + 4, (this.ourIsn + q.seq) >>> 0);
+    const packet = new Uint8Array(IPV4_HEADER_LEN + ICMP_HEADER_LEN + quote.length);
+    packet.set(quote, IPV4_HEADER_LEN + ICMP_HEADER_LEN);
+    writeIcmp(packet, IPV4_HEADER_LEN, { type, code, restOfHeader: q.mtu ?? 0 }, quote.length);
+    writeIpv4Header(packet, 0, { totalLength: packet.length, id: 0, protocol: PROTO_ICMP, src: parseAddr(ROUTER_ADDR)!, dst: this.stackAddr });
+    this.transcript.push(`${stamp(this.elapsed)} < ICMP type ${type} code ${code}${q.mtu ? ` mtu ${q.mtu}` : ''} about seq ${q.seq}`);
+    this.wire.send([packet]);
+  }
+
   /** Let every event of the current instant run, and Node's event loop settle. */
   settle(): Promise<void> {
     return this.clock.sleep(0);
@@ -333,6 +357,14 @@ export class Script implements PromiseLike<void> {
       if (c.at !== h.clock.now()) {
         throw h.failure(`> ${expected} was sent at ${stamp(c.at - h.start)}, expected at ${stamp(h.elapsed)}`);
       }
+    });
+  }
+
+  /** A router sends an ICMP error about the stack's segment at relative `seq` (ScriptHost.injectIcmp). */
+  icmp(type: number, code: number, q: { seq: number; len?: number; mtu?: number; srcPort?: number }): this {
+    return this.step(`< ICMP ${type}/${code}`, async () => {
+      this.host.injectIcmp(type, code, q);
+      await this.host.settle();
     });
   }
 

@@ -10,7 +10,7 @@ import { MemoryLink } from '../../src/link/memory.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
-import type { TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
 import type { TransitionEvent } from '../../src/tcp/layer.js';
 
 export const A_ADDR = '10.0.0.1';

@@ -208,6 +208,23 @@ describeInterop('TCP against the Linux kernel', () => {
     expect(stack.connections()).toEqual([]);
   });
 
+  it('[icmp.refused-kernel] reports ECONNREFUSED at once when the kernel answers our SYN with ICMP port unreachable (iptables REJECT)', async () => {
+    const t = await createNetnsTun();
+    const rule = ['INPUT', '-p', 'tcp', '--dport', '9', '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
+    const added = await t.exec(['iptables', '-A', ...rule]);
+    expect(added.code, added.stderr).toBe(0);
+    const { stack, events } = startStack(t);
+    const socket = stack.connect({ host: t.hostAddr, port: 9 });
+    const err = await once<Error & { code?: string; syscall?: string }>(socket, 'error');
+    expect(err.code).toBe('ECONNREFUSED');
+    expect(err.syscall).toBe('connect');
+    expect(events.map((e) => `${e.from}>${e.to} (${e.cause})`)).toEqual(['CLOSED>SYN-SENT (active open)', 'SYN-SENT>CLOSED (ICMP port unreachable in SYN-SENT)']);
+    // At once: the first SYN's answer ended it, before any retransmission.
+    const s = stack.stats();
+    expect([s['tcp.icmp.refused'], s['tcp.rto'] ?? 0, s['icmp.error.delivered']]).toEqual([1, 0, 1]);
+    expect(stack.connections()).toEqual([]);
+  });
+
   it('advertises a zero window while our reader is paused for 1 s, answers probes, then completes 6 MB intact', async () => {
     const t = await createNetnsTun();
     let zeroWindowsOut = 0;

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim, randomBytes } from '../helpers/sim.js';
 import type { Sim } from '../helpers/sim.js';
 import { NewReno } from '../../src/tcp/congestion.js';
-import type { TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
 import type { FaultyOptions } from '../../src/link/faulty.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import { TcpState } from '../../src/tcp/state.js';

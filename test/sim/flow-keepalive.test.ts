@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim } from '../helpers/sim.js';
 import type { Sim } from '../helpers/sim.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
-import type { TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
 import { parseTcp } from '../../src/tcp/segment.js';
 import type { TcpSegment } from '../../src/tcp/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';

@@ -35,7 +35,7 @@ import { MemoryLink } from '../../src/link/memory.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
-import type { TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
 import { RCV_COALESCE_BYTES } from '../../src/tcp/receiver.js';
 import type { TcpOptions } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, parseTcp } from '../../src/tcp/segment.js';

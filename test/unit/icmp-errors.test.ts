@@ -6,10 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 as parseAddr } from '../../src/ip/addr.js';
-import { writeIcmp } from '../../src/ip/icmp.js';
-import { IPV4_HEADER_LEN, PROTO_ICMP, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
+import { ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, UNREACH_FRAG_NEEDED, UNREACH_PORT, parseIcmp, parseQuotedDatagram, writeIcmp } from '../../src/ip/icmp.js';
+import type { Ipv4Header } from '../../src/ip/ipv4.js';
+import { IPV4_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, writeIpv4Header } from '../../src/ip/ipv4.js';
 import type { IcmpErrorInfo } from '../../src/ip/layer.js';
 import { IpLayer } from '../../src/ip/layer.js';
+import { ok } from '../helpers/unit.js';
 
 const US = parseAddr('10.0.0.1')!;
 const PEER = parseAddr('10.0.0.2')!;
@@ -70,4 +72,63 @@ describe('ICMP errors to the transport', () => {
     ip.receive(icmpError(3, 3, 0, US), 0);
     expect(ip.stats()['icmp.error.unclaimed']).toBe(1);
   });
+});
+
+function icmpBytes(type: number, code: number, rest: number, data: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(8 + data.length);
+  buf.set(data, 8);
+  writeIcmp(buf, 0, { type, code, restOfHeader: rest }, data.length);
+  return buf;
+}
+
+/** The datagram an ICMP error quotes: an IPv4 header (ours to PEER by default) and `data`. */
+function quotedDatagram(data: Uint8Array, f: Partial<Ipv4Header> = {}): Uint8Array {
+  const buf = new Uint8Array(IPV4_HEADER_LEN + data.length);
+  buf.set(data, IPV4_HEADER_LEN);
+  writeIpv4Header(buf, 0, { totalLength: f.totalLength ?? buf.length, id: 9, protocol: PROTO_TCP, src: US, dst: PEER, ...f });
+  return buf;
+}
+
+/** A TCP header's first 8 bytes: ports 40000 > 80, sequence number 0x01020304. */
+const TCP_QUOTE = Uint8Array.of(0x9c, 0x40, 0x00, 0x50, 1, 2, 3, 4, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff);
+
+describe('parseQuotedDatagram: the quote of an ICMP error is checked (RFC 792, RFC 1191, RFC 5927)', () => {
+  it('parseQuotedDatagram reads the quoted header and transport bytes; fragmentation-needed carries the next-hop MTU', () => {
+    const m = ok(parseIcmp(icmpBytes(ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, 1000, quotedDatagram(TCP_QUOTE, { totalLength: 1500 }))));
+    const e = ok(parseQuotedDatagram(m, US));
+    expect([e.type, e.code, e.mtu, e.src, e.dst, e.protocol]).toEqual([3, 4, 1000, US, PEER, PROTO_TCP]);
+    expect(Array.from(e.quoted)).toEqual(Array.from(TCP_QUOTE));
+    const unreachable = ok(parseQuotedDatagram(ok(parseIcmp(icmpBytes(ICMP_DEST_UNREACHABLE, UNREACH_PORT, 0x1234, quotedDatagram(TCP_QUOTE)))), US));
+    expect(unreachable.mtu).toBe(0); // only fragmentation-needed carries an MTU
+  });
+
+  it('cuts the quote to the quoted datagram (padding after it is not data)', () => {
+    const padded = new Uint8Array(IPV4_HEADER_LEN + 8 + 12);
+    padded.set(quotedDatagram(TCP_QUOTE.subarray(0, 8)));
+    const e = ok(parseQuotedDatagram(ok(parseIcmp(icmpBytes(ICMP_TIME_EXCEEDED, 0, 0, padded))), US));
+    expect(e.quoted).toHaveLength(8);
+  });
+
+  it('a fragmentation-needed message without an MTU (a router older than RFC 1191) gives the next plateau below the datagram (RFC 1191 §7)', () => {
+    const mtuOf = (totalLength: number) =>
+      ok(parseQuotedDatagram(ok(parseIcmp(icmpBytes(3, UNREACH_FRAG_NEEDED, 0, quotedDatagram(TCP_QUOTE, { totalLength })))), US)).mtu;
+    expect([mtuOf(1500), mtuOf(1492), mtuOf(1006), mtuOf(296), mtuOf(68)]).toEqual([1492, 1006, 508, 68, 68]);
+  });
+
+  const hostile: Array<[string, Uint8Array, string]> = [
+    ['a quote shorter than an IPv4 header', quotedDatagram(TCP_QUOTE).subarray(0, 19), 'quote-truncated'],
+    ['fewer than 8 bytes after the quoted header', quotedDatagram(TCP_QUOTE).subarray(0, 27), 'quote-truncated'],
+    ['a quoted header that is not IPv4', (() => { const q = quotedDatagram(TCP_QUOTE); q[0] = 0x65; return q; })(), 'quote-bad-header'],
+    ['a quoted IHL below 5', (() => { const q = quotedDatagram(TCP_QUOTE); q[0] = 0x44; return q; })(), 'quote-bad-header'],
+    ['a quoted IHL past the quote', (() => { const q = quotedDatagram(TCP_QUOTE, { totalLength: 1500 }); q[0] = 0x4f; return q; })(), 'quote-truncated'],
+    ['a quoted total length with no room for 8 transport bytes', quotedDatagram(TCP_QUOTE, { totalLength: 24 }), 'quote-bad-header'],
+    ['a later fragment (its data holds no transport header)', quotedDatagram(TCP_QUOTE, { fragmentOffset: 1480 }), 'quote-fragment'],
+    ['a datagram someone else sent', quotedDatagram(TCP_QUOTE, { src: PEER, dst: US }), 'quote-not-ours'],
+  ];
+  for (const [what, quote, reason] of hostile) {
+    it(`refuses ${what} (${reason})`, () => {
+      const m = ok(parseIcmp(icmpBytes(ICMP_DEST_UNREACHABLE, UNREACH_PORT, 0, quote)));
+      expect(parseQuotedDatagram(m, US)).toEqual({ error: reason });
+    });
+  }
 });

@@ -562,6 +562,140 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
   });
 });
 
+describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927)', () => {
+  const UNREACHABLE = 3;
+  const [HOST, PROTOCOL, PORT, FRAG_NEEDED] = [1, 2, 3, 4];
+
+  it('[icmp.refused-syn-sent] port or protocol unreachable for our SYN: ECONNREFUSED at once, no SYN retransmission (as Linux)', async () => {
+    for (const code of [PORT, PROTOCOL]) {
+      const h = scriptHost();
+      await script(h)
+        .do((h) => h.connect())
+        .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+        .icmp(UNREACHABLE, code, { seq: 0 })
+        .state('CLOSED')
+        .quiet(60_000);
+      expect(h.log.events).toEqual(['error ECONNREFUSED', 'close']);
+      expect(h.stack.stats()['tcp.icmp.refused']).toBe(1);
+    }
+  });
+
+  it('[icmp.soft-error] host unreachable in SYN-SENT is a soft error: the SYN is retried as usual and the error is reported when the connection times out', async () => {
+    const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .icmp(UNREACHABLE, HOST, { seq: 0 })
+      .state('SYN-SENT')
+      .quiet(999)
+      .after(1)
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .quiet(1999)
+      .after(1)
+      .state('CLOSED');
+    expect(h.log.events).toEqual(['error EHOSTUNREACH', 'close']);
+  });
+
+  it('[icmp.synchronized-soft] on an established connection even port unreachable is only a soft error (RFC 5461); an ACK of new data clears it', async () => {
+    const h = scriptHost({ tcp: { maxRetries: 1 } });
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(100, 1)) });
+    await handshake(h)
+      .send('P. 1:101(100) ack 1')
+      .icmp(UNREACHABLE, PORT, { seq: 1 })
+      .state('ESTABLISHED')
+      .recv('. 1:1(0) ack 101 win 512') // the peer is there after all
+      .do((h) => h.socket.write(Buffer.alloc(100, 2)))
+      .send('P. 101:201(100) ack 1')
+      .after(200)
+      .send('P. 101:201(100) ack 1')
+      .after(400)
+      .state('CLOSED');
+    expect(h.log.events).toContain('error ETIMEDOUT');
+    const h2 = scriptHost({ tcp: { maxRetries: 1 } });
+    h2.listen({ onConnection: (s) => s.write(Buffer.alloc(100, 1)) });
+    await handshake(h2)
+      .send('P. 1:101(100) ack 1')
+      .icmp(UNREACHABLE, PORT, { seq: 1 })
+      .after(200)
+      .send('P. 1:101(100) ack 1')
+      .after(400)
+      .state('CLOSED');
+    expect(h2.log.events).toContain('error ECONNREFUSED');
+  });
+
+  it('[icmp.quote-checked] an error is believed only for a connection we hold and a quoted sequence number in SND.UNA..SND.NXT (RFC 5927 §4.1)', async () => {
+    const h = scriptHost();
+    await script(h)
+      .do((h) => h.connect())
+      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .icmp(UNREACHABLE, PORT, { seq: 1 }) // past SND.NXT
+      .icmp(UNREACHABLE, PORT, { seq: -1 }) // before SND.UNA
+      .icmp(UNREACHABLE, PORT, { seq: 0, srcPort: 1234 }) // not our connection
+      .state('SYN-SENT');
+    const s = h.stack.stats();
+    expect([s['tcp.icmp.out-of-window'], s['tcp.icmp.no-connection'], s['tcp.icmp.refused'] ?? 0]).toEqual([2, 1, 0]);
+  });
+
+  it('[icmp.syn-ack-refused] port unreachable for our SYN-ACK: the listener forgets the attempt and accepts the next SYN', async () => {
+    const h = scriptHost();
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 <*>')
+      .icmp(UNREACHABLE, PORT, { seq: 0 })
+      .state('CLOSED')
+      .quiet(5000);
+    await handshake(h).state('ESTABLISHED');
+  });
+
+  it('[icmp.pmtu-lowers-mss] fragmentation needed lowers the MSS to the next-hop MTU - 40 and resends from SND.UNA at once, in smaller segments (RFC 1191)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(3000, 1)) });
+    await handshake(h)
+      .send('. 1:1461(1460) ack 1')
+      .send('. 1461:2921(1460) ack 1')
+      .send('P. 2921:3001(80) ack 1')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 1, len: 1500, mtu: 1000 })
+      .send('. 1:961(960) ack 1')
+      .send('. 961:1921(960) ack 1')
+      .send('. 1921:2881(960) ack 1')
+      .send('P. 2881:3001(120) ack 1')
+      .recv('. 1:1(0) ack 3001 win 512')
+      .do((h) => h.socket.write(Buffer.alloc(1000, 2)))
+      .send('. 3001:3961(960) ack 1') // new data too
+      .send('P. 3961:4001(40) ack 1')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 3001, len: 1000, mtu: 1200 }) // larger than the path MTU we know: ignored
+      .quiet(100);
+    expect(h.conn!.snd.mss).toBe(960);
+    expect(h.stack.stats()['tcp.pmtu.ignored']).toBe(1);
+  });
+
+  it('[icmp.pmtu-checked] a fragmentation-needed message quoting data not in flight cannot shrink the connection', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(100, 1)) });
+    await handshake(h)
+      .send('P. 1:101(100) ack 1')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 101, mtu: 576 })
+      .recv('. 1:1(0) ack 101 win 512')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 1, mtu: 576 }) // acknowledged already
+      .quiet(1000);
+    expect(h.conn!.snd.mss).toBe(1460);
+    expect(h.stack.stats()['tcp.icmp.out-of-window']).toBe(2);
+  });
+
+  it('[icmp.pmtu-floor] a next-hop MTU below 68 counts as 68: segments of 28 bytes, never smaller (RFC 791)', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(60, 1)) });
+    await handshake(h)
+      .send('P. 1:61(60) ack 1')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 1, len: 100, mtu: 20 })
+      .send('. 1:29(28) ack 1')
+      .send('. 29:57(28) ack 1')
+      .send('P. 57:61(4) ack 1');
+    expect(h.conn!.snd.mss).toBe(28);
+  });
+});
+
 describe('retransmission (RFC 6298, RFC 5681)', () => {
   it('unacknowledged data is retransmitted at the RTO, doubling each time, then ETIMEDOUT after maxRetries', async () => {
     const h = scriptHost({ tcp: { maxRetries: 3, minRto: 200 } });
