@@ -40,6 +40,7 @@ import type { TcpConfig } from '../../src/tcp/config.js';
 import type { Connection } from '../../src/tcp/connection.js';
 import type { TcpOptions, TcpSegment } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP_HEADER_LEN, URG, formatOptions, optionsLength, parseTcp, writeTcp } from '../../src/tcp/segment.js';
+import { DEFAULT_BACKLOG } from '../../src/tcp/listener.js';
 import type { TcpServer, TcpSocket } from '../../src/tcp/socket.js';
 import type { TcpState } from '../../src/tcp/state.js';
 
@@ -151,7 +152,7 @@ export class ScriptHost {
       this.watch(s, opts.read ?? true);
       opts.onConnection?.(s);
     });
-    server.listen(this.localPort, opts.backlog ?? 511);
+    server.listen(this.localPort, opts.backlog ?? DEFAULT_BACKLOG);
     this.server = server;
     return server;
   }
