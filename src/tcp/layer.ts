@@ -111,7 +111,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
           return;
         }
       }
-      if (conn.state === TcpState.SYN_RECEIVED && conn.listener?.acceptQueueFull && seg.flags & ACK && !(seg.flags & (RST | SYN))) {
+      const l = conn.listener;
+      if (conn.state === TcpState.SYN_RECEIVED && l && !l.closed && l.acceptQueueFull && seg.flags & ACK && !(seg.flags & (RST | SYN))) {
         this.count('tcp.listen.accept-queue-full'); // see Listener.acceptQueueFull
         return;
       }
