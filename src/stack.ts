@@ -60,6 +60,11 @@ export class Stack implements SocketRuntime {
   private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0 };
   /** Every module the one timer serves, polled in this order. */
   private readonly timed: TimedModule[] = [];
+  /**
+   * Sees every IPv4 packet: received ones before they are processed, sent ones as they leave
+   * (the live view's watcher, src/web/watch.ts). Unset by default: one check per batch.
+   */
+  packetTap: ((packets: readonly Uint8Array[], dir: 'in' | 'out', now: number) => void) | undefined;
 
   constructor(opts: StackOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -96,6 +101,7 @@ export class Stack implements SocketRuntime {
     const now = this.clock.now();
     this.counters.batches++;
     this.counters.packetsIn += batch.length;
+    if (this.packetTap) this.packetTap(batch, 'in', now);
     for (let i = 0; i < batch.length; i++) this.ip.receive(batch[i]!, now);
     this.tcp.flush(now);
     this.finish();
@@ -127,6 +133,7 @@ export class Stack implements SocketRuntime {
       const out = this.outbox;
       this.outbox = [];
       this.counters.packetsOut += out.length;
+      if (this.packetTap) this.packetTap(out, 'out', this.clock.now());
       this.link.send(out);
     }
     let at = Infinity;

@@ -1,0 +1,293 @@
+/**
+ * The watcher: the live view's eyes on a running stack. It sees every IPv4 packet at the
+ * stack's boundary (Stack.packetTap: received ones before processing, sent ones as they
+ * leave) and every state transition (Stack.onTransition), and keeps:
+ *   - how often each arrow of the state diagram was taken (and which fired since last asked),
+ *   - per connection a Story (bounded segment records, samples, transitions), kept after the
+ *     connection closed for a bounded time so a short curl can still be opened,
+ *   - an estimate of the memory all that holds.
+ * TCP is not touched: segments are parsed here from the bytes, only while a watcher is attached.
+ */
+import type { Ipv4Addr } from '../ip/addr.js';
+import { formatIpv4, parseIpv4 } from '../ip/addr.js';
+import { PROTO_TCP } from '../ip/ipv4.js';
+import type { Stack } from '../stack.js';
+import type { TransitionEvent } from '../tcp/layer.js';
+import { ACK, RST, SYN, formatOptions, formatSegment, parseTcp } from '../tcp/segment.js';
+import type { SampleSource, StoryLimits } from './story.js';
+import { DEFAULT_STORY_LIMITS, Story } from './story.js';
+
+export interface WatchOptions {
+  limits?: Partial<StoryLimits>;
+  /** Stories of live connections at most; connections beyond get none (counted). */
+  maxStories?: number;
+  /** How long a closed connection's story stays openable (ms). */
+  closedRetentionMs?: number;
+  /** Closed stories kept at most (the oldest go first). */
+  maxClosed?: number;
+  /** A story that never got a connection (a SYN answered by RST) is closed after this (ms). */
+  orphanMs?: number;
+}
+
+/** One line for `netstack trace`: a transition, or (verbose) a segment. */
+export type TraceEvent =
+  | { type: 'transition'; t: number; conn: string; from: string; to: string; cause: string }
+  | { type: 'segment'; t: number; conn: string; dir: 'in' | 'out'; segment: string };
+
+/** The part of a TCP connection the watcher reads (TCP's Connection has it). */
+interface WatchedConnection {
+  readonly localPort: number;
+  readonly remoteAddr: number;
+  readonly remotePort: number;
+  info(fmt: (a: number) => string): SampleSource;
+}
+
+export function storyKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): string {
+  return `${remoteAddr}:${remotePort}:${localPort}`;
+}
+
+/** The story key of a connection listed as "addr:port" strings (/connections' format). */
+export function storyKeyOf(remote: string, local: string): string | undefined {
+  const r = remote.lastIndexOf(':');
+  const l = local.lastIndexOf(':');
+  const addr = parseIpv4(remote.slice(0, r));
+  if (r < 0 || l < 0 || addr === undefined) return undefined;
+  return storyKey(addr, Number(remote.slice(r + 1)), Number(local.slice(l + 1)));
+}
+
+export class Watcher {
+  /** Times each arrow "FROM>TO" was taken since the watcher started. */
+  readonly arrows = new Map<string, number>();
+  private fired = new Map<string, number>();
+  private readonly live = new Map<string, Story>();
+  private readonly byId = new Map<number, Story>();
+  private readonly byConn = new WeakMap<object, Story>();
+  private closedQueue: Story[] = [];
+  private nextId = 1;
+  private readonly limits: StoryLimits;
+  private readonly maxStories: number;
+  private readonly closedRetentionMs: number;
+  private readonly maxClosed: number;
+  private readonly orphanMs: number;
+  private readonly traceFns = new Set<(e: TraceEvent) => void>();
+  private verboseCount = 0;
+  private readonly stop: Array<() => void> = [];
+  private readonly addr: Ipv4Addr;
+  readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0 };
+
+  constructor(
+    private readonly stack: Pick<Stack, 'addr' | 'onTransition' | 'packetTap'> & { clock: { now(): number } },
+    opts: WatchOptions = {},
+  ) {
+    this.addr = stack.addr;
+    this.limits = { ...DEFAULT_STORY_LIMITS, ...opts.limits };
+    this.maxStories = opts.maxStories ?? 20_000;
+    this.closedRetentionMs = opts.closedRetentionMs ?? 120_000;
+    this.maxClosed = opts.maxClosed ?? 2_000;
+    this.orphanMs = opts.orphanMs ?? 10_000;
+    stack.packetTap = (packets, dir, now) => {
+      for (let i = 0; i < packets.length; i++) this.observe(packets[i]!, dir, now);
+    };
+    this.stop.push(() => (stack.packetTap = undefined));
+    this.stop.push(stack.onTransition((e) => this.onTransition(e, stack.clock.now())));
+  }
+
+  detach(): void {
+    for (const f of this.stop.splice(0)) f();
+  }
+
+  /** Subscribe to transitions (and, when verbose, segments); returns the unsubscribe. */
+  onTrace(fn: (e: TraceEvent) => void, verbose: boolean): () => void {
+    const wrapped = verbose ? fn : (e: TraceEvent) => e.type === 'transition' && fn(e);
+    this.traceFns.add(wrapped);
+    if (verbose) this.verboseCount++;
+    return () => {
+      if (this.traceFns.delete(wrapped) && verbose) this.verboseCount--;
+    };
+  }
+
+  /** One packet at the boundary. Never throws: whatever it cannot read is counted. */
+  observe(packet: Uint8Array, dir: 'in' | 'out', now: number): void {
+    // IPv4 header fields by offset (RFC 791 §3.1); only unfragmented TCP to or from us.
+    if (packet.length < 20 || packet[0]! >> 4 !== 4 || packet[9] !== PROTO_TCP) return;
+    const ihl = (packet[0]! & 0x0f) * 4;
+    const fragment = ((packet[6]! << 8) | packet[7]!) & 0x3fff; // MF flag + offset
+    const totalLength = (packet[2]! << 8) | packet[3]!;
+    if (fragment !== 0 || ihl < 20 || totalLength > packet.length || totalLength < ihl) {
+      this.counters.unparsed++;
+      return;
+    }
+    const src = ((packet[12]! << 24) | (packet[13]! << 16) | (packet[14]! << 8) | packet[15]!) >>> 0;
+    const dst = ((packet[16]! << 24) | (packet[17]! << 16) | (packet[18]! << 8) | packet[19]!) >>> 0;
+    if ((dir === 'in' ? dst : src) !== this.addr) return;
+    // The checksum is the stack's business: this shows what was on the wire.
+    const seg = parseTcp(packet.subarray(ihl, totalLength), src, dst, false);
+    if ('error' in seg) {
+      this.counters.unparsed++;
+      return;
+    }
+    this.counters.segments++;
+    const remote = dir === 'in' ? src : dst;
+    const remotePort = dir === 'in' ? seg.srcPort : seg.dstPort;
+    const localPort = dir === 'in' ? seg.dstPort : seg.srcPort;
+    const key = storyKey(remote, remotePort, localPort);
+    let story = this.live.get(key);
+    const opening = (seg.flags & (SYN | ACK)) === SYN;
+    if (story && opening && dir === 'in' && (story.state === 'TIME-WAIT' || story.state === 'CLOSED') && story.segments.total > 0) {
+      // A new SYN for a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): a new story.
+      this.close(story, now);
+      story = undefined;
+    }
+    if (!story) {
+      if (!opening) {
+        this.counters.unmatched++;
+        return;
+      }
+      story = this.open(key, remote, remotePort, localPort, now);
+      if (!story) return;
+    }
+    const o = seg.options;
+    // Options worth a label: all but timestamps on every segment (they would fill the ladder).
+    const opts = o.mss !== undefined || o.sack !== undefined || o.wscale !== undefined || o.sackPermitted ? formatOptions(o) : undefined;
+    story.addSegment(now, dir, { seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, payloadLength: seg.payload.length }, opts, o.wscale);
+    story.lastActivity = now;
+    if (story.conn) this.maybeSample(story, now);
+    else if (seg.flags & RST) this.close(story, now);
+    if (this.verboseCount > 0) {
+      const conn = `${formatIpv4(remote)}:${remotePort} > ${formatIpv4(this.addr)}:${localPort}`;
+      this.emit({ type: 'segment', t: now, conn, dir, segment: formatSegment(seg) });
+    }
+  }
+
+  private open(key: string, remote: number, remotePort: number, localPort: number, now: number): Story | undefined {
+    if (this.live.size >= this.maxStories) {
+      this.counters.untracked++;
+      return undefined;
+    }
+    const story = new Story(this.nextId++, key, `${formatIpv4(this.addr)}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
+    story.lastActivity = now;
+    this.live.set(key, story);
+    this.byId.set(story.id, story);
+    return story;
+  }
+
+  private close(story: Story, now: number): void {
+    if (story.closedAt !== undefined) return;
+    story.closedAt = now;
+    story.version++;
+    if (this.live.get(story.key) === story) this.live.delete(story.key);
+    this.closedQueue.push(story);
+  }
+
+  private onTransition(e: TransitionEvent, now: number): void {
+    const arrow = `${e.from}>${e.to}`;
+    this.arrows.set(arrow, (this.arrows.get(arrow) ?? 0) + 1);
+    this.fired.set(arrow, (this.fired.get(arrow) ?? 0) + 1);
+    const conn = e.conn as unknown as WatchedConnection;
+    let story = this.byConn.get(conn);
+    if (!story) {
+      const key = storyKey(conn.remoteAddr, conn.remotePort, conn.localPort);
+      story = this.live.get(key);
+      if (story && story.conn !== undefined) {
+        // The 4-tuple's earlier connection is still around: this is a new one.
+        this.close(story, now);
+        story = undefined;
+      }
+      story ??= this.open(key, conn.remoteAddr, conn.remotePort, conn.localPort, now);
+      if (story) {
+        story.conn = conn;
+        this.byConn.set(conn, story);
+      }
+    }
+    if (this.traceFns.size > 0) {
+      const name = `${formatIpv4(conn.remoteAddr)}:${conn.remotePort} > ${formatIpv4(this.addr)}:${conn.localPort}`;
+      this.emit({ type: 'transition', t: now, conn: name, from: e.from, to: e.to, cause: e.cause });
+    }
+    if (!story) return;
+    story.addTransition(now, e.from, e.to, e.cause);
+    this.sample(story, now);
+    if (e.to === 'CLOSED') {
+      story.conn = undefined;
+      this.close(story, now);
+    }
+  }
+
+  /** About one sample per RTT (at least 1 ms apart), and one at every transition. */
+  private maybeSample(story: Story, now: number): void {
+    if (now - story.lastSampleAt >= Math.max(1, story.sampleEvery)) this.sample(story, now);
+  }
+
+  private sample(story: Story, now: number): void {
+    const conn = story.conn as WatchedConnection | undefined;
+    if (!conn) return;
+    const info = conn.info(formatIpv4);
+    story.sampleEvery = info.srtt;
+    story.addSample(now, info);
+  }
+
+  private emit(e: TraceEvent): void {
+    for (const fn of this.traceFns) {
+      try {
+        fn(e);
+      } catch {
+        // A subscriber's failure is its own; the stack goes on.
+      }
+    }
+  }
+
+  /** Arrows taken since the last call (for the diagram's flashes). */
+  drainFired(): Map<string, number> {
+    const f = this.fired;
+    this.fired = new Map();
+    return f;
+  }
+
+  story(id: number): Story | undefined {
+    return this.byId.get(id);
+  }
+
+  storyByKey(key: string): Story | undefined {
+    return this.live.get(key);
+  }
+
+  /** Closed stories still kept, newest first. */
+  closedStories(): Story[] {
+    return this.closedQueue.slice().reverse();
+  }
+
+  get storyCount(): number {
+    return this.byId.size;
+  }
+
+  /** Bytes held by all stories (an estimate: arrays, texts, fixed overhead per object). */
+  bytes(): number {
+    let b = 0;
+    for (const s of this.byId.values()) b += s.bytes;
+    return b;
+  }
+
+  /** Forget closed stories past their time or beyond the bound; close orphans. */
+  prune(now: number): void {
+    for (const s of this.live.values()) {
+      if (s.conn === undefined && now - s.lastActivity > this.orphanMs) this.close(s, now);
+    }
+    let drop = 0;
+    const q = this.closedQueue;
+    while (drop < q.length && (q.length - drop > this.maxClosed || now - q[drop]!.closedAt! > this.closedRetentionMs)) drop++;
+    if (drop === 0) return;
+    for (const s of q.slice(0, drop)) this.byId.delete(s.id);
+    this.counters.storiesDropped += drop;
+    this.closedQueue = q.slice(drop);
+  }
+
+  stats(): Record<string, number> {
+    return {
+      'web.watch.segments': this.counters.segments,
+      'web.watch.unmatched': this.counters.unmatched,
+      'web.watch.unparsed': this.counters.unparsed,
+      'web.watch.untracked': this.counters.untracked,
+      'web.watch.stories': this.byId.size,
+      'web.watch.storiesDropped': this.counters.storiesDropped,
+    };
+  }
+}
