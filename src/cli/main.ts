@@ -8,6 +8,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { getOptions, runGet, validateGetArgs } from './get.js';
 import { CliError, runUp, upOptions, validateUpArgs } from './up.js';
+import { runTrace, traceOptions, validateTraceArgs } from './trace.js';
 
 class UsageError extends Error {}
 
@@ -29,6 +30,14 @@ export async function main(argv: string[]): Promise<number> {
       (y) => getOptions(y),
       async (args) => {
         await runGet(validateGetArgs(args));
+      },
+    )
+    .command(
+      'trace',
+      "print a running stack's TCP transitions as they happen (-v: and every segment)",
+      (y) => traceOptions(y),
+      async (args) => {
+        await runTrace(validateTraceArgs(args));
       },
     )
     .demandCommand(1, 'name a command, e.g. netstack up')

@@ -20,6 +20,8 @@ import { DnsService } from '../dns/service.js';
 import { defaultZones } from '../dns/zone.js';
 import type { Zone } from '../dns/zone.js';
 import { ZoneFileError, parseZoneFile } from '../dns/zonefile.js';
+import { createLiveView } from '../web/live.js';
+import { Watcher } from '../web/watch.js';
 
 /** An error meant for the user: main prints its message as one line and exits 1. */
 export class CliError extends Error {
@@ -39,6 +41,7 @@ export interface UpArgs {
   logLevel: string;
   dns?: boolean | undefined;
   dnsZone?: string[] | string | undefined;
+  live?: boolean;
 }
 
 /** Checked options. */
@@ -57,6 +60,8 @@ export interface UpConfig {
   logLevel: string;
   /** Zones served on port 53 (undefined: no DNS server). */
   dnsZones: Zone[] | undefined;
+  /** Serve the live view (src/web) at `/`; off: the plain status page, no watcher. */
+  live: boolean;
 }
 
 export const UP_DEFAULTS = {
@@ -115,6 +120,11 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       array: true,
       requiresArg: true,
       describe: 'also serve this RFC 1035 zone file (implies --dns; a zone for netstack.test replaces the built-in one)',
+    })
+    .option('live', {
+      type: 'boolean',
+      default: true,
+      describe: 'serve the live view at / (state diagram, connections, ladders); --no-live: a plain status page and no watcher',
     })
     .option('log-level', {
       type: 'string',
@@ -207,6 +217,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     pcap: a.pcap,
     root,
     logLevel: a.logLevel,
+    live: a.live ?? true,
   };
 }
 
@@ -259,23 +270,41 @@ export function explainDeviceError(err: unknown, dev: string): CliError {
  */
 export function buildHttpApp(
   stack: Stack,
-  opts: { port: number; root?: string | undefined; logger: Logger },
+  opts: {
+    port: number;
+    root?: string | undefined;
+    logger: Logger;
+    /** Serve the live view at `/` (a watcher records every connection's story). */
+    live?: boolean;
+    /** The kernel's address on the link: by default the only one shown connection details. */
+    hostAddr?: Ipv4Addr;
+    /** Who may see 4-tuples and sequence numbers on the live view. */
+    canSeeDetails?: (remoteAddress: string) => boolean;
+  },
 ): { close(): void } {
   const startedAt = Date.now();
-  const handler = createNetstackApp(
-    {
-      addr: formatIpv4(stack.addr),
-      startedAt,
-      stats: () => {
-        const out: Record<string, number> = { ...stack.stats() };
-        for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
-        return out;
-      },
-      connections: (limit?: number) => stack.connections(limit),
-      connectionStates: () => stack.connectionStates(),
+  const view = {
+    addr: formatIpv4(stack.addr),
+    startedAt,
+    stats: () => {
+      const out: Record<string, number> = { ...stack.stats() };
+      for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
+      return out;
     },
-    { root: opts.root },
-  );
+    connections: (limit?: number) => stack.connections(limit),
+    connectionStates: () => stack.connectionStates(),
+  };
+  const hostAddr = opts.hostAddr === undefined ? '' : formatIpv4(opts.hostAddr);
+  const live = opts.live
+    ? createLiveView({
+        watcher: new Watcher(stack),
+        view,
+        hostAddr,
+        canSeeDetails: opts.canSeeDetails ?? ((remote) => remote === hostAddr),
+        now: () => stack.clock.now(),
+      })
+    : undefined;
+  const handler = createNetstackApp(view, { root: opts.root, live: live?.handle });
   const http = new HttpServer({ handler, clock: stack.clock, logger: opts.logger });
   // allowHalfOpen: a client's FIN must not cut a response that is still being written.
   const server = stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket));
@@ -283,6 +312,7 @@ export function buildHttpApp(
   server.listen(opts.port);
   return {
     close: () => {
+      live?.close();
       http.close();
       server.close();
     },
@@ -346,7 +376,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   }
 
   const stack = new Stack({ link, addr: cfg.addr, logger });
-  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger });
+  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 

@@ -75,7 +75,10 @@ interface Route {
   maxBodyBytes?: number;
 }
 
-export function createNetstackApp(view: StackView, opts: { root?: string } = {}): Handler {
+/** An app mounted in front of these routes (the live view, src/web): it answers its paths, else false. */
+export type MountedApp = (req: HttpRequest, res: HttpResponse) => void | Promise<void> | false;
+
+export function createNetstackApp(view: StackView, opts: { root?: string; live?: MountedApp } = {}): Handler {
   const routes: Route[] = [
     { path: '/', methods: ['GET', 'HEAD'], handle: (req, res) => statusPage(view, res) },
     { path: /^\/bytes\/[^/]*$/, methods: ['GET', 'HEAD'], handle: sendBytes },
@@ -88,6 +91,8 @@ export function createNetstackApp(view: StackView, opts: { root?: string } = {})
   const find = (path: string) => routes.find((r) => (typeof r.path === 'string' ? r.path === path : r.path.test(path)));
 
   const app = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
+    const mounted = opts.live ? opts.live(req, res) : false;
+    if (mounted !== false) return mounted;
     const route = find(req.path);
     if (route) {
       if (!route.methods.includes(req.method)) return methodNotAllowed(res, route.methods);

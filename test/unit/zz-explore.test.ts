@@ -1,0 +1,21 @@
+import { it } from 'vitest';
+import { B_ADDR, createSim } from '../../test/helpers/sim.js';
+import { Watcher } from '../../src/web/watch.js';
+import { formatLadder, ladderRows, graphSeries } from '../../src/web/story.js';
+it('explore', async () => {
+  const sim = createSim({ seed: 1 });
+  const { clock, a, b } = sim;
+  const w = new Watcher(b);
+  b.createServer((s) => { s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello')); }).listen(80);
+  await clock.sleep(1);
+  const c = a.connect({ host: B_ADDR, port: 80 });
+  let closed = false;
+  c.on('data', () => {}); c.on('end', () => c.end()); c.on('close', () => (closed = true));
+  c.on('connect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  await clock.run(() => !closed, 10_000);
+  await clock.sleep(70_000);
+  const s = w.story(1)!;
+  console.log(formatLadder(s));
+  console.log(JSON.stringify(ladderRows(s)));
+  console.log(JSON.stringify(graphSeries(s)), w.bytes(), [...w.arrows]);
+});
