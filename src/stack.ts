@@ -61,10 +61,10 @@ export class Stack implements SocketRuntime {
   /** Every module the one timer serves, polled in this order. */
   private readonly timed: TimedModule[] = [];
   /**
-   * Sees every IPv4 packet: received ones before they are processed, sent ones as they leave
-   * (the live view's watcher, src/web/watch.ts). Unset by default: one check per batch.
+   * Sees every IPv4 packet: each received one just before it is processed, sent ones as they
+   * leave (the live view's watcher, src/web/watch.ts). Unset by default: one check per packet.
    */
-  packetTap: ((packets: readonly Uint8Array[], dir: 'in' | 'out', now: number) => void) | undefined;
+  packetTap: ((packet: Uint8Array, dir: 'in' | 'out', now: number) => void) | undefined;
 
   constructor(opts: StackOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -101,8 +101,11 @@ export class Stack implements SocketRuntime {
     const now = this.clock.now();
     this.counters.batches++;
     this.counters.packetsIn += batch.length;
-    if (this.packetTap) this.packetTap(batch, 'in', now);
-    for (let i = 0; i < batch.length; i++) this.ip.receive(batch[i]!, now);
+    const tap = this.packetTap;
+    for (let i = 0; i < batch.length; i++) {
+      if (tap) tap(batch[i]!, 'in', now);
+      this.ip.receive(batch[i]!, now);
+    }
     this.tcp.flush(now);
     this.finish();
   }
@@ -133,7 +136,8 @@ export class Stack implements SocketRuntime {
       const out = this.outbox;
       this.outbox = [];
       this.counters.packetsOut += out.length;
-      if (this.packetTap) this.packetTap(out, 'out', this.clock.now());
+      const tap = this.packetTap;
+      if (tap) for (let i = 0, now = this.clock.now(); i < out.length; i++) tap(out[i]!, 'out', now);
       this.link.send(out);
     }
     let at = Infinity;

@@ -98,14 +98,14 @@ export function renderDiagram(arrows: ReadonlyMap<string, number>, states: Recor
     parts.push(
       `<g class="arrow" data-arrow="${key}"><line x1="${f(x1 + nx)}" y1="${f(y1 + ny)}" x2="${f(x2 + nx)}" y2="${f(y2 + ny)}" marker-end="url(#head)"/>` +
         `<text class="ev" x="${f(mx)}" y="${f(my - 3)}">${esc(a.label)}</text>` +
-        `<text class="count" x="${f(mx)}" y="${f(my + 10)}">${n}</text></g>`,
+        `<text class="count" x="${f(mx)}" y="${f(my + 13)}">${n}</text></g>`,
     );
   }
   for (const b of BOXES) {
     const n = states[b.state] ?? 0;
     parts.push(
       `<g class="state" data-state="${b.state}"><rect x="${b.x - BOX_W / 2}" y="${b.y - BOX_H / 2}" width="${BOX_W}" height="${BOX_H}" rx="6"/>` +
-        `<text class="name" x="${b.x}" y="${b.y - 2}">${b.state}</text><text class="count" x="${b.x}" y="${b.y + 12}">${n}</text></g>`,
+        `<text class="name" x="${b.x}" y="${b.y - 1}">${b.state}</text><text class="count" x="${b.x}" y="${b.y + 14}">${n}</text></g>`,
     );
   }
   parts.push('</svg>');

@@ -73,7 +73,7 @@ export class Watcher {
   private verboseCount = 0;
   private readonly stop: Array<() => void> = [];
   private readonly addr: Ipv4Addr;
-  readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0 };
+  readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0, errors: 0 };
 
   constructor(
     private readonly stack: Pick<Stack, 'addr' | 'onTransition' | 'packetTap'> & { clock: { now(): number } },
@@ -85,8 +85,13 @@ export class Watcher {
     this.closedRetentionMs = opts.closedRetentionMs ?? 120_000;
     this.maxClosed = opts.maxClosed ?? 2_000;
     this.orphanMs = opts.orphanMs ?? 10_000;
-    stack.packetTap = (packets, dir, now) => {
-      for (let i = 0; i < packets.length; i++) this.observe(packets[i]!, dir, now);
+    stack.packetTap = (packet, dir, now) => {
+      try {
+        this.observe(packet, dir, now);
+      } catch {
+        // A bug here must not take the stack down: counted, and the packet goes on.
+        this.counters.errors++;
+      }
     };
     this.stop.push(() => (stack.packetTap = undefined));
     this.stop.push(stack.onTransition((e) => this.onTransition(e, stack.clock.now())));
@@ -288,6 +293,7 @@ export class Watcher {
       'web.watch.untracked': this.counters.untracked,
       'web.watch.stories': this.byId.size,
       'web.watch.storiesDropped': this.counters.storiesDropped,
+      'web.watch.errors': this.counters.errors,
     };
   }
 }

@@ -1,0 +1,152 @@
+/**
+ * A connection's story as the live view keeps it: bounded records, and the ladder rows and
+ * graph series built from a scripted connection (two stacks on the virtual clock, the watcher
+ * on the server): exact rows for a handshake, a request, its response and the close.
+ */
+import { describe, expect, it } from 'vitest';
+import { B_ADDR, createSim } from '../helpers/sim.js';
+import { ACK, FIN, PSH, SYN } from '../../src/tcp/segment.js';
+import type { LadderRow } from '../../src/web/story.js';
+import { RecordStore, Story, formatLadder, graphSeries, ladderRows, segmentLabel } from '../../src/web/story.js';
+import { Watcher } from '../../src/web/watch.js';
+
+/** One row as a line: every field the ladder shows. */
+function line(r: LadderRow): string {
+  if (r.kind === 'gap') return `… ${r.dropped} not kept`;
+  if (r.kind === 'state') return `${r.t} us ${r.from} -> ${r.to} (${r.cause})`;
+  return `${r.t} ${r.dir === 'in' ? 'peer ->' : '<- us  '} ${segmentLabel(r)}  [us ${r.local}, peer ${r.peer}]`;
+}
+
+/** A client on stack A asks B's server for a page; B answers and closes; A closes too. */
+async function scriptedRequest() {
+  const sim = createSim({ seed: 1 });
+  const { clock, a, b } = sim;
+  const watcher = new Watcher(b);
+  b.createServer((s) => {
+    s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'));
+  }).listen(80);
+  await clock.sleep(1);
+  const c = a.connect({ host: B_ADDR, port: 80 });
+  let closed = false;
+  c.on('data', () => undefined);
+  c.on('end', () => c.end());
+  c.on('close', () => (closed = true));
+  c.on('connect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  expect(await clock.run(() => !closed, 10_000), sim.trace.join('\n')).toBe(true);
+  await clock.sleep(70_000); // past TIME-WAIT (2 MSL = 60 s)
+  return { sim, watcher };
+}
+
+describe('ladder rows of a scripted connection', () => {
+  it('are exactly the handshake, request, response and close, with both sides\' states', async () => {
+    const { watcher } = await scriptedRequest();
+    expect(watcher.storyCount).toBe(1);
+    const story = watcher.story(1)!;
+    expect(story.closedAt).toBeDefined();
+    expect(ladderRows(story).map(line)).toEqual([
+      '0 peer -> S 0:0(0) win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer SYN-SENT]',
+      '0 us CLOSED -> LISTEN (listener)',
+      '0 us LISTEN -> SYN-RECEIVED (SYN received)',
+      '0 <- us   S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer ESTABLISHED]',
+      // The client's ACK of our SYN rides on its request.
+      '0 peer -> P. 1:28(27) ack 1 win 8192  [us ESTABLISHED, peer ESTABLISHED]',
+      '0 us SYN-RECEIVED -> ESTABLISHED (ACK of our SYN)',
+      // Delayed ACK (40 ms), then the response with our FIN (the app ended it).
+      '40 <- us   . 1:1(0) ack 28 win 8192  [us ESTABLISHED, peer ESTABLISHED]',
+      '40 us ESTABLISHED -> FIN-WAIT-1 (close)',
+      '40 <- us   FP. 1:44(43) ack 28 win 8192  [us FIN-WAIT-1, peer CLOSE-WAIT]',
+      '40 peer -> . 28:28(0) ack 45 win 8192  [us FIN-WAIT-2, peer CLOSE-WAIT]',
+      '40 us FIN-WAIT-1 -> FIN-WAIT-2 (ACK of our FIN)',
+      '200 peer -> F. 28:28(0) ack 45 win 8192  [us TIME-WAIT, peer LAST-ACK]',
+      '200 us FIN-WAIT-2 -> TIME-WAIT (FIN received)',
+      '200 <- us   . 45:45(0) ack 29 win 8192  [us TIME-WAIT, peer CLOSED]',
+      '60200 us TIME-WAIT -> CLOSED (2*MSL timeout)',
+    ]);
+  });
+
+  it('print as a text ladder: the peer on the left, netstack on the right', async () => {
+    const { watcher } = await scriptedRequest();
+    const text = formatLadder(watcher.story(1)!).split('\n');
+    expect(text[0]).toMatch(/^ +time  peer +10\.0\.0\.1:\d+ ⇄ 10\.0\.0\.2:80 +netstack$/);
+    expect(text[1]).toBe('  0.000 ms  SYN-SENT      S 0:0(0) win 65535 <mss 1460,wscale 7> ──▶  SYN-RECEIVED');
+    expect(text[4]).toBe('  0.000 ms  ESTABLISHED   ◀── S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  SYN-RECEIVED');
+    expect(text[2]).toBe(`  0.000 ms${' '.repeat(58)}CLOSED → LISTEN (listener)`);
+  });
+
+  it('give the time-sequence series: data sent, the ACKs and the scaled window edge', async () => {
+    const { watcher } = await scriptedRequest();
+    const g = graphSeries(watcher.story(1)!);
+    expect(g.sent).toEqual([[40, 1, 44, 0]]);
+    expect(g.acks).toEqual([[0, 1], [40, 45], [200, 45]]);
+    // Both SYNs carried wscale 7: the peer's 8192 means 8192 << 7 bytes past the ACK.
+    expect(g.window).toEqual([[0, 1 + 8192 * 128], [40, 45 + 8192 * 128], [200, 45 + 8192 * 128]]);
+    // A sample at every transition (6 after the listener's) and at most one per RTT between.
+    const times = g.cwnd.map(([t]) => t);
+    expect(times[0]).toBe(0);
+    expect(times.at(-1)).toBe(60200);
+    expect(times).toEqual([...times].sort((x, y) => x - y));
+    for (const [, cwnd] of g.cwnd) expect(cwnd).toBeGreaterThanOrEqual(1460);
+    for (const [, , rto] of g.rtt) expect(rto).toBeGreaterThan(0);
+  });
+});
+
+describe('a story', () => {
+  const seg = (seq: number, len: number, flags = ACK) => ({ seq, ack: 1, flags, window: 1000, payloadLength: len });
+
+  it('marks data sent again below what was already sent as a retransmission', () => {
+    const s = new Story(1, 'k', '10.0.0.2:80', '10.0.0.1:4000', 0);
+    s.addSegment(0, 'out', seg(100, 0, SYN), 'mss 1460', undefined);
+    s.addSegment(1, 'out', seg(101, 100, ACK | PSH), undefined, undefined);
+    s.addSegment(2, 'out', seg(201, 100, ACK | PSH), undefined, undefined);
+    s.addSegment(300, 'out', seg(101, 100, ACK | PSH), undefined, undefined);
+    s.addSegment(301, 'out', seg(301, 0, ACK | FIN), undefined, undefined);
+    const rows = ladderRows(s).filter((r) => r.kind === 'segment');
+    expect(rows.map((r) => r.kind === 'segment' && r.retransmit)).toEqual([false, false, false, true, false]);
+    expect(graphSeries(s).sent).toEqual([[1, 1, 101, 0], [2, 101, 201, 0], [300, 1, 101, 1]]);
+  });
+
+  it('keeps the first segments and the latest ones, says how many fell out between, and stays bounded', () => {
+    const s = new Story(1, 'k', 'a:1', 'b:2', 0, { headSegments: 3, ringSegments: 4, samples: 2, transitions: 2 });
+    s.addSegment(0, 'in', seg(0, 0, SYN), undefined, undefined);
+    for (let i = 1; i < 1000; i++) s.addSegment(i, 'in', seg(i, 1), undefined, undefined);
+    const bytes = s.bytes;
+    for (let i = 1000; i < 5000; i++) s.addSegment(i, 'in', seg(i, 1), undefined, undefined);
+    expect(s.bytes).toBe(bytes);
+    const rows = ladderRows(s);
+    expect(rows.map((r) => (r.kind === 'segment' ? r.t : r.kind === 'gap' ? `gap ${r.dropped}` : r.kind))).toEqual([
+      0, 1, 2, 'gap 4993', 4996, 4997, 4998, 4999,
+    ]);
+    for (let i = 0; i < 5; i++) s.addTransition(i, 'A', 'B', 'x');
+    expect(s.transitions).toHaveLength(2);
+    expect(s.transitionsDropped).toBe(3);
+    for (let i = 0; i < 5; i++) s.addSample(i, { srtt: i, rto: 200, cwnd: 10, ssthresh: Infinity });
+    expect(graphSeries(s).rtt).toEqual([[3, 3, 200], [4, 4, 200]]);
+    expect(graphSeries(s).cwnd).toEqual([[3, 10, -1], [4, 10, -1]]);
+  });
+});
+
+describe('RecordStore', () => {
+  it('grows on demand up to its bound and keeps text per record', () => {
+    const r = new RecordStore(2, 2, 3);
+    expect(r.bytes).toBe(2 * 5 * 8);
+    r.push([1, 10], 'one');
+    r.push([2, 20]);
+    r.push([3, 30], 'three');
+    r.push([4, 40]);
+    r.push([5, 50]);
+    r.push([6, 60], 'six');
+    expect(r.total).toBe(6);
+    expect(r.kept).toBe(5);
+    expect(r.dropped).toBe(1);
+    expect(r.indexes()).toEqual([0, 1, 3, 4, 5]);
+    expect(r.indexes().map((i) => r.get(i, 1))).toEqual([10, 20, 40, 50, 60]);
+    expect(r.indexes().map((i) => r.textOf(i))).toEqual(['one', undefined, undefined, undefined, 'six']);
+  });
+
+  it('with no ring keeps only the head', () => {
+    const r = new RecordStore(1, 2, 0);
+    for (let i = 0; i < 5; i++) r.push([i]);
+    expect(r.indexes().map((i) => r.get(i, 0))).toEqual([0, 1]);
+    expect(r.dropped).toBe(3);
+  });
+});
