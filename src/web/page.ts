@@ -32,9 +32,9 @@ const BOXES: StateBox[] = [
 ];
 
 /** The arrows of RFC 9293 Figure 5 (and FIN-WAIT-1 → TIME-WAIT on FIN+ACK), with their events. */
-export const DIAGRAM_ARROWS: Array<{ from: string; to: string; label: string; toBox?: string }> = [
+export const DIAGRAM_ARROWS: Array<{ from: string; to: string; label: string; at?: number }> = [
   { from: 'closed', to: 'listen', label: 'passive OPEN' },
-  { from: 'closed', to: 'synsent', label: 'active OPEN / snd SYN' },
+  { from: 'closed', to: 'synsent', label: 'active OPEN / snd SYN', at: 0.4 },
   { from: 'listen', to: 'synrcvd', label: 'rcv SYN / snd SYN,ACK' },
   { from: 'listen', to: 'synsent', label: 'SEND / snd SYN' },
   { from: 'synrcvd', to: 'listen', label: 'rcv RST' },
@@ -93,8 +93,9 @@ export function renderDiagram(arrows: ReadonlyMap<string, number>, states: Recor
     const key = arrowKey(a);
     const n = arrows.get(key) ?? 0;
     // Twins' labels go to their outer sides.
-    const mx = (x1 + x2) / 2 + nx * (twin ? 2.6 : 0);
-    const my = (y1 + y2) / 2 + ny * (twin ? 2.6 : 0);
+    const at = a.at ?? 0.5; // where along the arrow its label sits
+    const mx = x1 + (x2 - x1) * at + nx * (twin ? 2.6 : 0);
+    const my = y1 + (y2 - y1) * at + ny * (twin ? 2.6 : 0);
     parts.push(
       `<g class="arrow" data-arrow="${key}"><line x1="${f(x1 + nx)}" y1="${f(y1 + ny)}" x2="${f(x2 + nx)}" y2="${f(y2 + ny)}" marker-end="url(#head)"/>` +
         `<text class="ev" x="${f(mx)}" y="${f(my - 3)}">${esc(a.label)}</text>` +
@@ -201,12 +202,15 @@ export function renderPage(m: PageModel): string {
       `<span id="by-state">${summary ? ` (${summary})` : ''}</span>. <span id="live" class="off">static page</span></p>`,
     '</header>',
     '<main>',
+    '<div class="left">',
     '<section id="diagram-section" aria-labelledby="h-diagram">',
     '<h2 id="h-diagram">State diagram</h2>',
     '<p class="hint">Boxes: connections in each state now. Arrows: transitions taken since start; an arrow flashes when one fires.</p>',
     renderDiagram(m.arrows, m.states),
     `<p id="others">${others.length ? 'Other transitions (resets, aborts): ' + others.map(([k, n]) => `${esc(k.replace('>', ' → '))} ${n}`).join(', ') : 'No transitions outside the figure.'}</p>`,
     '</section>',
+    '</div>',
+    '<div class="right">',
     '<section id="conns-section" aria-labelledby="h-conns">',
     '<h2 id="h-conns">Connections</h2>',
     ...table,
@@ -224,9 +228,10 @@ export function renderPage(m: PageModel): string {
           '</section>',
         ].join('\n')
       : '',
+    '</div>',
     '<section id="counters" aria-labelledby="h-counters">',
     '<h2 id="h-counters">Counters</h2>',
-    `<p>The live view holds <span id="watch-stories">${m.watch.stories}</span> connection stories in <span id="watch-bytes">${kib(m.watch.bytes)}</span>. Non-zero counters; <a href="/metrics">/metrics</a> has them all.</p>`,
+    `<p>The live view holds <span id="watch-stories">${m.watch.stories}</span> connection stories in <span id="watch-bytes">${kib(m.watch.bytes)}</span>. Non-zero counters when the page was loaded; <a href="/metrics">/metrics</a> has them all.</p>`,
     '<table id="stats"><tr><th>counter</th><th>value</th></tr>',
     ...m.stats.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${cell(v)}</td></tr>`),
     '</table>',

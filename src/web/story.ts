@@ -162,6 +162,15 @@ export class Story {
   /** The TCP connection, while it lives (for samples). */
   conn: unknown;
   private readonly scratch = new Float64Array(SEGMENT_FIELDS);
+  /** Latest record time: a batch's packets share the batch's `now`, transitions read the clock
+   * as they happen, so times are kept from going backwards. */
+  private lastT = 0;
+
+  private at(now: number): number {
+    const t = now - this.startedAt;
+    if (t > this.lastT) this.lastT = t;
+    return this.lastT;
+  }
 
   constructor(
     readonly id: number,
@@ -211,7 +220,7 @@ export class Story {
       }
     }
     const r = this.scratch;
-    r[S_T] = now - this.startedAt;
+    r[S_T] = this.at(now);
     r[S_DIR] = dir === 'out' ? 1 : 0;
     r[S_FLAGS] = seg.flags;
     r[S_SEQ] = seg.seq;
@@ -226,7 +235,7 @@ export class Story {
   addTransition(now: number, from: string, to: string, cause: string): void {
     this.state = to;
     if (this.transitions.length < this.limits.transitions) {
-      this.transitions.push({ at: this.segments.total, t: now - this.startedAt, from, to, cause });
+      this.transitions.push({ at: this.segments.total, t: this.at(now), from, to, cause });
     } else this.transitionsDropped++;
     this.version++;
   }
@@ -234,7 +243,7 @@ export class Story {
   addSample(now: number, s: SampleSource): void {
     this.lastSampleAt = now;
     const ssthresh = s.ssthresh === undefined || !Number.isFinite(s.ssthresh) || s.ssthresh >= 0x7fffffff ? -1 : s.ssthresh;
-    this.samples.push([now - this.startedAt, s.cwnd ?? -1, ssthresh, s.srtt, s.rto]);
+    this.samples.push([this.at(now), s.cwnd ?? -1, ssthresh, s.srtt, s.rto]);
     this.version++;
   }
 }

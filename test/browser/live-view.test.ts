@@ -128,6 +128,11 @@ describeInterop('the live view in headless chromium', () => {
     expect(await page.locator('#g-tseq svg path').count()).toBeGreaterThan(0);
     expect(await page.locator('#g-rtt svg path').count()).toBeGreaterThan(0);
     await page.locator('#story').screenshot({ path: join(artifacts, 'live-view-story.png') });
+    // The README's picture: the diagram, the table and the ladder in one laptop-sized view.
+    await page.setViewportSize({ width: 1440, height: 1280 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(artifacts, 'live-view.png') });
+    await page.setViewportSize({ width: 1440, height: 1000 });
     await page.screenshot({ path: join(artifacts, 'live-view-full.png'), fullPage: true });
 
     // Sorting by state puts the table in order.

@@ -93,6 +93,14 @@ describe('ladder rows of a scripted connection', () => {
 describe('a story', () => {
   const seg = (seq: number, len: number, flags = ACK) => ({ seq, ack: 1, flags, window: 1000, payloadLength: len });
 
+  it('keeps record times from going backwards (a batch shares one now; transitions read the clock)', () => {
+    const s = new Story(1, 'k', 'a:1', 'b:2', 100);
+    s.addSegment(100, 'in', seg(0, 0, SYN), undefined, undefined);
+    s.addTransition(105, 'LISTEN', 'SYN-RECEIVED', 'SYN received');
+    s.addSegment(102, 'in', seg(1, 10), undefined, undefined);
+    expect(ladderRows(s).map((r) => (r.kind === 'gap' ? -1 : r.t))).toEqual([0, 5, 5]);
+  });
+
   it('marks data sent again below what was already sent as a retransmission', () => {
     const s = new Story(1, 'k', '10.0.0.2:80', '10.0.0.1:4000', 0);
     s.addSegment(0, 'out', seg(100, 0, SYN), 'mss 1460', undefined);
@@ -116,12 +124,12 @@ describe('a story', () => {
     expect(rows.map((r) => (r.kind === 'segment' ? r.t : r.kind === 'gap' ? `gap ${r.dropped}` : r.kind))).toEqual([
       0, 1, 2, 'gap 4993', 4996, 4997, 4998, 4999,
     ]);
-    for (let i = 0; i < 5; i++) s.addTransition(i, 'A', 'B', 'x');
+    for (let i = 0; i < 5; i++) s.addTransition(5000 + i, 'A', 'B', 'x');
     expect(s.transitions).toHaveLength(2);
     expect(s.transitionsDropped).toBe(3);
-    for (let i = 0; i < 5; i++) s.addSample(i, { srtt: i, rto: 200, cwnd: 10, ssthresh: Infinity });
-    expect(graphSeries(s).rtt).toEqual([[3, 3, 200], [4, 4, 200]]);
-    expect(graphSeries(s).cwnd).toEqual([[3, 10, -1], [4, 10, -1]]);
+    for (let i = 0; i < 5; i++) s.addSample(5000 + i, { srtt: i, rto: 200, cwnd: 10, ssthresh: Infinity });
+    expect(graphSeries(s).rtt).toEqual([[5003, 3, 200], [5004, 4, 200]]);
+    expect(graphSeries(s).cwnd).toEqual([[5003, 10, -1], [5004, 10, -1]]);
   });
 });
 

@@ -188,9 +188,9 @@
 
   function drawLadder(s) {
     const box = $('#ladder');
-    const width = Math.max(760, Math.min(1200, ($('#story').clientWidth || 900) - 4));
-    const xPeer = 200;
-    const xUs = width - 260;
+    const width = Math.max(700, Math.min(1200, ($('#story').clientWidth || 900) - 4));
+    const xPeer = 160;
+    const xUs = width - 215;
     let y = 52;
     const items = [];
     let lastPeer = '';
