@@ -289,11 +289,13 @@ export function createLiveView(opts: LiveViewOptions): LiveView {
     const lines = new LineStream((chunk) => res.write(chunk));
     lines.line(`# netstack ${view.addr}: transitions${verbose ? ' and segments' : ''} as they happen`);
     const off = watcher.onTrace((e) => lines.line(formatTraceEvent(e)), verbose);
+    const unquiet = watcher.quietTrace(`${req.remoteAddress}:${req.remotePort}`);
     const heartbeatTimer = setInterval(() => lines.line('# still here'), heartbeatMs);
     try {
       await lines.closed;
     } finally {
       off();
+      unquiet();
       clearInterval(heartbeatTimer);
     }
   }

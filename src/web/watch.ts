@@ -71,6 +71,9 @@ export class Watcher {
   private readonly orphanMs: number;
   private readonly traceFns = new Set<(e: TraceEvent) => void>();
   private verboseCount = 0;
+  /** "addr:port" of peers whose segments are not traced: the trace streams' own connections
+   * (tracing the segments that carry the trace would feed itself forever). */
+  private readonly quiet = new Set<string>();
   private readonly stop: Array<() => void> = [];
   private readonly addr: Ipv4Addr;
   readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0, errors: 0 };
@@ -109,6 +112,12 @@ export class Watcher {
     return () => {
       if (this.traceFns.delete(wrapped) && verbose) this.verboseCount--;
     };
+  }
+
+  /** Leave the segments of the connection from `remote` ("addr:port") out of the trace; returns the undo. */
+  quietTrace(remote: string): () => void {
+    this.quiet.add(remote);
+    return () => this.quiet.delete(remote);
   }
 
   /** One packet at the boundary. Never throws: whatever it cannot read is counted. */
@@ -159,8 +168,10 @@ export class Watcher {
     if (story.conn) this.maybeSample(story, now);
     else if (seg.flags & RST) this.close(story, now);
     if (this.verboseCount > 0) {
-      const conn = `${formatIpv4(remote)}:${remotePort} > ${formatIpv4(this.addr)}:${localPort}`;
-      this.emit({ type: 'segment', t: now, conn, dir, segment: formatSegment(seg) });
+      const peer = `${formatIpv4(remote)}:${remotePort}`;
+      if (!this.quiet.has(peer)) {
+        this.emit({ type: 'segment', t: now, conn: `${peer} > ${formatIpv4(this.addr)}:${localPort}`, dir, segment: formatSegment(seg) });
+      }
     }
   }
 

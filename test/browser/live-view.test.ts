@@ -174,6 +174,12 @@ describeInterop('the live view in headless chromium', () => {
       expect(lines.find((l) => / > S\. \d+:\d+\(0\) ack \d+/.test(l)), out).toBeDefined();
       expect(lines.find((l) => l.endsWith('LISTEN -> SYN-RECEIVED  (SYN received)')), out).toBeDefined();
       expect(lines.find((l) => l.endsWith('SYN-RECEIVED -> ESTABLISHED  (ACK of our SYN)')), out).toBeDefined();
+      // The trace's own segments are not traced (each line would make more): once the curl is
+      // done, the only lines left are the open page's few (its event stream).
+      let later = 0;
+      trace.stdout!.on('data', (b: Buffer) => (later += b.toString().split('\n').length - 1));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(later).toBeLessThan(50);
     } finally {
       await stopChild(trace);
     }

@@ -212,6 +212,15 @@ describe('the watcher', () => {
     off();
     passiveConnection(f, 4001);
     expect(plain).toHaveLength(6);
+    // The trace's own connection: its transitions show, its segments do not (they would feed
+    // the trace forever).
+    verbose.length = 0;
+    const unquiet = w.quietTrace('10.0.0.1:4002');
+    passiveConnection(f, 4002);
+    expect(verbose.map((e) => e.type)).toEqual(Array(6).fill('transition'));
+    unquiet();
+    passiveConnection(f, 4003);
+    expect(verbose).toHaveLength(6 + 14);
   });
 
   it('never throws on garbage at the boundary, and the stack hook comes off on detach', () => {
