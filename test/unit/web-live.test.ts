@@ -117,6 +117,28 @@ describe('the live page', () => {
   });
 });
 
+describe('with 10,000 connections', () => {
+  it('the page and each table frame of the stream stay one page long', async () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => conn(i));
+    const { live } = setup(many);
+    const page = response();
+    await live.handle(request('/', HOST), page);
+    expect(page.body().match(/<tr data-id|<tr>/g)!.length).toBeLessThan(60);
+    expect(page.body().length).toBeLessThan(40_000);
+    const res = response();
+    const done = live.handle(request('/live/events', HOST), res) as Promise<void>;
+    await new Promise((r) => setTimeout(r, 0));
+    const frame = res.body().split('event: conns\ndata: ')[1]!.split('\n')[0]!;
+    const conns = JSON.parse(frame);
+    expect(conns.total).toBe(10_000);
+    expect(conns.rows).toHaveLength(50);
+    expect(frame.length).toBeLessThan(20_000);
+    res.hangUp();
+    live.close();
+    await done;
+  });
+});
+
 describe('the connections table', () => {
   const rows = (): ConnRow[] =>
     Array.from({ length: 10_000 }, (_, i) => ({ ...conn(i, i % 3 === 0 ? 'TIME-WAIT' : 'ESTABLISHED'), id: i % 2 ? i : undefined, closed: i % 3 === 0 }));
