@@ -15,6 +15,7 @@
  *
  *   npm run bench:live                 # 3 rounds of 10 s per mode and workload
  *   npm run bench:live -- --quick      # 1 round of 2 s: checks the script works
+ *   npm run bench:live -- --sim        # in-process on the virtual clock (scripts/bench-live-sim.ts)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { simBench } from './bench-live-sim.js';
 import { wrk } from './bench-tools.js';
 import { cleanupNow, haveCommand, onCleanup, runOk, spawnTracked } from './netns.js';
 
@@ -31,6 +33,7 @@ const argv = yargs(hideBin(process.argv))
   .option('quick', { type: 'boolean', default: false, describe: 'one short round: checks that the script works' })
   .option('rounds', { type: 'number', describe: 'rounds (default 3, --quick 1)' })
   .option('seconds', { type: 'number', describe: 'wrk duration per run (default 10, --quick 2)' })
+  .option('sim', { type: 'boolean', default: false, describe: 'measure in-process on the virtual clock instead (no root, no wrk)' })
   .strict()
   .help()
   .parseSync();
@@ -139,4 +142,9 @@ async function main(): Promise<void> {
   cleanupNow();
 }
 
-main().catch((e: unknown) => fail((e as Error).message));
+if (argv.sim) {
+  simBench(rounds, argv.quick ? 300 : 3000, argv.quick ? 1 : 5).then(
+    () => process.exit(0),
+    (e: unknown) => fail((e as Error).message),
+  );
+} else main().catch((e: unknown) => fail((e as Error).message));

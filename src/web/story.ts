@@ -10,12 +10,15 @@
  */
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG } from '../tcp/segment.js';
 
+const EMPTY = new Float64Array(0);
+
 /**
  * Fixed-size numeric records: the first `headCap` are kept for good, after them a ring of
  * the last `ringCap`. `dropped` counts records that fell out of the ring.
  */
 export class RecordStore {
-  private data: Float64Array;
+  /** Allocated on the first record, then grown by doubling up to the bound. */
+  private data: Float64Array = EMPTY;
   /** Optional text per slot (options of a segment, cause of a transition). */
   private text: Array<string | undefined> = [];
   private textBytes = 0;
@@ -27,7 +30,6 @@ export class RecordStore {
     readonly headCap: number,
     readonly ringCap: number,
   ) {
-    this.data = new Float64Array(fields * Math.min(8, headCap + ringCap));
   }
 
   get capacity(): number {
@@ -61,7 +63,7 @@ export class RecordStore {
     }
     const need = (slot + 1) * this.fields;
     if (need > this.data.length) {
-      const grown = new Float64Array(Math.min(this.capacity * this.fields, Math.max(need, this.data.length * 2)));
+      const grown = new Float64Array(Math.min(this.capacity * this.fields, Math.max(need, this.data.length * 2, 8 * this.fields)));
       grown.set(this.data);
       this.data = grown;
     }
@@ -99,6 +101,8 @@ export class RecordStore {
 // Segment record fields.
 const S_T = 0, S_DIR = 1, S_FLAGS = 2, S_SEQ = 3, S_ACK = 4, S_LEN = 5, S_WIN = 6, S_MARK = 7;
 export const SEGMENT_FIELDS = 8;
+/** One record being assembled (shared: records are copied into their store). */
+const SCRATCH = new Float64Array(SEGMENT_FIELDS);
 /** S_MARK bits. */
 const MARK_RETRANSMIT = 1;
 // Sample fields.
@@ -161,7 +165,6 @@ export class Story {
   version = 0;
   /** The TCP connection, while it lives (for samples). */
   conn: unknown;
-  private readonly scratch = new Float64Array(SEGMENT_FIELDS);
   /** Latest record time: a batch's packets share the batch's `now`, transitions read the clock
    * as they happen, so times are kept from going backwards. */
   private lastT = 0;
@@ -219,7 +222,7 @@ export class Story {
         if (this.sentMax === undefined || ((end - this.sentMax) | 0) > 0) this.sentMax = end;
       }
     }
-    const r = this.scratch;
+    const r = SCRATCH;
     r[S_T] = this.at(now);
     r[S_DIR] = dir === 'out' ? 1 : 0;
     r[S_FLAGS] = seg.flags;

@@ -9,7 +9,7 @@
  * TCP is not touched: segments are parsed here from the bytes, only while a watcher is attached.
  */
 import type { Ipv4Addr } from '../ip/addr.js';
-import { formatIpv4, parseIpv4 } from '../ip/addr.js';
+import { formatIpv4 } from '../ip/addr.js';
 import { PROTO_TCP } from '../ip/ipv4.js';
 import type { Stack } from '../stack.js';
 import type { TransitionEvent } from '../tcp/layer.js';
@@ -46,20 +46,14 @@ export function storyKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: nu
   return `${remoteAddr}:${remotePort}:${localPort}`;
 }
 
-/** The story key of a connection listed as "addr:port" strings (/connections' format). */
-export function storyKeyOf(remote: string, local: string): string | undefined {
-  const r = remote.lastIndexOf(':');
-  const l = local.lastIndexOf(':');
-  const addr = parseIpv4(remote.slice(0, r));
-  if (r < 0 || l < 0 || addr === undefined) return undefined;
-  return storyKey(addr, Number(remote.slice(r + 1)), Number(local.slice(l + 1)));
-}
-
 export class Watcher {
   /** Times each arrow "FROM>TO" was taken since the watcher started. */
   readonly arrows = new Map<string, number>();
   private fired = new Map<string, number>();
   private readonly live = new Map<string, Story>();
+  /** The same stories by "remote>local" as /connections spells them (the table's lookup). */
+  private readonly byName = new Map<string, Story>();
+  private bytesCache = 0;
   private readonly byId = new Map<number, Story>();
   private readonly byConn = new WeakMap<object, Story>();
   private closedQueue: Story[] = [];
@@ -183,6 +177,7 @@ export class Watcher {
     const story = new Story(this.nextId++, key, `${formatIpv4(this.addr)}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
     story.lastActivity = now;
     this.live.set(key, story);
+    this.byName.set(`${story.remote}>${story.local}`, story);
     this.byId.set(story.id, story);
     return story;
   }
@@ -191,7 +186,10 @@ export class Watcher {
     if (story.closedAt !== undefined) return;
     story.closedAt = now;
     story.version++;
-    if (this.live.get(story.key) === story) this.live.delete(story.key);
+    if (this.live.get(story.key) === story) {
+      this.live.delete(story.key);
+      this.byName.delete(`${story.remote}>${story.local}`);
+    }
     this.closedQueue.push(story);
   }
 
@@ -266,6 +264,11 @@ export class Watcher {
     return this.live.get(key);
   }
 
+  /** The live story of the connection listed as remote and local "addr:port". */
+  storyByName(remote: string, local: string): Story | undefined {
+    return this.byName.get(`${remote}>${local}`);
+  }
+
   /** Closed stories still kept, newest first. */
   closedStories(): Story[] {
     return this.closedQueue.slice().reverse();
@@ -275,15 +278,23 @@ export class Watcher {
     return this.byId.size;
   }
 
-  /** Bytes held by all stories (an estimate: arrays, texts, fixed overhead per object). */
+  /**
+   * Bytes held by all stories (an estimate: arrays, texts, fixed overhead per object), as of
+   * the last prune() (once a second: summing 10,000 stories on every read would cost).
+   */
   bytes(): number {
-    let b = 0;
-    for (const s of this.byId.values()) b += s.bytes;
-    return b;
+    return this.bytesCache;
   }
 
   /** Forget closed stories past their time or beyond the bound; close orphans. */
   prune(now: number): void {
+    this.pruneStories(now);
+    let b = 0;
+    for (const s of this.byId.values()) b += s.bytes;
+    this.bytesCache = b;
+  }
+
+  private pruneStories(now: number): void {
     for (const s of this.live.values()) {
       if (s.conn === undefined && now - s.lastActivity > this.orphanMs) this.close(s, now);
     }

@@ -10,7 +10,7 @@ import { ACK, FIN, PSH, RST, SYN } from '../../src/tcp/segment.js';
 import type { TransitionEvent } from '../../src/tcp/layer.js';
 import { ladderRows } from '../../src/web/story.js';
 import type { TraceEvent, WatchOptions } from '../../src/web/watch.js';
-import { Watcher, storyKeyOf } from '../../src/web/watch.js';
+import { Watcher } from '../../src/web/watch.js';
 import { ipv4, tcp } from '../helpers/wire.js';
 
 const US = parseIpv4('10.0.0.2')!;
@@ -112,7 +112,7 @@ describe('the watcher', () => {
     passiveConnection(f, 4000);
     const s = w.story(1)!;
     expect(s.closedAt).toBe(0);
-    expect(storyKeyOf('10.0.0.1:4000', '10.0.0.2:80')).toBe(s.key);
+    expect(w.storyByName('10.0.0.1:4000', '10.0.0.2:80')).toBeUndefined(); // closed: no longer live
     const rows = ladderRows(s).map((r) => (r.kind === 'segment' ? `${r.dir} ${r.flags} ${r.seq}:${r.seq + r.len} ack ${r.ack ?? '-'} [${r.local}|${r.peer}]` : r.kind === 'state' ? `${r.from}>${r.to}` : 'gap'));
     expect(rows).toEqual([
       'in S 0:0 ack - [SYN-RECEIVED|SYN-SENT]',
