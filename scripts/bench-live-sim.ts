@@ -92,7 +92,9 @@ async function viewerCost(open: number, seconds: number): Promise<{ idle: number
 export async function simBench(rounds: number, n: number, seconds: number): Promise<void> {
   const off: number[] = [];
   const on: number[] = [];
-  await connections(Math.min(n, 300), true); // warm up the JIT
+  // Warm up the JIT for both ways first.
+  await connections(Math.min(n, 500), false);
+  await connections(Math.min(n, 500), true);
   for (let r = 0; r < rounds; r++) {
     off.push(await connections(n, false));
     on.push(await connections(n, true));

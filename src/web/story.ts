@@ -63,7 +63,7 @@ export class RecordStore {
     }
     const need = (slot + 1) * this.fields;
     if (need > this.data.length) {
-      const grown = new Float64Array(Math.min(this.capacity * this.fields, Math.max(need, this.data.length * 2, 8 * this.fields)));
+      const grown = new Float64Array(Math.min(this.capacity * this.fields, Math.max(need, this.data.length * 2, 16 * this.fields)));
       grown.set(this.data);
       this.data = grown;
     }
@@ -199,37 +199,41 @@ export class Story {
   addSegment(
     now: number,
     dir: 'in' | 'out',
-    seg: { seq: number; ack: number; flags: number; window: number; payloadLength: number },
+    seq: number,
+    ack: number,
+    flags: number,
+    window: number,
+    payloadLength: number,
     opts: string | undefined,
     wscale: number | undefined,
   ): void {
     let mark = 0;
-    if (seg.flags & SYN) {
+    if (flags & SYN) {
       if (dir === 'out') {
-        this.localIsn = seg.seq;
+        this.localIsn = seq;
         this.localWscale = wscale;
       } else {
-        this.remoteIsn = seg.seq;
+        this.remoteIsn = seq;
         this.remoteWscale = wscale;
       }
     }
     if (dir === 'out') {
-      const len = seg.payloadLength + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
-      const end = (seg.seq + len) >>> 0;
+      const len = payloadLength + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0);
+      const end = (seq + len) >>> 0;
       if (len > 0) {
         // Retransmission: it starts below what we already sent (modular, RFC 9293 §3.4).
-        if (this.sentMax !== undefined && ((seg.seq - this.sentMax) | 0) < 0) mark |= MARK_RETRANSMIT;
+        if (this.sentMax !== undefined && ((seq - this.sentMax) | 0) < 0) mark |= MARK_RETRANSMIT;
         if (this.sentMax === undefined || ((end - this.sentMax) | 0) > 0) this.sentMax = end;
       }
     }
     const r = SCRATCH;
     r[S_T] = this.at(now);
     r[S_DIR] = dir === 'out' ? 1 : 0;
-    r[S_FLAGS] = seg.flags;
-    r[S_SEQ] = seg.seq;
-    r[S_ACK] = seg.ack;
-    r[S_LEN] = seg.payloadLength;
-    r[S_WIN] = seg.window;
+    r[S_FLAGS] = flags;
+    r[S_SEQ] = seq;
+    r[S_ACK] = ack;
+    r[S_LEN] = payloadLength;
+    r[S_WIN] = window;
     r[S_MARK] = mark;
     this.segments.push(r, opts);
     this.version++;

@@ -13,6 +13,7 @@ import { formatIpv4 } from '../ip/addr.js';
 import { PROTO_TCP } from '../ip/ipv4.js';
 import type { Stack } from '../stack.js';
 import type { TransitionEvent } from '../tcp/layer.js';
+import type { TcpSegment } from '../tcp/segment.js';
 import { ACK, RST, SYN, formatOptions, formatSegment, parseTcp } from '../tcp/segment.js';
 import type { SampleSource, StoryLimits } from './story.js';
 import { DEFAULT_STORY_LIMITS, Story } from './story.js';
@@ -42,6 +43,8 @@ interface WatchedConnection {
   info(fmt: (a: number) => string): SampleSource;
 }
 
+const NO_ADDRESS = (): string => '';
+
 export function storyKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): string {
   return `${remoteAddr}:${remotePort}:${localPort}`;
 }
@@ -55,7 +58,9 @@ export class Watcher {
   private readonly byName = new Map<string, Story>();
   private bytesCache = 0;
   private readonly byId = new Map<number, Story>();
-  private readonly byConn = new WeakMap<object, Story>();
+  /** Story by TCP connection object until the connection reaches CLOSED (a Map: a WeakMap
+   * of thousands of entries costs the garbage collector more). */
+  private readonly byConn = new Map<object, Story>();
   private closedQueue: Story[] = [];
   private nextId = 1;
   private readonly limits: StoryLimits;
@@ -70,6 +75,9 @@ export class Watcher {
   private readonly quiet = new Set<string>();
   private readonly stop: Array<() => void> = [];
   private readonly addr: Ipv4Addr;
+  private readonly addrText: string;
+  /** "FROM>TO" keys by from and to, so counting a transition builds no string. */
+  private readonly arrowKeys = new Map<string, Map<string, string>>();
   readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0, errors: 0 };
 
   constructor(
@@ -77,6 +85,7 @@ export class Watcher {
     opts: WatchOptions = {},
   ) {
     this.addr = stack.addr;
+    this.addrText = formatIpv4(stack.addr);
     this.limits = { ...DEFAULT_STORY_LIMITS, ...opts.limits };
     this.maxStories = opts.maxStories ?? 20_000;
     this.closedRetentionMs = opts.closedRetentionMs ?? 120_000;
@@ -128,19 +137,36 @@ export class Watcher {
     const src = ((packet[12]! << 24) | (packet[13]! << 16) | (packet[14]! << 8) | packet[15]!) >>> 0;
     const dst = ((packet[16]! << 24) | (packet[17]! << 16) | (packet[18]! << 8) | packet[19]!) >>> 0;
     if ((dir === 'in' ? dst : src) !== this.addr) return;
-    // The checksum is the stack's business: this shows what was on the wire.
-    const seg = parseTcp(packet.subarray(ihl, totalLength), src, dst, false);
-    if ('error' in seg) {
+    // TCP header fields by offset (RFC 9293 §3.1). The checksum is the stack's business: this
+    // shows what was on the wire.
+    const t = ihl;
+    const tcpLength = totalLength - ihl;
+    const dataOffset = tcpLength >= 20 ? (packet[t + 12]! >> 4) * 4 : 0;
+    if (dataOffset < 20 || dataOffset > tcpLength) {
       this.counters.unparsed++;
       return;
     }
+    const flags = packet[t + 13]!;
+    // Options are parsed (by the stack's own parser) only where they are shown: SYNs, SACK
+    // blocks (more than the 12 bytes a timestamp takes), the verbose trace.
+    let seg: TcpSegment | undefined;
+    if (flags & SYN || dataOffset > 32 || this.verboseCount > 0) {
+      const parsed = parseTcp(packet.subarray(ihl, totalLength), src, dst, false);
+      if ('error' in parsed) {
+        this.counters.unparsed++;
+        return;
+      }
+      seg = parsed;
+    }
     this.counters.segments++;
+    const srcPort = (packet[t]! << 8) | packet[t + 1]!;
+    const dstPort = (packet[t + 2]! << 8) | packet[t + 3]!;
     const remote = dir === 'in' ? src : dst;
-    const remotePort = dir === 'in' ? seg.srcPort : seg.dstPort;
-    const localPort = dir === 'in' ? seg.dstPort : seg.srcPort;
+    const remotePort = dir === 'in' ? srcPort : dstPort;
+    const localPort = dir === 'in' ? dstPort : srcPort;
     const key = storyKey(remote, remotePort, localPort);
     let story = this.live.get(key);
-    const opening = (seg.flags & (SYN | ACK)) === SYN;
+    const opening = (flags & (SYN | ACK)) === SYN;
     if (story && opening && dir === 'in' && (story.state === 'TIME-WAIT' || story.state === 'CLOSED') && story.segments.total > 0) {
       // A new SYN for a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): a new story.
       this.close(story, now);
@@ -154,17 +180,20 @@ export class Watcher {
       story = this.open(key, remote, remotePort, localPort, now);
       if (!story) return;
     }
-    const o = seg.options;
+    const o = seg?.options;
     // Options worth a label: all but timestamps on every segment (they would fill the ladder).
-    const opts = o.mss !== undefined || o.sack !== undefined || o.wscale !== undefined || o.sackPermitted ? formatOptions(o) : undefined;
-    story.addSegment(now, dir, { seq: seg.seq, ack: seg.ack, flags: seg.flags, window: seg.window, payloadLength: seg.payload.length }, opts, o.wscale);
+    const opts = o && (o.mss !== undefined || o.sack !== undefined || o.wscale !== undefined || o.sackPermitted) ? formatOptions(o) : undefined;
+    const seq = ((packet[t + 4]! << 24) | (packet[t + 5]! << 16) | (packet[t + 6]! << 8) | packet[t + 7]!) >>> 0;
+    const ack = ((packet[t + 8]! << 24) | (packet[t + 9]! << 16) | (packet[t + 10]! << 8) | packet[t + 11]!) >>> 0;
+    const window = (packet[t + 14]! << 8) | packet[t + 15]!;
+    story.addSegment(now, dir, seq, ack, flags, window, tcpLength - dataOffset, opts, o?.wscale);
     story.lastActivity = now;
     if (story.conn) this.maybeSample(story, now);
-    else if (seg.flags & RST) this.close(story, now);
-    if (this.verboseCount > 0) {
+    else if (flags & RST) this.close(story, now);
+    if (seg && this.verboseCount > 0) {
       const peer = `${formatIpv4(remote)}:${remotePort}`;
       if (!this.quiet.has(peer)) {
-        this.emit({ type: 'segment', t: now, conn: `${peer} > ${formatIpv4(this.addr)}:${localPort}`, dir, segment: formatSegment(seg) });
+        this.emit({ type: 'segment', t: now, conn: `${peer} > ${this.addrText}:${localPort}`, dir, segment: formatSegment(seg) });
       }
     }
   }
@@ -174,7 +203,7 @@ export class Watcher {
       this.counters.untracked++;
       return undefined;
     }
-    const story = new Story(this.nextId++, key, `${formatIpv4(this.addr)}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
+    const story = new Story(this.nextId++, key, `${this.addrText}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
     story.lastActivity = now;
     this.live.set(key, story);
     this.byName.set(`${story.remote}>${story.local}`, story);
@@ -194,7 +223,10 @@ export class Watcher {
   }
 
   private onTransition(e: TransitionEvent, now: number): void {
-    const arrow = `${e.from}>${e.to}`;
+    let byTo = this.arrowKeys.get(e.from);
+    if (!byTo) this.arrowKeys.set(e.from, (byTo = new Map()));
+    let arrow = byTo.get(e.to);
+    if (arrow === undefined) byTo.set(e.to, (arrow = `${e.from}>${e.to}`));
     this.arrows.set(arrow, (this.arrows.get(arrow) ?? 0) + 1);
     this.fired.set(arrow, (this.fired.get(arrow) ?? 0) + 1);
     const conn = e.conn as unknown as WatchedConnection;
@@ -214,13 +246,14 @@ export class Watcher {
       }
     }
     if (this.traceFns.size > 0) {
-      const name = `${formatIpv4(conn.remoteAddr)}:${conn.remotePort} > ${formatIpv4(this.addr)}:${conn.localPort}`;
+      const name = `${formatIpv4(conn.remoteAddr)}:${conn.remotePort} > ${this.addrText}:${conn.localPort}`;
       this.emit({ type: 'transition', t: now, conn: name, from: e.from, to: e.to, cause: e.cause });
     }
     if (!story) return;
     story.addTransition(now, e.from, e.to, e.cause);
     this.sample(story, now);
     if (e.to === 'CLOSED') {
+      this.byConn.delete(conn);
       story.conn = undefined;
       this.close(story, now);
     }
@@ -234,7 +267,7 @@ export class Watcher {
   private sample(story: Story, now: number): void {
     const conn = story.conn as WatchedConnection | undefined;
     if (!conn) return;
-    const info = conn.info(formatIpv4);
+    const info = conn.info(NO_ADDRESS); // only the numbers are read
     story.sampleEvery = info.srtt;
     story.addSample(now, info);
   }
