@@ -223,10 +223,14 @@ export class Watcher {
   }
 
   private onTransition(e: TransitionEvent, now: number): void {
-    let byTo = this.arrowKeys.get(e.from);
-    if (!byTo) this.arrowKeys.set(e.from, (byTo = new Map()));
+    // A connection born from a listener starts in SYN-RECEIVED (CLOSED -> SYN-RECEIVED) while
+    // the listener stays in LISTEN: RFC 9293 Figure 5 draws that as LISTEN -> SYN-RECEIVED, so
+    // that arrow counts it. Stories and the trace keep the transition as it happened.
+    const from = e.from === 'CLOSED' && e.to === 'SYN-RECEIVED' ? 'LISTEN' : e.from;
+    let byTo = this.arrowKeys.get(from);
+    if (!byTo) this.arrowKeys.set(from, (byTo = new Map()));
     let arrow = byTo.get(e.to);
-    if (arrow === undefined) byTo.set(e.to, (arrow = `${e.from}>${e.to}`));
+    if (arrow === undefined) byTo.set(e.to, (arrow = `${from}>${e.to}`));
     this.arrows.set(arrow, (this.arrows.get(arrow) ?? 0) + 1);
     this.fired.set(arrow, (this.fired.get(arrow) ?? 0) + 1);
     const conn = e.conn as unknown as WatchedConnection;

@@ -122,7 +122,7 @@ describeInterop('the live view in headless chromium', () => {
     expect(segments.some((l) => /P\. 1:\d+\(\d+\) ack 1 .*──▶/.test(l))).toBe(true);
     expect(segments.some((l) => /F\.? .*──▶/.test(l)), text).toBe(true);
     expect(segments.some((l) => /◀── F/.test(l) || /◀── FP/.test(l)), text).toBe(true);
-    expect(text).toContain('LISTEN → SYN-RECEIVED (SYN received)');
+    expect(text).toContain('CLOSED → SYN-RECEIVED (SYN to listener :80)');
     // The drawing has an arrow per segment, and the graphs drew something.
     expect(await page.locator('#ladder svg g line').count()).toBe(segments.length);
     expect(await page.locator('#g-tseq svg path').count()).toBeGreaterThan(0);
@@ -172,7 +172,7 @@ describeInterop('the live view in headless chromium', () => {
       const lines = out.split('\n').filter((l) => l.includes(conn));
       expect(lines.find((l) => / < S \d+:\d+\(0\) win/.test(l)), out).toBeDefined();
       expect(lines.find((l) => / > S\. \d+:\d+\(0\) ack \d+/.test(l)), out).toBeDefined();
-      expect(lines.find((l) => l.endsWith('LISTEN -> SYN-RECEIVED  (SYN received)')), out).toBeDefined();
+      expect(lines.find((l) => l.endsWith('CLOSED -> SYN-RECEIVED  (SYN to listener :80)')), out).toBeDefined();
       expect(lines.find((l) => l.endsWith('SYN-RECEIVED -> ESTABLISHED  (ACK of our SYN)')), out).toBeDefined();
       // The trace's own segments are not traced (each line would make more): once the curl is
       // done, the only lines left are the open page's few (its event stream).

@@ -107,6 +107,14 @@ describe('the watcher', () => {
     expect(w.drainFired().size).toBe(0);
   });
 
+  it("counts a listener's child born CLOSED -> SYN-RECEIVED on the figure's LISTEN -> SYN-RECEIVED arrow; its story keeps what happened", () => {
+    const { f, w } = watch();
+    f.packet('in', 4000, SYN, 1000, 0);
+    f.transition(conn(4000), 'CLOSED', 'SYN-RECEIVED', 'SYN to listener :80');
+    expect(Object.fromEntries(w.arrows)).toEqual({ 'LISTEN>SYN-RECEIVED': 1 });
+    expect(w.story(1)!.transitions.map((t) => `${t.from}>${t.to}`)).toEqual(['CLOSED>SYN-RECEIVED']);
+  });
+
   it("records a connection's segments and transitions in order, from the SYN to CLOSED", () => {
     const { f, w } = watch();
     passiveConnection(f, 4000);
