@@ -29,6 +29,29 @@ async function benchNamespaces(): Promise<string[]> {
     .filter((n) => n.startsWith('nsbench-'));
 }
 
+/** The PID of the bench process that owns namespace `nsbench-<pid>-<side>`. */
+function ownerPid(ns: string): number {
+  return Number(/^nsbench-(\d+)-/.exec(ns)?.[1] ?? NaN);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Namespaces left behind by benches that have ended: new since `before` and owned by a
+ * process that no longer exists. Another bench running at the same time on the machine
+ * (its owner alive) is not a leftover of ours.
+ */
+async function leftovers(before: string[]): Promise<string[]> {
+  return (await benchNamespaces()).filter((n) => !before.includes(n) && !isAlive(ownerPid(n)));
+}
+
 const SIDE_BY_SIDE = [
   'bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn', 'keepalive_small', 'newconn_small',
 ];
@@ -68,7 +91,7 @@ describeInterop('npm run bench', () => {
       // The printed table names every workload.
       for (const w of result.workloads) expect(r.stdout).toContain(w.title);
       // Nothing left behind.
-      expect(await benchNamespaces()).toEqual(before);
+      expect(await leftovers(before)).toEqual([]);
     },
     180_000,
   );
@@ -94,13 +117,17 @@ describeInterop('npm run bench', () => {
         for (let i = 0; i < 300 && !stderr.includes('keepalive round 1 netstack') && child.exitCode === null; i++) {
           await new Promise((r) => setTimeout(r, 100));
         }
-        const during = (await benchNamespaces()).filter((n) => !before.includes(n));
+        // This run's two namespaces: those whose owner carries the tag (other benches may run too).
+        const ours = new Set(pidsTagged(`NETSTACK_BENCH_TEST_TAG=${tag}`));
+        const during = (await benchNamespaces()).filter((n) => ours.has(ownerPid(n)));
         expect(during, `bench never got going:\n${stderr}`).toHaveLength(2);
         child.kill('SIGINT');
         const code = await exited;
         expect(code).toBe(130);
         expect(stderr).toContain('SIGINT, cleaning up');
-        expect(await benchNamespaces()).toEqual(before);
+        const after = await benchNamespaces();
+        expect(during.filter((n) => after.includes(n))).toEqual([]);
+        expect(await leftovers(before)).toEqual([]);
         // Its processes ran in those namespaces; with the namespaces gone, none of them may be left.
         expect(processesTagged(`NETSTACK_BENCH_TEST_TAG=${tag}`)).toEqual([]);
       } finally {
@@ -111,17 +138,27 @@ describeInterop('npm run bench', () => {
   );
 });
 
-/** Command lines of the live processes whose environment holds `entry` (from /proc). */
-function processesTagged(entry: string): string[] {
-  const found: string[] = [];
+/** PIDs of the live processes whose environment holds `entry` (from /proc). */
+function pidsTagged(entry: string): number[] {
+  const found: number[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-      if (env.includes(entry)) found.push(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').trim());
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(entry)) found.push(Number(pid));
     } catch {
-      // The process ended while we looked, or is not ours to read: not a leftover of this run.
+      // ended while we looked
     }
   }
   return found;
+}
+
+/** Command lines of the live processes whose environment holds `entry`. */
+function processesTagged(entry: string): string[] {
+  return pidsTagged(entry).flatMap((pid) => {
+    try {
+      return [readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').trim()];
+    } catch {
+      return []; // ended while we looked
+    }
+  });
 }
