@@ -194,11 +194,12 @@ export class VirtualClock implements Clock {
     const end = this.t + limit;
     for (let step = 0; step < maxSteps; step++) {
       await settle();
-      // Deferred work (a flush) can deliver packets at once, and their socket events run on
-      // nextTick: settle again before time moves on, or an 'error' waits for the next event.
-      if (this.drainDeferred()) continue;
+      const ran = this.drainDeferred();
       if (!notDone()) return true;
       const next = this.nextAt();
+      // Deferred work (a flush) can deliver packets at once, and their socket events run on
+      // nextTick: settle again before time moves on, or an 'error' waits for the next event.
+      if (ran && next > this.t) continue;
       if (next > end) {
         // Nothing more can happen before the limit, unless a real-time callback wakes us.
         await settle();
