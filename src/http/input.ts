@@ -168,3 +168,18 @@ export function splitList(value: string, keepEmpty: boolean): string[] {
   return out;
 }
 
+
+/**
+ * The Content-Length values of a message (list elements of every Content-Length field) as one
+ * decimal string without leading zeros. RFC 9110 §8.6: a list of identical values may be
+ * accepted; anything else is an error.
+ */
+export function contentLengthDigits(values: string[]): string | 'bad-content-length' | 'conflicting-content-length' {
+  const canonical = new Set<string>();
+  for (const v of values) {
+    if (!/^\d+$/.test(v)) return 'bad-content-length';
+    canonical.add(v.replace(/^0+(?=\d)/, ''));
+  }
+  if (canonical.size !== 1) return 'conflicting-content-length';
+  return canonical.values().next().value as string;
+}

@@ -28,7 +28,7 @@
  */
 
 import type { Field } from './input.js';
-import { InputQueue, TOKEN, TOO_LONG, checkLineEnding, parseChunkSize, parseFieldLine, splitList } from './input.js';
+import { InputQueue, TOKEN, TOO_LONG, checkLineEnding, contentLengthDigits, parseChunkSize, parseFieldLine, splitList } from './input.js';
 
 export interface ParserLimits {
   /** Longest request-target in octets; longer → 414 (RFC 9112 §3: support at least 8000). */
@@ -351,14 +351,8 @@ export class RequestParser {
       if (codings.length > 1) return this.fail(501, 'unsupported-transfer-coding');
       chunked = true;
     } else if (contentLengths.length > 0) {
-      // RFC 9110 §8.6: a list of identical values may be accepted; anything else is an error.
-      const canonical = new Set<string>();
-      for (const v of contentLengths) {
-        if (!/^\d+$/.test(v)) return this.fail(400, 'bad-content-length');
-        canonical.add(v.replace(/^0+(?=\d)/, ''));
-      }
-      if (canonical.size !== 1) return this.fail(400, 'conflicting-content-length');
-      const digits = canonical.values().next().value as string;
+      const digits = contentLengthDigits(contentLengths);
+      if (digits === 'bad-content-length' || digits === 'conflicting-content-length') return this.fail(400, digits);
       // Beyond 2^53 a double is no longer exact; such a body exceeds every limit anyway.
       contentLength = digits.length > 15 ? Number.MAX_SAFE_INTEGER : Number(digits);
     }

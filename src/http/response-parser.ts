@@ -18,7 +18,7 @@
  * whitespace before a colon, a chunk without its CRLF: each is an `error` (→ 502).
  */
 import type { Field } from './input.js';
-import { InputQueue, TOO_LONG, checkLineEnding, parseChunkSize, parseFieldLine, splitList } from './input.js';
+import { InputQueue, TOO_LONG, checkLineEnding, contentLengthDigits, parseChunkSize, parseFieldLine, splitList } from './input.js';
 
 export interface ResponseLimits {
   /** Status line and fields together; larger → error (nginx: "upstream sent too big header"). */
@@ -275,13 +275,8 @@ export class ResponseParser {
       if (codings.length !== 1 || codings[0] !== 'chunked') return this.fail('unsupported-transfer-coding');
       framing = 'chunked';
     } else if (lengths.length > 0) {
-      const canonical = new Set<string>();
-      for (const v of lengths) {
-        if (!/^\d+$/.test(v)) return this.fail('bad-content-length');
-        canonical.add(v.replace(/^0+(?=\d)/, ''));
-      }
-      if (canonical.size !== 1) return this.fail('conflicting-content-length');
-      const digits = canonical.values().next().value as string;
+      const digits = contentLengthDigits(lengths);
+      if (digits === 'bad-content-length' || digits === 'conflicting-content-length') return this.fail(digits);
       if (digits.length > 15) return this.fail('content-length-too-large');
       contentLength = Number(digits);
       framing = 'length';

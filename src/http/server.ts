@@ -730,7 +730,7 @@ class ServerResponse implements HttpResponse {
   appendHeader(name: string, value: string): void {
     if (!this.fields.has(name.toLowerCase())) return this.setHeader(name, value);
     if (this.headersSent) throw new Error('appendHeader: the head has already been sent');
-    if (!TOKEN.test(name) || BAD_HEADER_VALUE.test(value)) throw new Error(`appendHeader: invalid field ${JSON.stringify(name)}`);
+    if (!TOKEN.test(name) || BAD_VALUE_CHAR.test(value)) throw new Error(`appendHeader: invalid field ${JSON.stringify(name)}`);
     const lower = name.toLowerCase();
     if (lower === 'transfer-encoding' || lower === 'content-length' || lower === 'connection') throw new Error(`appendHeader: ${name} cannot repeat`);
     this.repeated.push([name, value]);
