@@ -107,9 +107,8 @@ export class UpstreamGroup {
     this.idle.push(entry);
     socket.resume(); // so a FIN from the server is seen while idle
     if (this.idle.length > cfg.keepalive) {
-      const oldest = this.idle[0]!;
-      const i = 0;
-      this.idle.splice(i, 1);
+      // Over the limit: close the least recently used (nginx).
+      const oldest = this.idle.shift()!;
       oldest.timer.clear();
       oldest.detach();
       this.poolStats.closedIdle++;
