@@ -3,11 +3,12 @@
  * JavaScript with plain `node`, pinned to core 0 by bench.ts and started inside the
  * client namespace, so the TUN's kernel side is that namespace's interface.
  *
- *   node bench-server.js --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]
+ *   node bench-server.js --mode http|hold|proxy --dev D --host CIDR --addr A [--mtu M] [--port P] [--config FILE]
  *
  * Modes:
  *   http  the HTTP application of `netstack up` (src/http/routes.ts: `/`, `/bytes/N`,
  *         `POST /echo`, `/metrics`) on the stack's own TCP.
+ *   proxy `netstack up --config FILE`'s reverse proxy (src/proxy), for proxy_keepalive/proxy_newconn.
  *   hold  a TcpServer that accepts connections and holds them, idle, doing nothing else:
  *         the scale workload measures what one established connection costs.
  *
@@ -20,12 +21,15 @@
  *   → "quit"   ← (exits 0; a --cpu-prof profile is written on this exit)
  * The first line it prints is {"ready": true, ...} once the device is up and listening.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createInterface } from 'node:readline';
 import type * as AddrModule from '../src/ip/addr.js';
 import type * as TunModule from '../src/link/tun.js';
 import type * as StackModule from '../src/stack.js';
+import type * as ConfigModule from '../src/proxy/config.js';
+import type * as UpModule from '../src/cli/up.js';
+import type * as LogModule from '../src/runtime/log.js';
 import type { Duplex } from 'node:stream';
 import { importDist, measureMemory, report } from './bench-dist.js';
 
@@ -34,7 +38,8 @@ const { TunLink } = await importDist<typeof TunModule>('link/tun.js');
 const { parseCidr, parseIpv4 } = await importDist<typeof AddrModule>('ip/addr.js');
 
 interface Args {
-  mode: 'http' | 'hold';
+  mode: 'http' | 'hold' | 'proxy';
+  config: string | undefined;
   dev: string;
   host: string;
   addr: string;
@@ -48,12 +53,13 @@ function parseArgs(argv: string[]): Args {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const mode = get('mode') ?? 'http';
-  if (mode !== 'http' && mode !== 'hold') throw new Error(`--mode must be http or hold, got ${mode}`);
+  if (mode !== 'http' && mode !== 'hold' && mode !== 'proxy') throw new Error(`--mode must be http, hold or proxy, got ${mode}`);
   const dev = get('dev');
   const host = get('host');
   const addr = get('addr');
   if (!dev || !host || !addr) throw new Error('usage: bench-server --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]');
-  return { mode, dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80) };
+  if (mode === 'proxy' && !get('config')) throw new Error('--mode proxy needs --config FILE');
+  return { mode, config: get('config'), dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80) };
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -74,6 +80,14 @@ if (args.mode === 'http') {
   const { startHttpApp } = await import('./bench-app.js');
   const app = await startHttpApp(stack, args.port);
   httpStats = app.stats;
+} else if (args.mode === 'proxy') {
+  // The reverse proxy exactly as `netstack up --config` wires it (access log off, like the nginx it is compared with).
+  const { parseProxyConfig } = await importDist<typeof ConfigModule>('proxy/config.js');
+  const { buildHttpApp } = await importDist<typeof UpModule>('cli/up.js');
+  const { silentLogger } = await importDist<typeof LogModule>('runtime/log.js');
+  const proxy = parseProxyConfig(readFileSync(args.config!, 'utf8'), args.config!);
+  const app = buildHttpApp(stack, { port: args.port, logger: silentLogger, proxy });
+  httpStats = () => ({ ...app.proxy?.proxy.stats });
 } else {
   const server = stack.createServer((socket) => {
     held.add(socket);

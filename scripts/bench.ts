@@ -19,6 +19,12 @@
  *   keepalive_small, newconn_small: the same two on GET /bytes/128 for 5 s, because the
  *                    status page `/` grows with the connections it lists
  *
+ * The reverse proxy against Debian's nginx (1 worker, the same upstream block, both pinned to
+ * the server core), three Node upstreams (kernel-peer.ts) in the client namespace:
+ *
+ *   proxy_keepalive  wrk -c50 GET /bytes/128 through the proxy, upstream keep-alive pool   req/s
+ *   proxy_newconn    the same with Connection: close from wrk                              req/s
+ *
  * Then two netstack-only workloads: two stacks over a MemoryLink (no kernel at all), and
  * 10,000 idle connections held by netstack (memory per connection).
  *
@@ -47,14 +53,18 @@ import type { Message } from './bench-proc.js';
 import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
 import type { Sample } from './bench-tools.js';
 import type { BenchNet } from './netns.js';
-import { cleanupNow, createBenchNet, haveCommand, onCleanup, run } from './netns.js';
+import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, spawnTracked } from './netns.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist');
 
 // ───────────────────────── options ─────────────────────────
 
-const WORKLOADS = ['bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale'] as const;
+const WORKLOADS = [
+  'bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale', 'proxy_keepalive', 'proxy_newconn',
+] as const;
+/** Workloads run by their own runners (not the netstack-vs-kernel-peer pair). */
+const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'scale', 'proxy_keepalive', 'proxy_newconn'];
 type WorkloadId = (typeof WORKLOADS)[number];
 
 const argv = yargs(hideBin(process.argv))
@@ -122,6 +132,7 @@ function preflight(): void {
     ['prlimit', 'util-linux'],
     ['curl', 'curl'],
     ['wrk', 'wrk'],
+    ['nginx', 'nginx'],
   ];
   const missing = tools.filter(([cmd]) => !haveCommand(cmd));
   if (missing.length) {
@@ -391,6 +402,90 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
   }
 }
 
+const UPSTREAM_PORTS = [8001, 8002, 8003];
+
+/**
+ * netstack's reverse proxy vs Debian's nginx: the same upstream block (three Node servers in
+ * the client namespace, listening on every address: netstack reaches them over its TUN, nginx
+ * over the veth pair), 1 nginx worker, both on the server core. The "kernel" column is nginx.
+ */
+async function runProxy(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const { net, workDir } = ctx;
+  const tunHost = net.tunHostCidr.split('/')[0]!;
+  const block = (host: string) =>
+    `upstream app {\n${UPSTREAM_PORTS.map((p) => `    server ${host}:${p};`).join('\n')}\n    keepalive 32;\n}\n`;
+  const netstackConf = join(workDir, 'proxy.conf');
+  writeFileSync(netstackConf, `${block(tunHost)}server {\n    listen 80;\n    location / { proxy_pass http://app; }\n}\n`);
+  const nginxDir = join(workDir, 'nginx');
+  mkdirSync(nginxDir, { recursive: true });
+  const nginxConf = join(nginxDir, 'nginx.conf');
+  writeFileSync(
+    nginxConf,
+    [
+      'worker_processes 1;', 'daemon off;', 'master_process off;', 'user root;', `pid ${nginxDir}/nginx.pid;`, `error_log ${nginxDir}/error.log warn;`,
+      'events { worker_connections 4096; }',
+      'http {', '  access_log off;', block(net.vethClientAddr),
+      `  server { listen ${net.kernelAddr}:80; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+      '}', '',
+    ].join('\n'),
+  );
+  const upstreams: JsonLineProcess[] = [];
+  let nginx: ReturnType<typeof spawnTracked> | undefined;
+  let netstack: JsonLineProcess | undefined;
+  try {
+    for (const port of UPSTREAM_PORTS) {
+      const p = new JsonLineProcess(`upstream :${port}`, pinned(net.clientNs, CLIENT_CPU, [process.execPath, join(workDir, 'kernel-peer.js'), '--addr', '0.0.0.0', '--port', String(port)]), ctx.env);
+      upstreams.push(p);
+      await p.waitFor('ready', 20_000);
+    }
+    netstack = await startServer(ctx, 'netstack (proxy)', net.clientNs, 'bench-server.js', [
+      '--mode', 'proxy', '--config', netstackConf, '--dev', net.tunDev, '--host', net.tunHostCidr, '--addr', net.netstackAddr, '--mtu', String(net.mtu), '--port', '80',
+    ]);
+    // master_process off: one process, the worker, like netstack's one process.
+    nginx = spawnTracked(pinned(net.kernelNs, SERVER_CPU, ['nginx', '-p', nginxDir, '-c', nginxConf]), { stdio: 'ignore' });
+    const urls: Record<Side, string> = { netstack: `http://${net.netstackAddr}`, kernel: `http://${net.kernelAddr}` };
+    for (const side of ['netstack', 'kernel'] as Side[]) {
+      let ok = false;
+      for (let i = 0; i < 100 && !ok; i++) {
+        const r = await run(net.inNs(net.clientNs, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${urls[side]}/bytes/${SMALL_BYTES}`]));
+        ok = r.stdout === '200';
+        if (!ok) await sleep(100);
+      }
+      if (!ok) throw new Error(`the ${side === 'kernel' ? 'nginx' : 'netstack'} proxy never answered 200 (see ${nginxDir}/error.log)`);
+    }
+    for (const { id, close } of [
+      { id: 'proxy_keepalive' as const, close: false },
+      { id: 'proxy_newconn' as const, close: true },
+    ]) {
+      if (!only.has(id)) continue;
+      const w = workload({
+        id,
+        title: `proxy to 3 upstreams, ${close ? 'new client connections' : 'keep-alive'} GET /bytes/${SMALL_BYTES} (wrk -c${WRK_CONNECTIONS}${close ? ', Connection: close' : ''}); kernel column = nginx`,
+        unit: 'req/s', better: 'higher', kernel: true,
+        ...(close ? {} : { target: { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × nginx' } as Target }),
+      });
+      results.push(w);
+      for (let r = 0; r < rounds; r++) {
+        for (const side of ['netstack', 'kernel'] as Side[]) {
+          await measure(w[side]!, r, `${id} round ${r + 1} ${side === 'kernel' ? 'nginx' : 'netstack'}`, async () => {
+            const res = await wrk(net.clientNs, CLIENT_CPU, `${urls[side]}/bytes/${SMALL_BYTES}`, { connections: WRK_CONNECTIONS, seconds: P.wrkSmallSeconds, close });
+            const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
+            if (errs > 0 || res.non2xx > 0) throw new MeasureError(`${errs} socket errors, ${res.non2xx} non-2xx responses`);
+            return { value: res.requestsPerSecond, detail: { ...res } };
+          });
+        }
+      }
+    }
+  } finally {
+    await netstack?.stop();
+    if (nginx && nginx.exitCode === null) {
+      nginx.kill('SIGTERM');
+      await new Promise((resolve) => (nginx!.exitCode !== null ? resolve(null) : nginx!.once('exit', resolve)));
+    }
+    await Promise.all(upstreams.map((u) => u.stop()));
+  }
+}
+
 /** Both servers must serve the same bytes, or the comparison means nothing. */
 async function checkSameContent(ctx: Ctx, urls: string[]): Promise<void> {
   const n = 100_000;
@@ -568,9 +663,10 @@ async function main(): Promise<void> {
   log(`bench: servers pinned to core ${SERVER_CPU}, load generators to core ${CLIENT_CPU} (taskset); ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ', quick' : ''}`);
 
   const results: WorkloadResult[] = [];
-  if (WORKLOADS.some((id) => id !== 'memory' && id !== 'scale' && only.has(id))) {
+  if (WORKLOADS.some((id) => !OWN_RUNNER.includes(id) && only.has(id))) {
     await runSideBySide(ctx, results);
   }
+  if (only.has('proxy_keepalive') || only.has('proxy_newconn')) await runProxy(ctx, results);
   if (only.has('memory')) await runMemory(ctx, results);
   if (only.has('scale')) await runScale(ctx, results);
   net.destroy();

@@ -15,6 +15,7 @@ import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
 import { createNetstackApp } from '../http/routes.js';
+import type { StackView } from '../http/routes.js';
 import { HttpServer } from '../http/server.js';
 import { DnsService } from '../dns/service.js';
 import { defaultZones } from '../dns/zone.js';
@@ -22,6 +23,11 @@ import type { Zone } from '../dns/zone.js';
 import { ZoneFileError, parseZoneFile } from '../dns/zonefile.js';
 import { createLiveView } from '../web/live.js';
 import { Watcher } from '../web/watch.js';
+import type { ProxyConfig } from '../proxy/config.js';
+import { BUILTIN_BASE, createProxyApp } from '../proxy/app.js';
+import type { ProxyApp } from '../proxy/app.js';
+import { BALANCE_FLAGS } from '../proxy/config.js';
+import { loadProxyConfig } from './proxy.js';
 
 /** An error meant for the user: main prints its message as one line and exits 1. */
 export class CliError extends Error {
@@ -42,6 +48,9 @@ export interface UpArgs {
   dns?: boolean | undefined;
   dnsZone?: string[] | string | undefined;
   live?: boolean;
+  config?: string | undefined;
+  upstream?: string[] | undefined;
+  balance?: string | undefined;
 }
 
 /** Checked options. */
@@ -62,6 +71,8 @@ export interface UpConfig {
   dnsZones: Zone[] | undefined;
   /** Serve the live view (src/web) at `/`; off: the plain status page, no watcher. */
   live: boolean;
+  /** A reverse proxy (--config or --upstream); the built-in routes then move under /_netstack/. */
+  proxy?: ProxyConfig | undefined;
 }
 
 export const UP_DEFAULTS = {
@@ -126,6 +137,22 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       default: true,
       describe: 'serve the live view at / (state diagram, connections, ladders); --no-live: a plain status page and no watcher',
     })
+    .option('config', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'run a reverse proxy / load balancer from this nginx-style file (upstream, server, location)',
+    })
+    .option('upstream', {
+      type: 'string',
+      array: true,
+      requiresArg: true,
+      describe: 'proxy every path to this server, ADDR:PORT[,weight=N][,backup] (repeat for more)',
+    })
+    .option('balance', {
+      type: 'string',
+      requiresArg: true,
+      describe: `how --upstream servers share requests: ${Object.keys(BALANCE_FLAGS).join(', ')} (default round-robin)`,
+    })
     .option('log-level', {
       type: 'string',
       requiresArg: true,
@@ -133,7 +160,8 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       describe: `log verbosity: ${LOG_LEVELS.join(', ')} (debug and trace show the protocol at work)`,
     })
     .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
-    .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '') as unknown as Argv<UpArgs>;
+    .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '')
+    .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '') as unknown as Argv<UpArgs>;
 }
 
 /** Check every option before touching the system. Throws CliError with one sentence. */
@@ -206,14 +234,21 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     }
     dnsZones = [...byOrigin.values()];
   }
+  let proxy: ProxyConfig | undefined;
+  try {
+    proxy = loadProxyConfig(a);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
   return {
     dnsZones,
+    proxy,
     dev: a.dev,
     hostAddr: host.addr,
     prefix: host.prefix,
     addr,
     mtu,
-    port,
+    port: proxy?.listen ?? port,
     pcap: a.pcap,
     root,
     logLevel: a.logLevel,
@@ -280,22 +315,28 @@ export function buildHttpApp(
     hostAddr?: Ipv4Addr;
     /** Who may see 4-tuples and sequence numbers on the live view. */
     canSeeDetails?: (remoteAddress: string) => boolean;
+    /** A reverse proxy: it owns every path, the built-in pages move under /_netstack/. */
+    proxy?: ProxyConfig | undefined;
   },
-): { close(): void } {
+): { close(): void; proxy: ProxyApp | undefined } {
   const startedAt = Date.now();
-  const view = {
+  let proxy: ProxyApp | undefined;
+  const view: StackView = {
     addr: formatIpv4(stack.addr),
     startedAt,
     stats: () => {
       const out: Record<string, number> = { ...stack.stats() };
       for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
+      for (const [k, v] of Object.entries(proxy?.proxy.stats ?? {})) out[`proxy.${k}`] = v;
       return out;
     },
     connections: (limit?: number) => stack.connections(limit),
     connectionStates: () => stack.connectionStates(),
   };
   const hostAddr = opts.hostAddr === undefined ? '' : formatIpv4(opts.hostAddr);
-  const live = opts.live
+  // The live view's page and assets live at absolute paths (/ and /live/): with a proxy owning
+  // every path it is not mounted, and the plain status page is served under /_netstack/.
+  const live = opts.live && !opts.proxy
     ? createLiveView({
         watcher: new Watcher(stack),
         view,
@@ -304,17 +345,25 @@ export function buildHttpApp(
         now: () => stack.clock.now(),
       })
     : undefined;
-  const handler = createNetstackApp(view, { root: opts.root, live: live?.handle });
+  let handler = createNetstackApp(view, { root: opts.root, live: live?.handle });
+  if (opts.proxy) {
+    // The proxy owns every path; the built-in pages move under /_netstack/ and show the upstreams.
+    const builtins = createNetstackApp({ ...view, base: BUILTIN_BASE, extra: { html: () => proxy!.extra.html(), metrics: () => proxy!.extra.metrics() } });
+    proxy = createProxyApp({ config: opts.proxy, clock: stack.clock, logger: opts.logger, builtins, connect: (host, port) => stack.connect({ host, port, noDelay: true }) });
+    handler = proxy.handler;
+  }
   const http = new HttpServer({ handler, clock: stack.clock, logger: opts.logger });
   // allowHalfOpen: a client's FIN must not cut a response that is still being written.
   const server = stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket));
   server.on('error', (err: Error) => opts.logger.error({ err: err.message }, 'http listener failed'));
   server.listen(opts.port);
   return {
+    proxy,
     close: () => {
       live?.close();
       http.close();
       server.close();
+      proxy?.close();
     },
   };
 }
@@ -376,13 +425,18 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   }
 
   const stack = new Stack({ link, addr: cfg.addr, logger });
-  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr });
+  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 
   const addr = formatIpv4(cfg.addr);
-  const tryThis = `ping ${addr}  or  curl http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}/${dns ? `  or  dig @${addr} netstack.test` : ''}`;
+  const url = `http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}`;
+  const tryThis = `ping ${addr}  or  curl ${url}/${dns ? `  or  dig @${addr} netstack.test` : ''}`;
   process.stdout.write(`netstack is up: ${addr} on ${tun.name} (host ${hostCidr}). Try: ${tryThis}\n`);
+  if (cfg.proxy) {
+    const ups = [...cfg.proxy.upstreams.values()].map((u) => `${u.name} (${u.servers.length} server${u.servers.length === 1 ? '' : 's'}, ${u.method})`);
+    process.stdout.write(`Proxying to ${ups.join(', ')}; netstack's own pages moved to ${url}${BUILTIN_BASE}/ (status, metrics, connections, bytes/N, echo)\n`);
+  }
 
   await new Promise<void>((resolve, reject) => {
     let stopping = false;

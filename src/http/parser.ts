@@ -27,6 +27,9 @@
  * or bare LF, whitespace before the colon, `chunked` not last: all rejected with 400.
  */
 
+import type { Field } from './input.js';
+import { InputQueue, TOKEN, TOO_LONG, checkLineEnding, contentLengthDigits, parseChunkSize, parseFieldLine, splitList } from './input.js';
+
 export interface ParserLimits {
   /** Longest request-target in octets; longer → 414 (RFC 9112 §3: support at least 8000). */
   maxTargetLength: number;
@@ -50,8 +53,7 @@ export const DEFAULT_LIMITS: Readonly<ParserLimits> = {
 
 export type HttpVersion = '1.0' | '1.1';
 
-/** One field line: name lower-cased (field names are case-insensitive, RFC 9110 §5.1), value trimmed. */
-export type Field = readonly [name: string, value: string];
+export type { Field };
 
 export interface RequestHead {
   method: string;
@@ -87,19 +89,11 @@ type State =
   | 'failed';
 
 const CR = 0x0d;
-const LF = 0x0a;
-const TOO_LONG = Symbol('line too long');
-
-/** tchar (RFC 9110 §5.6.2): what a method or field name is made of. */
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A field value may hold VCHAR, obs-text, SP and HTAB: any other control is an error (RFC 9110 §5.5). */
-export const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
+// tchar and field-value rules live with the line rules in input.ts; re-exported for the server.
+export { BAD_VALUE_CHAR, TOKEN } from './input.js';
 /** request-target: visible ASCII only, no whitespace (RFC 9112 §3.2, RFC 3986). */
 const TARGET = /^[\x21-\x7e]+$/;
 const VERSION = /^HTTP\/(\d)\.(\d)$/;
-/** After the chunk size: optional BWS, then `;ext...` with no controls except HTAB (RFC 9112 §7.1.1). */
-const CHUNK_EXT = /^[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?$/;
-const HEX_DIGITS = /^[0-9A-Fa-f]+/;
 
 /** Leading empty lines ignored before a request-line (RFC 9112 §2.2 says at least one). */
 const MAX_EMPTY_LINES = 8;
@@ -109,13 +103,8 @@ const REQUEST_LINE_OVERHEAD = 64;
 export class RequestParser {
   private readonly limits: ParserLimits;
 
-  // Input not yet consumed: a queue of chunks, the first one consumed up to `offset`.
-  private chunks: Buffer[] = [];
-  private offset = 0;
-  private queued = 0;
-  // The start of a line whose end has not arrived yet (copied; bounded by the line limit).
-  private carry: Buffer = Buffer.allocUnsafe(256);
-  private carryLen = 0;
+  // Input not yet consumed.
+  private readonly input = new InputQueue();
 
   private state: State = 'request-line';
 
@@ -139,15 +128,13 @@ export class RequestParser {
 
   /** Queue bytes as they arrived. The chunk must not be modified afterwards: body events are views of it. */
   feed(chunk: Uint8Array): void {
-    if (chunk.length === 0 || this.state === 'failed') return;
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.chunks.push(buf);
-    this.queued += buf.length;
+    if (this.state === 'failed') return;
+    this.input.push(chunk);
   }
 
   /** Bytes fed but not yet turned into events. A caller uses this to stop reading its socket. */
   get bufferedBytes(): number {
-    return this.queued + this.carryLen;
+    return this.input.size;
   }
 
   /** True between messages with nothing buffered: no request has started. */
@@ -252,15 +239,8 @@ export class RequestParser {
           if (line === TOO_LONG) return this.fail(400, 'chunk-line-too-long');
           const ending = checkLineEnding(line);
           if (ending) return this.fail(400, ending);
-          const text = line.toString('latin1', 0, line.length - 2);
-          const digits = HEX_DIGITS.exec(text)?.[0];
-          if (digits === undefined) return this.fail(400, 'bad-chunk-size');
-          // Chunk extensions are ignored (RFC 9112 §7.1.1), but must be well-formed enough.
-          if (!CHUNK_EXT.test(text.slice(digits.length))) return this.fail(400, 'bad-chunk-extension');
-          // 13 hex digits = 52 bits: exact in a double. More would silently round (§7.1: overflow).
-          const significant = digits.replace(/^0+/, '');
-          if (significant.length > 13) return this.fail(400, 'chunk-size-overflow');
-          const size = significant === '' ? 0 : parseInt(significant, 16);
+          const size = parseChunkSize(line.toString('latin1', 0, line.length - 2));
+          if (typeof size === 'string') return this.fail(400, size);
           if (size === 0) {
             this.fieldBytes = 0;
             this.fields = [];
@@ -371,14 +351,8 @@ export class RequestParser {
       if (codings.length > 1) return this.fail(501, 'unsupported-transfer-coding');
       chunked = true;
     } else if (contentLengths.length > 0) {
-      // RFC 9110 §8.6: a list of identical values may be accepted; anything else is an error.
-      const canonical = new Set<string>();
-      for (const v of contentLengths) {
-        if (!/^\d+$/.test(v)) return this.fail(400, 'bad-content-length');
-        canonical.add(v.replace(/^0+(?=\d)/, ''));
-      }
-      if (canonical.size !== 1) return this.fail(400, 'conflicting-content-length');
-      const digits = canonical.values().next().value as string;
+      const digits = contentLengthDigits(contentLengths);
+      if (digits === 'bad-content-length' || digits === 'conflicting-content-length') return this.fail(400, digits);
       // Beyond 2^53 a double is no longer exact; such a body exceeds every limit anyway.
       contentLength = digits.length > 15 ? Number.MAX_SAFE_INTEGER : Number(digits);
     }
@@ -419,114 +393,18 @@ export class RequestParser {
 
   private fail(status: number, reason: string): ParseEvent {
     this.state = 'failed';
-    this.chunks = [];
-    this.offset = 0;
-    this.queued = 0;
-    this.carryLen = 0;
+    this.input.clear();
     this.head = null;
     return { type: 'error', status, reason };
   }
 
-  /**
-   * The next line including its LF, or null if its end has not arrived, or TOO_LONG if
-   * it already exceeds `limit` bytes. A line inside one chunk is returned as a view; a
-   * line spanning chunks is assembled in `carry` (valid until the next readLine).
-   */
   private readLine(limit: number): Buffer | null | typeof TOO_LONG {
-    while (this.chunks.length > 0) {
-      const chunk = this.chunks[0]!;
-      const lf = chunk.indexOf(LF, this.offset);
-      const end = lf < 0 ? chunk.length : lf + 1;
-      const start = this.offset;
-      if (this.carryLen + (end - start) > limit) return TOO_LONG;
-      this.consume(end - start);
-      if (lf >= 0 && this.carryLen === 0) return chunk.subarray(start, end);
-      this.appendCarry(chunk, start, end);
-      if (lf >= 0) {
-        const line = this.carry.subarray(0, this.carryLen);
-        this.carryLen = 0;
-        return line;
-      }
-    }
-    return null;
+    return this.input.readLine(limit);
   }
 
-  /** Up to `max` bytes of body as a view of the first queued chunk, or null if none is queued. */
   private take(max: number): Buffer | null {
-    if (this.chunks.length === 0) return null;
-    const chunk = this.chunks[0]!;
-    const n = Math.min(max, chunk.length - this.offset);
-    const data = chunk.subarray(this.offset, this.offset + n);
-    this.consume(n);
-    return data;
+    return this.input.take(max);
   }
-
-  private consume(n: number): void {
-    this.offset += n;
-    this.queued -= n;
-    if (this.offset === this.chunks[0]!.length) {
-      this.chunks.shift();
-      this.offset = 0;
-    }
-  }
-
-  private appendCarry(src: Buffer, start: number, end: number): void {
-    const need = this.carryLen + (end - start);
-    if (need > this.carry.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.carry.length * 2));
-      this.carry.copy(bigger, 0, 0, this.carryLen);
-      this.carry = bigger;
-    }
-    src.copy(this.carry, this.carryLen, start, end);
-    this.carryLen = need;
-  }
-}
-
-/** Lines end in CRLF; a CR anywhere else, or a LF without CR, is refused (RFC 9112 §2.2). */
-function checkLineEnding(line: Buffer): string | null {
-  const n = line.length;
-  if (n < 2 || line[n - 2] !== CR) return 'bare-lf';
-  if (line.indexOf(CR) !== n - 2) return 'bare-cr';
-  return null;
-}
-
-/** field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). Returns the field or an error reason. */
-function parseFieldLine(line: string): Field | string {
-  // RFC 9112 §5.2: obs-fold (a line starting with whitespace) is rejected with 400.
-  if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) return 'obs-fold';
-  const colon = line.indexOf(':');
-  if (colon < 0) return 'missing-colon';
-  if (colon === 0) return 'empty-field-name';
-  const name = line.slice(0, colon);
-  if (!TOKEN.test(name)) {
-    // RFC 9112 §5.1: whitespace between name and colon MUST be rejected with 400.
-    const last = name.charCodeAt(name.length - 1);
-    return last === 0x20 || last === 0x09 ? 'space-before-colon' : 'bad-field-name';
-  }
-  const value = trimOws(line.slice(colon + 1));
-  if (BAD_VALUE_CHAR.test(value)) return 'bad-field-value';
-  return [name.toLowerCase(), value];
-}
-
-function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
-  return s.slice(a, b);
-}
-
-/**
- * Elements of a comma-separated list (RFC 9110 §5.6.1), trimmed. Empty elements are
- * dropped, except for Content-Length where an empty element makes the value invalid.
- */
-function splitList(value: string, keepEmpty: boolean): string[] {
-  const out: string[] = [];
-  for (const part of value.split(',')) {
-    const t = trimOws(part);
-    if (t !== '' || keepEmpty) out.push(t);
-  }
-  return out;
 }
 
 /**

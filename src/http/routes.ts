@@ -25,6 +25,10 @@ export interface StackView {
   connections(limit?: number): Array<ConnectionInfo>;
   /** Connections per state; when absent it is counted from connections(). */
   connectionStates?(): Record<string, number>;
+  /** Where the routes live: '' (at /), or e.g. '/_netstack' when a proxy owns the other paths. */
+  base?: string;
+  /** More to show (the proxy's upstreams): an HTML section for the page, families for /metrics. */
+  extra?: { html(): string; metrics(): string };
 }
 
 /** Connections per state from the view, cheaply when it keeps counts. */
@@ -88,7 +92,12 @@ export function createNetstackApp(view: StackView, opts: { root?: string; live?:
   ];
   const staticFiles = opts.root === undefined ? undefined : createStaticHandler(opts.root);
 
-  const find = (path: string) => routes.find((r) => (typeof r.path === 'string' ? r.path === path : r.path.test(path)));
+  const base = view.base ?? '';
+  const find = (fullPath: string) => {
+    if (!fullPath.startsWith(base)) return undefined;
+    const path = fullPath.slice(base.length) || '/';
+    return routes.find((r) => (typeof r.path === 'string' ? r.path === path : r.path.test(path)));
+  };
 
   const app = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
     const mounted = opts.live ? opts.live(req, res) : false;
@@ -112,7 +121,7 @@ export function createNetstackApp(view: StackView, opts: { root?: string; live?:
 // --- /bytes/N ---
 
 async function sendBytes(req: HttpRequest, res: HttpResponse): Promise<void> {
-  const digits = req.path.slice('/bytes/'.length);
+  const digits = req.path.slice(req.path.lastIndexOf('/') + 1);
   const n = /^\d{1,16}$/.test(digits) ? Number(digits) : NaN;
   if (!(n <= MAX_BYTES)) return text(res, 400, `N must be decimal digits and at most 2^40 = ${MAX_BYTES}\n`);
   res.setHeader('Content-Type', 'application/octet-stream');
@@ -183,7 +192,7 @@ export function renderMetrics(view: StackView, now: number): string {
     'TCP connections by state.',
     [...byState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, n]) => `netstack_connections{state="${labelValue(state)}"} ${n}`),
   );
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + (view.extra?.metrics() ?? '');
 }
 
 function metrics(view: StackView, res: HttpResponse): void {
@@ -198,7 +207,7 @@ function formatValue(v: number): string {
   return String(v);
 }
 
-function labelValue(v: string): string {
+export function labelValue(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
@@ -222,13 +231,14 @@ export function renderStatusPage(view: StackView, now: number): string {
   const byState = statesOf(view);
   let total = 0;
   for (const n of byState.values()) total += n;
+  const base = view.base ?? '';
   const listed = view.connections(MAX_LISTED).filter((c) => c.state !== 'TIME-WAIT');
   const connRows = listed.length
     ? listed.map(connectionRow)
     : [`<tr><td colspan="${COLUMNS.length}">no connections</td></tr>`];
   if (total > listed.length) {
     connRows.push(
-      `<tr><td colspan="${COLUMNS.length}">… and ${total - listed.length} more: <a href="/connections">/connections</a></td></tr>`,
+      `<tr><td colspan="${COLUMNS.length}">… and ${total - listed.length} more: <a href="${base}/connections">${base}/connections</a></td></tr>`,
     );
   }
   const summary = [...byState].map(([state, n]) => `${n} ${escapeHtml(state)}`).join(', ');
@@ -253,14 +263,15 @@ export function renderStatusPage(view: StackView, now: number): string {
     `<tr>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr>`,
     ...connRows,
     '</table>',
+    view.extra?.html() ?? '',
     '<h2>Counters</h2>',
-    '<p>Non-zero counters; <a href="/metrics">/metrics</a> has them all.</p>',
+    `<p>Non-zero counters; <a href="${base}/metrics">${base}/metrics</a> has them all.</p>`,
     '<table>',
     '<tr><th>counter</th><th>value</th></tr>',
     ...statRows,
     '</table>',
-    '<p>Also: <a href="/connections">/connections</a> (JSON), <a href="/metrics">/metrics</a> (Prometheus), ' +
-      '<a href="/bytes/1048576">/bytes/N</a> (N bytes), POST /echo.</p>',
+    `<p>Also: <a href="${base}/connections">${base}/connections</a> (JSON), <a href="${base}/metrics">${base}/metrics</a> (Prometheus), ` +
+      `<a href="${base}/bytes/1048576">${base}/bytes/N</a> (N bytes), POST ${base}/echo.</p>`,
     '</body>',
     '</html>',
     '',
@@ -284,7 +295,7 @@ export function formatUptime(ms: number): string {
   return [d ? `${d}d` : '', d || h ? `${h}h` : '', d || h || m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   // Most text (addresses, states, counter names) has nothing to escape: skip the replace.
   if (!NEEDS_ESCAPE.test(s)) return s;
   return s.replace(ESCAPABLE, (c) => `&#${c.charCodeAt(0)};`);

@@ -41,6 +41,8 @@ export interface HttpRequest {
   readonly version: HttpVersion;
   /** Fields by lower-case name (repeats joined with ", "). */
   readonly headers: ReadonlyMap<string, string>;
+  /** Every field line as received, in order (names lower-cased). */
+  readonly fields: readonly Field[];
   /** Body length announced by Content-Length; null for chunked or no body. */
   readonly contentLength: number | null;
   /** Body bytes as they arrive. Consume it at your pace: the client is slowed down to match. */
@@ -54,6 +56,8 @@ export interface HttpResponse {
   status: number;
   /** Set a header field (before the first write). Content-Length set here fixes the framing. */
   setHeader(name: string, value: string | number): void;
+  /** Add a field line even if one of that name is set (Set-Cookie must not be joined). */
+  appendHeader(name: string, value: string): void;
   readonly headersSent: boolean;
   /**
    * Send body bytes. Resolves when the socket can take more (backpressure); rejects if
@@ -124,10 +128,13 @@ const REASONS: Record<number, string> = {
   413: 'Content Too Large',
   414: 'URI Too Long',
   417: 'Expectation Failed',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
   505: 'HTTP Version Not Supported',
 };
 
@@ -418,6 +425,7 @@ class Connection {
       query,
       version: head.version,
       headers: head.headers,
+      fields: head.fields,
       contentLength: head.contentLength,
       body,
       remoteAddress: this.socket.remoteAddress,
@@ -695,6 +703,8 @@ class ServerResponse implements HttpResponse {
   /** No more body will be written (ended, abandoned, or never handed to a handler). */
   finished = false;
   private fields = new Map<string, [name: string, value: string]>();
+  /** Repeats added by appendHeader, sent after `fields`. */
+  private repeated: Array<[name: string, value: string]> = [];
   private framing: Framing = 'none';
   private remaining = 0;
   /** The response must not carry a body: HEAD, 204, 304 (RFC 9110 §6.4.1). */
@@ -717,10 +727,20 @@ class ServerResponse implements HttpResponse {
     this.fields.set(lower, [name, v]);
   }
 
+  appendHeader(name: string, value: string): void {
+    if (!this.fields.has(name.toLowerCase())) return this.setHeader(name, value);
+    if (this.headersSent) throw new Error('appendHeader: the head has already been sent');
+    if (!TOKEN.test(name) || BAD_VALUE_CHAR.test(value)) throw new Error(`appendHeader: invalid field ${JSON.stringify(name)}`);
+    const lower = name.toLowerCase();
+    if (lower === 'transfer-encoding' || lower === 'content-length' || lower === 'connection') throw new Error(`appendHeader: ${name} cannot repeat`);
+    this.repeated.push([name, value]);
+  }
+
   /** Forget status and fields (only before the head is sent): used for a 500 after a throw. */
   reset(status: number): void {
     this.status = status;
     this.fields.clear();
+    this.repeated = [];
   }
 
   /** Stop this response without finishing its framing (the connection is closing). */
@@ -792,6 +812,7 @@ class ServerResponse implements HttpResponse {
 
     let head = responseHead(status, this.conn.serverName, this.fields);
     for (const [name, value] of this.fields.values()) head += `${name}: ${value}\r\n`;
+    for (const [name, value] of this.repeated) head += `${name}: ${value}\r\n`;
     if (this.framing === 'chunked') head += 'Transfer-Encoding: chunked\r\n';
     // RFC 9112 §9.6: announce the close; §9.3: an HTTP/1.0 client needs keep-alive spelled out.
     if (ex.closeAfter) head += 'Connection: close\r\n';

@@ -15,7 +15,7 @@ const ROOT = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'netstack-bench-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const missingTools = ['wrk', 'curl', 'taskset', 'prlimit'].filter(
+const missingTools = ['wrk', 'curl', 'taskset', 'prlimit', 'nginx'].filter(
   (cmd) => spawnSync('which', [cmd], { encoding: 'utf8' }).status !== 0,
 );
 if (missingTools.length) console.log(`[bench] skipping: missing ${missingTools.join(', ')}`);
@@ -54,6 +54,8 @@ async function leftovers(before: string[]): Promise<string[]> {
 
 const SIDE_BY_SIDE = [
   'bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn', 'keepalive_small', 'newconn_small',
+  // The reverse proxy: its "kernel" side is Debian's nginx.
+  'proxy_keepalive', 'proxy_newconn',
 ];
 const NETSTACK_ONLY = ['memory', 'scale_rss', 'scale_heap', 'scale_connect_rate'];
 
