@@ -187,8 +187,18 @@ export class FdTable {
     if (fd.shutRd) return { ret: 0 };
     const sock = a.sock;
     if (sock.readableLength > 0) {
-      const data = sock.read() as Buffer | null;
-      if (data && data.length > 0) {
+      // Take chunks until `len` bytes or the stream has no more (each read() lets the stream
+      // pull the next chunk from TCP); what is taken beyond `len` goes back in front.
+      const chunks: Buffer[] = [];
+      let got = 0;
+      for (let i = 0; got < len && i < 100_000; i++) {
+        const d = sock.read() as Buffer | null;
+        if (!d || d.length === 0) break;
+        chunks.push(d);
+        got += d.length;
+      }
+      if (got > 0) {
+        const data = Buffer.concat(chunks);
         const n = Math.min(len, data.length);
         // MSG_PEEK: put everything back.
         if (flags & SYMBOLS['MSG_PEEK']!) sock.unshift(data);
