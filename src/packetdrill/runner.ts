@@ -27,7 +27,7 @@ import { TCP_FLAG_BITS, buildIcmpError, buildInbound, decodeOutbound, formatOut,
 import type { Expr, PacketSpec, Script, ScriptEvent, SyscallSpec } from './parse.js';
 import { PacketdrillSyntaxError, parseScript } from './parse.js';
 import type { CallResult } from './sockets.js';
-import { ERRNO, FdTable, SYMBOLS, Unsupported } from './sockets.js';
+import { ERRNO, FdTable, SETSOCKOPT_NAMES, SYMBOLS, Unsupported } from './sockets.js';
 
 export type Profile = 'netstack' | 'linux';
 
@@ -381,7 +381,7 @@ class Run {
       this.completed(p.ev, p.end, r, p.check);
       return;
     }
-    if (this.now > p.end + this.tolerance(p.end) + 1e-9) {
+    if (this.now >= p.end + this.tolerance(p.end) - 1e-9) {
       this.event = p.ev;
       throw this.fail(`${p.ev.text.replace(/^\S+\s+/, '')} had not returned by ${secs(this.now)}`);
     }
@@ -461,6 +461,7 @@ class Run {
       case 'setsockopt': {
         const name = this.symName(a[2]);
         const level = this.symName(a[1]);
+        if (!SETSOCKOPT_NAMES.has(name)) throw new Unsupported(`setsockopt ${level} ${name}`);
         return plain(() => this.fds.setsockopt(fdArg(), level, name, this.optValue(a[3])));
       }
       case 'getsockopt': {

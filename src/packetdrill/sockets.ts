@@ -39,6 +39,11 @@ export const SYMBOLS: Record<string, number> = {
   ...ERRNO,
 };
 
+/** The socket options setsockopt() understands (others skip the script). */
+export const SETSOCKOPT_NAMES = new Set([
+  'SO_REUSEADDR', 'SO_REUSEPORT', 'SO_RCVBUF', 'SO_SNDBUF', 'TCP_KEEPINTVL', 'TCP_KEEPCNT', 'TCP_NODELAY', 'SO_KEEPALIVE', 'TCP_KEEPIDLE', 'SO_LINGER',
+]);
+
 export type CallResult = { ret: number; errno?: string; out?: Record<string, number> } | 'block';
 
 /** Thrown when a script needs something netstack does not have: the script is skipped, not failed. */
