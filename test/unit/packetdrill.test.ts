@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { runPacketdrill } from '../../src/cli/packetdrill.js';
 import type { OutSegment } from '../../src/packetdrill/packet.js';
 import { decodeOptions, encodeOptions, matchOutbound } from '../../src/packetdrill/packet.js';
-import type { PacketSpec } from '../../src/packetdrill/parse.js';
+import type { PacketSpec, TcpOpt } from '../../src/packetdrill/parse.js';
 import { PacketdrillSyntaxError, parsePacket, parseScript, parseSyscall, statements } from '../../src/packetdrill/parse.js';
 import { runScript } from '../../src/packetdrill/runner.js';
 
@@ -103,8 +103,8 @@ describe('packetdrill parser', () => {
 
 describe('packetdrill options and matching', () => {
   it('encodes options byte for byte as written and decodes them back (SACK blocks relative to our ISN)', () => {
-    const opts = [{ kind: 'mss', value: 1460 }, { kind: 'nop' }, { kind: 'wscale', value: 7 }, { kind: 'sack', blocks: [[1, 1001]] }] as const;
-    const bytes = encodeOptions([...opts], 1000);
+    const opts: TcpOpt[] = [{ kind: 'mss', value: 1460 }, { kind: 'nop' }, { kind: 'wscale', value: 7 }, { kind: 'sack', blocks: [[1, 1001]] }];
+    const bytes = encodeOptions(opts, 1000);
     expect([...bytes]).toEqual([2, 4, 5, 180, 1, 3, 3, 7, 5, 10, 0, 0, 3, 233, 0, 0, 7, 209, 0, 0]);
     expect(decodeOptions(bytes, 1000)).toEqual(opts);
     expect(decodeOptions(Uint8Array.from([2, 4, 5]), 0)).toBeUndefined();
