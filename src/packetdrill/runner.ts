@@ -342,6 +342,9 @@ class Run {
   private async syscall(ev: ScriptEvent, call: SyscallSpec): Promise<void> {
     if (this.pending) throw this.fail(`a system call while the blocking ${this.pending.ev.text.trim()} (line ${this.pending.ev.line}) has not returned`);
     const { attempt, check } = this.prepare(call);
+    // Let every socket's stream take what TCP holds and notice an EOF before the call looks.
+    this.fds.primeAll();
+    await this.settle();
     const first = attempt();
     await this.settle();
     const end = ev.time.blockingEnd ?? ev.time.start;

@@ -364,6 +364,10 @@ export class FdTable {
     if (a && !a.sock.destroyed && a.sock.readableLength === 0 && (a.connected || a.eof)) a.sock.read(0);
   }
 
+  primeAll(): void {
+    for (const num of this.fds.keys()) this.prime(num);
+  }
+
   /** poll(2) events for one fd. */
   revents(num: number, events: number): number {
     const fd = this.get(num);
