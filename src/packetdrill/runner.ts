@@ -22,7 +22,7 @@ import { VirtualClock } from '../runtime/clock.js';
 import { seededRandom } from '../runtime/random.js';
 import { Stack } from '../stack.js';
 import type { TcpConfig } from '../tcp/connection.js';
-import type { Captured, Flow } from './packet.js';
+import type { Captured, Flow, OutSegment } from './packet.js';
 import { TCP_FLAG_BITS, buildIcmpError, buildInbound, decodeOutbound, formatOut, formatSpec, matchOutbound } from './packet.js';
 import type { Expr, PacketSpec, Script, ScriptEvent, SyscallSpec } from './parse.js';
 import { PacketdrillSyntaxError, parseScript } from './parse.js';
@@ -328,7 +328,11 @@ class Run {
     if (!first) throw this.fail(`expected ${expected}, but the stack sent nothing by ${secs(latest)}`);
     if (!first.seg) throw this.fail(`expected ${expected}, but the stack sent ${first.other} at ${secs(first.at)}`);
     // Segments sent in the same instant may be joined for a line that expects a larger one.
-    const segs = this.out.slice(this.consumed).filter((c) => c.at === first.at && c.seg).map((c) => c.seg!);
+    const segs: OutSegment[] = [];
+    for (const c of this.out.slice(this.consumed)) {
+      if (c.at !== first.at || !c.seg) break;
+      segs.push(c.seg);
+    }
     const r = matchOutbound(want, segs, this.ourIsn, this.flow);
     if ('mismatch' in r) throw this.fail(`expected ${expected}, but the stack sent > ${formatOut(first.seg, this.ourIsn)} at ${secs(first.at)} (${r.mismatch})`);
     if (first.at < earliest || first.at > latest) {
