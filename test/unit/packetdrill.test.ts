@@ -174,6 +174,13 @@ describe('packetdrill runner verdicts', () => {
     expect(extra.reason).toMatch(/the script ended, but the stack sent 1 packet\(s\) no line expected, first at 0\.100s: > P\. 1:11\(10\)/);
   });
 
+  it('accepts an outbound packet at any time for *, and anywhere in a~b (but not outside it)', async () => {
+    const delayed = LISTEN + '+0 < P. 1:11(10) ack 1 win 65535\n';
+    expect((await runScript(delayed + '* > . 1:1(0) ack 11\n')).status).toBe('pass');
+    expect((await runScript(delayed + '0.12~0.2 > . 1:1(0) ack 11\n')).status).toBe('pass');
+    expect((await runScript(delayed + '0.15~0.2 > . 1:1(0) ack 11\n')).reason).toMatch(/was sent at 0\.140s, expected at 0\.150s~0\.200s/);
+  });
+
   it('fails a wrong return value or errno, and a call that blocks without a blocking time', async () => {
     expect((await runScript(LISTEN + '+0 write(4, ..., 10) = 11\n+0 > P. 1:11(10) ack 1\n')).reason).toMatch(/write\(\) returned 10, expected 11/);
     expect((await runScript(LISTEN + '+0 read(4, ..., 10) = -1 EAGAIN (x)\n')).reason).toMatch(/read\(\) blocked; write it as a blocking call/);
