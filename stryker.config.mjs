@@ -3,6 +3,7 @@
 // where it is a wire behaviour) or explain why it is equivalent.
 //
 // Narrow a run to a few files:   npm run mutate -- --mutate src/tcp/seq.ts,src/tcp/rto.ts
+// and to the fast tests (unit + packetdrill, no simulations): NETSTACK_MUTATION_TESTS=fast npm run mutate ...
 // The incremental file (reports/stryker-incremental.json) makes a re-run test only what changed.
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -21,6 +22,8 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 85, break: null },
   timeoutMS: 20_000,
+  // Instrumented simulations on a shared 2-core machine take a while.
+  dryRunTimeoutMinutes: 60,
   ignorePatterns: ['dist', 'build', 'reports', '.stryker-tmp'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
