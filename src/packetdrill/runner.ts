@@ -21,12 +21,11 @@ import { MemoryLink } from '../link/memory.js';
 import { VirtualClock } from '../runtime/clock.js';
 import { seededRandom } from '../runtime/random.js';
 import { Stack } from '../stack.js';
-import type { TcpConfig } from '../tcp/connection.js';
 import type { Captured, Flow, OutSegment } from './packet.js';
 import { TCP_FLAG_BITS, buildIcmpError, buildInbound, decodeOutbound, formatOut, formatSpec, matchOutbound } from './packet.js';
 import type { Expr, PacketSpec, Script, ScriptEvent, SyscallSpec } from './parse.js';
 import { PacketdrillSyntaxError, parseScript } from './parse.js';
-import type { CallResult } from './sockets.js';
+import type { CallResult, TcpSettings } from './sockets.js';
 import { ERRNO, FdTable, SETSOCKOPT_NAMES, SYMBOLS, Unsupported } from './sockets.js';
 
 export type Profile = 'netstack' | 'linux';
@@ -51,7 +50,7 @@ export interface RunResult {
  * §2.1), 40 ms delayed ACKs. Linux's initial window of 10 segments is netstack's default
  * (RFC 6928). The shell script (defaults.sh) itself is never run.
  */
-export const LINUX_PROFILE: Partial<TcpConfig> = {
+export const LINUX_PROFILE: TcpSettings = {
   wscale: 8,
   synRetries: 5,
   minRto: 200,
@@ -97,7 +96,7 @@ class Run {
   private readonly wire: MemoryLink;
   private readonly stackEnd: MemoryLink;
   private stackInstance: Stack | undefined;
-  private readonly config: Partial<TcpConfig> = {};
+  private readonly config: TcpSettings = {};
   private readonly fds: FdTable;
   private readonly flow: Flow;
   private readonly out: Captured[] = [];

@@ -16,8 +16,7 @@
  *   - Errors arrive as 'error' events (ECONNRESET, ECONNREFUSED, ETIMEDOUT); the next call that
  *     can report them returns -1 with that errno once (SO_ERROR semantics), later writes EPIPE.
  */
-import type { Stack } from '../stack.js';
-import type { TcpConfig } from '../tcp/connection.js';
+import type { Stack, StackOptions } from '../stack.js';
 import type { TcpServer, TcpSocket } from '../tcp/socket.js';
 
 export const ERRNO: Record<string, number> = {
@@ -43,6 +42,9 @@ export const SYMBOLS: Record<string, number> = {
 export const SETSOCKOPT_NAMES = new Set([
   'SO_REUSEADDR', 'SO_REUSEPORT', 'SO_RCVBUF', 'SO_SNDBUF', 'TCP_KEEPINTVL', 'TCP_KEEPCNT', 'TCP_NODELAY', 'SO_KEEPALIVE', 'TCP_KEEPIDLE', 'SO_LINGER',
 ]);
+
+/** The stack-wide TCP settings a script may choose (the `tcp` of StackOptions). */
+export type TcpSettings = NonNullable<StackOptions['tcp']>;
 
 export type CallResult = { ret: number; errno?: string; out?: Record<string, number> } | 'block';
 
@@ -82,7 +84,7 @@ export interface SocketEnv {
   /** Whether the stack exists yet (buffer sizes can only be chosen before). */
   hasStack(): boolean;
   /** Stack-wide TCP settings the script may still change before the stack exists. */
-  config: Partial<TcpConfig>;
+  config: TcpSettings;
   bindPort: number;
   connectPort: number;
   remoteHost: string;
