@@ -7,12 +7,14 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { getOptions, runGet, validateGetArgs } from './get.js';
+import { packetdrillOptions, runPacketdrill } from './packetdrill.js';
 import { CliError, runUp, upOptions, validateUpArgs } from './up.js';
 import { runTrace, traceOptions, validateTraceArgs } from './trace.js';
 
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
   const parser = yargs(argv)
     .scriptName('netstack')
     .usage('$0 <command> [options]\n\nA user-space TCP/IP stack on a Linux TUN device.')
@@ -40,6 +42,14 @@ export async function main(argv: string[]): Promise<number> {
         await runTrace(validateTraceArgs(args));
       },
     )
+    .command(
+      'packetdrill <files..>',
+      'run packetdrill scripts against the stack on a virtual clock: PASS/FAIL/SKIP per script',
+      (y) => packetdrillOptions(y),
+      async (args) => {
+        exitCode = await runPacketdrill({ files: args.files, profile: args.profile });
+      },
+    )
     .demandCommand(1, 'name a command, e.g. netstack up')
     .strict()
     .help()
@@ -54,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     await parser.parseAsync();
-    return 0;
+    return exitCode;
   } catch (err) {
     process.stderr.write(`netstack: ${oneLine(err)}\n`);
     if (process.env['NETSTACK_DEBUG'] && !(err instanceof CliError)) console.error(err);

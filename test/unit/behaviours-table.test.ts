@@ -1,8 +1,9 @@
 /**
  * Keeps docs/tcp-behaviours.md true: every test id in its tables names exactly one test whose
- * title starts with `[id]`, and every test so tagged anywhere under test/ is in the tables.
+ * title starts with `[id]`, every test so tagged anywhere under test/ is in the tables, and every
+ * packetdrill script named in the Scripts column exists under test/packetdrill/.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -16,12 +17,17 @@ interface Row {
   behaviour: string;
   rfc: string;
   ids: string[];
+  /** Paths under test/packetdrill/ from the Scripts column (empty when the row has none). */
+  scripts: string[];
+  /** The Scripts column's text, or undefined for a table without that column. */
+  scriptsCell: string | undefined;
 }
 
-/** The rows of every table in the document whose header is `| Behaviour | RFC | Tests |`. */
+/** The rows of every table in the document whose header is `| Behaviour | RFC | Tests |` (optionally `| Scripts |`). */
 export function tableRows(markdown: string): Row[] {
   const rows: Row[] = [];
   let inTable = false;
+  let hasScripts = false;
   markdown.split('\n').forEach((text, i) => {
     const line = text.trim();
     if (!line.startsWith('|')) {
@@ -31,11 +37,14 @@ export function tableRows(markdown: string): Row[] {
     const cells = line.slice(1, line.endsWith('|') ? -1 : undefined).split('|').map((c) => c.trim());
     if (cells[0] === 'Behaviour' && cells[1] === 'RFC' && cells[2] === 'Tests') {
       inTable = true;
+      hasScripts = cells[3] === 'Scripts';
       return;
     }
     if (!inTable || cells.every((c) => /^:?-+:?$/.test(c))) return;
     const ids = [...(cells[2] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-    rows.push({ line: i + 1, behaviour: cells[0] ?? '', rfc: cells[1] ?? '', ids });
+    const scriptsCell = hasScripts ? (cells[3] ?? '') : undefined;
+    const scripts = [...(scriptsCell ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    rows.push({ line: i + 1, behaviour: cells[0] ?? '', rfc: cells[1] ?? '', ids, scripts, scriptsCell });
   });
   return rows;
 }
@@ -89,6 +98,22 @@ describe('docs/tcp-behaviours.md', () => {
     expect(problems).toEqual([]);
   });
 
+  it('every script in the Scripts column exists; a row without one says why ("— (simulation)")', () => {
+    const problems: string[] = [];
+    for (const r of rows) {
+      if (r.scriptsCell === undefined) {
+        problems.push(`line ${r.line}: the table has no Scripts column`);
+        continue;
+      }
+      if (r.scripts.length === 0 && !/^— \(.+\)$/.test(r.scriptsCell)) problems.push(`line ${r.line}: no scripts, and no "— (why)" instead`);
+      for (const s of r.scripts) {
+        if (!s.endsWith('.pkt') || !existsSync(join(ROOT, 'test/packetdrill', s))) problems.push(`line ${r.line}: \`${s}\` is not a script under test/packetdrill/`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(rows.filter((r) => r.scripts.length > 0).length).toBeGreaterThan(rows.length / 2);
+  });
+
   it('every tagged test is listed in the table', () => {
     const listed = new Set(rows.flatMap((r) => r.ids));
     const missing = [...tags.entries()].filter(([id]) => !listed.has(id)).map(([id, files]) => `[${id}] in ${files.join(', ')}`);
@@ -104,6 +129,8 @@ describe('docs/tcp-behaviours.md', () => {
     );
     expect([...found.keys()]).toEqual(['a.b', 'c-d.e', 'f.g', 'h.i']);
     const md = '| Behaviour | RFC | Tests |\n|---|---|---|\n| B1 | RFC 1 §2 | `a.b`, `c-d.e` |\n\n| Other | Table |\n|---|---|\n| x | `z.z` |\n';
-    expect(tableRows(md)).toEqual([{ line: 3, behaviour: 'B1', rfc: 'RFC 1 §2', ids: ['a.b', 'c-d.e'] }]);
+    expect(tableRows(md)).toEqual([{ line: 3, behaviour: 'B1', rfc: 'RFC 1 §2', ids: ['a.b', 'c-d.e'], scripts: [], scriptsCell: undefined }]);
+    const md4 = '| Behaviour | RFC | Tests | Scripts |\n|---|---|---|---|\n| B1 | RFC 1 | `a.b` | `x/y.pkt`, `z.pkt` |\n';
+    expect(tableRows(md4)[0]).toMatchObject({ ids: ['a.b'], scripts: ['x/y.pkt', 'z.pkt'], scriptsCell: '`x/y.pkt`, `z.pkt`' });
   });
 });

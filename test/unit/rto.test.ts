@@ -127,6 +127,10 @@ describe('RtoEstimator (RFC 6298)', () => {
     expect(() => new RtoEstimator({ minRto: 500, maxRto: 100 })).toThrow(RangeError);
     expect(() => new RtoEstimator({ minRto: 0 })).toThrow(RangeError);
     expect(() => new RtoEstimator({ granularity: 0 })).toThrow(RangeError);
+    expect(() => new RtoEstimator({ initialRto: 0 })).toThrow(/initialRto and granularity must be positive/);
+    expect(() => new RtoEstimator({ minRto: 500, maxRto: 100 })).toThrow(/need 0 < minRto <= maxRto \(got 500, 100\)/);
+    // A fixed RTO (minRto = maxRto) is consistent.
+    expect(new RtoEstimator({ minRto: 300, maxRto: 300, initialRto: 300 }).rto).toBe(300);
   });
 });
 
