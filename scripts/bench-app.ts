@@ -21,13 +21,18 @@ export async function startHttpApp(stack: Stack, port: number): Promise<{ stats(
   const { HttpServer } = await importDist<typeof ServerModule>('http/server.js');
   const routes = await importDist<typeof RoutesModule>('http/routes.js');
 
-  const app = routes.createNetstackApp({
-    addr: stack.name,
-    startedAt: Date.now(),
-    stats: () => stack.stats(),
-      connections: (limit?: number) => stack.connections(limit),
+  const app = routes.createNetstackApp(
+    {
+      addr: stack.name,
+      startedAt: Date.now(),
+      stats: () => stack.stats(),
+      connections: (limit?: number, offset?: number) => stack.connections(limit, offset),
       connectionStates: () => stack.connectionStates(),
-  });
+    },
+    // The bench client is the host side of the link, which `netstack up` shows everything:
+    // the status page it measures is the full one, as the kernel peer's is.
+    { canSeeDetails: () => true },
+  );
   const handler = Object.assign(
     async (req: HttpRequest, res: HttpResponse): Promise<void> => {
       if (req.method === 'POST' && req.path === '/sink') {

@@ -14,6 +14,8 @@ import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
+import { allowNetworks, parseNetwork } from '../http/access.js';
+import type { Network } from '../http/access.js';
 import { createNetstackApp } from '../http/routes.js';
 import type { StackView } from '../http/routes.js';
 import { HttpServer } from '../http/server.js';
@@ -44,6 +46,8 @@ export interface UpArgs {
   port: string | number;
   pcap?: string | undefined;
   root?: string | undefined;
+  /** --admin, given any number of times. */
+  admin?: string | string[] | undefined;
   logLevel: string;
   dns?: boolean | undefined;
   dnsZone?: string[] | string | undefined;
@@ -66,6 +70,8 @@ export interface UpConfig {
   pcap: string | undefined;
   /** Directory of static files served under `/` (besides the built-in routes). */
   root: string | undefined;
+  /** Besides the --host address, the networks that may see connection details on the pages. */
+  admin: Network[];
   logLevel: string;
   /** Zones served on port 53 (undefined: no DNS server). */
   dnsZones: Zone[] | undefined;
@@ -152,6 +158,12 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       type: 'string',
       requiresArg: true,
       describe: `how --upstream servers share requests: ${Object.keys(BALANCE_FLAGS).join(', ')} (default round-robin)`,
+    })
+    .option('admin', {
+      type: 'string',
+      requiresArg: true,
+      describe:
+        'a network (CIDR, or one address) whose clients may see connection details (4-tuples, sequence numbers) on the pages; repeatable. The --host address always may',
     })
     .option('log-level', {
       type: 'string',
@@ -240,6 +252,12 @@ export function validateUpArgs(a: UpArgs): UpConfig {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
+  const admin: Network[] = [];
+  for (const text of a.admin === undefined ? [] : Array.isArray(a.admin) ? a.admin : [a.admin]) {
+    const net = parseNetwork(String(text));
+    if (!net) throw new CliError(`--admin must be an IPv4 network like 10.77.0.0/24 or one address like 10.77.0.5 (got "${text}")`);
+    admin.push(net);
+  }
   return {
     dnsZones,
     proxy,
@@ -251,6 +269,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     port: proxy?.listen ?? port,
     pcap: a.pcap,
     root,
+    admin,
     logLevel: a.logLevel,
     live: a.live ?? true,
   };
@@ -330,25 +349,25 @@ export function buildHttpApp(
       for (const [k, v] of Object.entries(proxy?.proxy.stats ?? {})) out[`proxy.${k}`] = v;
       return out;
     },
-    connections: (limit?: number) => stack.connections(limit),
+    connections: (limit?: number, offset?: number) => stack.connections(limit, offset),
     connectionStates: () => stack.connectionStates(),
   };
   const hostAddr = opts.hostAddr === undefined ? '' : formatIpv4(opts.hostAddr);
-  // The live view's page and assets live at absolute paths (/ and /live/): with a proxy owning
-  // every path it is not mounted, and the plain status page is served under /_netstack/.
+  // Connection details (4-tuples, sequence numbers) only for the host side (and --admin networks).
+  const canSeeDetails = opts.canSeeDetails ?? ((remote: string) => remote === hostAddr);
   const live = opts.live && !opts.proxy
     ? createLiveView({
         watcher: new Watcher(stack),
         view,
         hostAddr,
-        canSeeDetails: opts.canSeeDetails ?? ((remote) => remote === hostAddr),
+        canSeeDetails,
         now: () => stack.clock.now(),
       })
     : undefined;
-  let handler = createNetstackApp(view, { root: opts.root, live: live?.handle });
+  let handler = createNetstackApp(view, { root: opts.root, live: live?.handle, canSeeDetails });
   if (opts.proxy) {
     // The proxy owns every path; the built-in pages move under /_netstack/ and show the upstreams.
-    const builtins = createNetstackApp({ ...view, base: BUILTIN_BASE, extra: { html: () => proxy!.extra.html(), metrics: () => proxy!.extra.metrics() } });
+    const builtins = createNetstackApp({ ...view, base: BUILTIN_BASE, extra: { html: () => proxy!.extra.html(), metrics: () => proxy!.extra.metrics() } }, { canSeeDetails });
     proxy = createProxyApp({ config: opts.proxy, clock: stack.clock, logger: opts.logger, builtins, connect: (host, port) => stack.connect({ host, port, noDelay: true }) });
     handler = proxy.handler;
   }
@@ -425,7 +444,9 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   }
 
   const stack = new Stack({ link, addr: cfg.addr, logger });
-  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy });
+  // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
+  const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);
+  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy, canSeeDetails });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 

@@ -6,10 +6,14 @@
  *   GET  /             HTML status page: address, uptime, connections, counters
  *   GET  /bytes/N      N bytes, byte i = i mod 256 (N ≤ 2^40), streamed
  *   POST /echo         the request body, streamed back
- *   GET  /connections  JSON array of live TCP connections
+ *   GET  /connections  JSON: connection counts, and a page of connections (?limit=&offset=)
  *   GET  /metrics      Prometheus text format 0.0.4
  *   GET  /anything     a file under --root, if given
+ *
+ * Connection details (4-tuples, exact sequence numbers) are shown only to requests from an
+ * address that `canSeeDetails` admits (src/http/access.ts); everyone else sees counts.
  */
+import type { CanSeeDetails } from './access.js';
 import { splitTarget } from './parser.js';
 import type { Handler, HttpRequest, HttpResponse } from './server.js';
 import { createStaticHandler } from './static.js';
@@ -21,8 +25,8 @@ export interface StackView {
   /** Date.now() at start, ms. */
   startedAt: number;
   stats(): Record<string, number>;
-  /** Connections, live ones first; at most `limit` when given. */
-  connections(limit?: number): Array<ConnectionInfo>;
+  /** Connections, live ones first; at most `limit` when given, after skipping `offset`. */
+  connections(limit?: number, offset?: number): Array<ConnectionInfo>;
   /** Connections per state; when absent it is counted from connections(). */
   connectionStates?(): Record<string, number>;
   /** Where the routes live: '' (at /), or e.g. '/_netstack' when a proxy owns the other paths. */
@@ -56,6 +60,22 @@ export const MAX_BYTES = 2 ** 40;
 export const ECHO_MAX_BODY = 1024 * 1024 * 1024;
 /** Other routes ignore bodies; a small one is tolerated, a big one gets 413. */
 export const DEFAULT_MAX_BODY = 64 * 1024;
+/** /connections: entries per page when no `limit` is given, and the largest `limit` allowed. */
+export const CONNECTIONS_PAGE = 100;
+export const CONNECTIONS_MAX_PAGE = 1000;
+
+/** Options of the app beyond the stack view. */
+export interface AppOptions {
+  /** Serve the static files under this directory too. */
+  root?: string | undefined;
+  /**
+   * Whether a request from this remote address may see connection details. Default: nobody
+   * (`netstack up` admits its --host address and the --admin networks).
+   */
+  canSeeDetails?: CanSeeDetails | undefined;
+  /** The live view (src/web), mounted in front of these routes. */
+  live?: MountedApp | undefined;
+}
 
 /**
  * One 64 KiB buffer of the /bytes pattern. Its length is a multiple of 256, so every
@@ -82,12 +102,14 @@ interface Route {
 /** An app mounted in front of these routes (the live view, src/web): it answers its paths, else false. */
 export type MountedApp = (req: HttpRequest, res: HttpResponse) => void | Promise<void> | false;
 
-export function createNetstackApp(view: StackView, opts: { root?: string; live?: MountedApp } = {}): Handler {
+export function createNetstackApp(view: StackView, opts: AppOptions = {}): Handler {
+  const canSee = opts.canSeeDetails ?? (() => false);
+  const details = (req: HttpRequest) => req.remoteAddress !== undefined && canSee(req.remoteAddress);
   const routes: Route[] = [
-    { path: '/', methods: ['GET', 'HEAD'], handle: (req, res) => statusPage(view, res) },
+    { path: '/', methods: ['GET', 'HEAD'], handle: (req, res) => statusPage(view, res, details(req)) },
     { path: /^\/bytes\/[^/]*$/, methods: ['GET', 'HEAD'], handle: sendBytes },
     { path: '/echo', methods: ['POST'], handle: echo, maxBodyBytes: ECHO_MAX_BODY },
-    { path: '/connections', methods: ['GET', 'HEAD'], handle: (req, res) => json(res, view.connections()) },
+    { path: '/connections', methods: ['GET', 'HEAD'], handle: (req, res) => connections(view, req, res, details(req)) },
     { path: '/metrics', methods: ['GET', 'HEAD'], handle: (req, res) => metrics(view, res) },
   ];
   const staticFiles = opts.root === undefined ? undefined : createStaticHandler(opts.root);
@@ -143,6 +165,59 @@ async function echo(req: HttpRequest, res: HttpResponse): Promise<void> {
   if (req.contentLength !== null) res.setHeader('Content-Length', req.contentLength);
   for await (const chunk of req.body) await res.write(chunk);
   res.end();
+}
+
+// --- /connections ---
+
+/** What /connections answers: counts for everyone, and a page of connections for those allowed. */
+export interface ConnectionsPage {
+  /** Connections in all states. */
+  total: number;
+  /** Connections per state. */
+  states: Record<string, number>;
+  /** Present only for an address allowed to see details. */
+  offset?: number;
+  limit?: number;
+  connections?: ConnectionInfo[];
+  /** Present only when details are withheld: why. */
+  note?: string;
+}
+
+export const DETAILS_WITHHELD =
+  'connection details (addresses, sequence numbers) are shown only to the host side of the link and --admin networks';
+
+/** `?limit=&offset=`: a page of at most CONNECTIONS_MAX_PAGE entries; an error message when malformed. */
+export function parsePage(query: string): { limit: number; offset: number } | string {
+  const params = new URLSearchParams(query);
+  const number = (name: string, fallback: number): number | undefined => {
+    const v = params.get(name);
+    if (v === null || v === '') return fallback;
+    return /^\d{1,9}$/.test(v) ? Number(v) : undefined;
+  };
+  const limit = number('limit', CONNECTIONS_PAGE);
+  const offset = number('offset', 0);
+  if (limit === undefined || limit < 1 || limit > CONNECTIONS_MAX_PAGE) return `limit must be an integer from 1 to ${CONNECTIONS_MAX_PAGE}\n`;
+  if (offset === undefined) return 'offset must be a non-negative integer\n';
+  return { limit, offset };
+}
+
+/**
+ * The JSON of /connections. Its cost is the page, not the table: counts come from
+ * connectionStates() and the stack skips `offset` entries without describing them.
+ */
+export function connectionsPage(view: StackView, page: { limit: number; offset: number }, details: boolean): ConnectionsPage {
+  const byState = statesOf(view);
+  let total = 0;
+  for (const n of byState.values()) total += n;
+  const states = Object.fromEntries(byState);
+  if (!details) return { total, states, note: DETAILS_WITHHELD };
+  return { total, states, offset: page.offset, limit: page.limit, connections: view.connections(page.limit, page.offset) };
+}
+
+function connections(view: StackView, req: HttpRequest, res: HttpResponse, details: boolean): void {
+  const page = parsePage(req.query);
+  if (typeof page === 'string') return text(res, 400, page);
+  json(res, connectionsPage(view, page, details));
 }
 
 // --- /metrics ---
@@ -220,23 +295,27 @@ const COLUMNS: Array<keyof ConnectionInfo> = [
 /** Connections listed on the status page (the rest are counted and linked). */
 export const MAX_LISTED = 100;
 
-export function renderStatusPage(view: StackView, now: number): string {
+/**
+ * The status page. With `details` false (a request from outside the host side and the
+ * --admin networks) the connections are only counted: no 4-tuples, no sequence numbers.
+ */
+export function renderStatusPage(view: StackView, now: number, details = true): string {
   // Counters that are still zero are left out here (they are all in /metrics).
   const stats = Object.entries(view.stats())
     .filter(([, v]) => v !== 0)
     .sort(([a], [b]) => (a < b ? -1 : 1));
   // A busy server holds thousands of TIME-WAIT connections: the table lists live connections
   // only, at most MAX_LISTED, so the page stays small and cheap; TIME-WAIT is counted in the
-  // summary, and /connections has every connection.
+  // summary, and /connections pages through every connection.
   const byState = statesOf(view);
   let total = 0;
   for (const n of byState.values()) total += n;
   const base = view.base ?? '';
-  const listed = view.connections(MAX_LISTED).filter((c) => c.state !== 'TIME-WAIT');
+  const listed = details ? view.connections(MAX_LISTED).filter((c) => c.state !== 'TIME-WAIT') : [];
   const connRows = listed.length
     ? listed.map(connectionRow)
-    : [`<tr><td colspan="${COLUMNS.length}">no connections</td></tr>`];
-  if (total > listed.length) {
+    : [`<tr><td colspan="${COLUMNS.length}">${details ? 'no connections' : escapeHtml(DETAILS_WITHHELD)}</td></tr>`];
+  if (details && total > listed.length) {
     connRows.push(
       `<tr><td colspan="${COLUMNS.length}">… and ${total - listed.length} more: <a href="${base}/connections">${base}/connections</a></td></tr>`,
     );
@@ -278,10 +357,10 @@ export function renderStatusPage(view: StackView, now: number): string {
   ].join('\n');
 }
 
-function statusPage(view: StackView, res: HttpResponse): void {
+function statusPage(view: StackView, res: HttpResponse, details: boolean): void {
   res.setHeader('Content-Type', 'text/html; charset=utf-8');
   res.setHeader('Cache-Control', 'no-store');
-  res.end(renderStatusPage(view, Date.now()));
+  res.end(renderStatusPage(view, Date.now(), details));
 }
 
 export function formatUptime(ms: number): string {

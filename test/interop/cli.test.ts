@@ -169,6 +169,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     [['up', '--port', '0'], '--port must be an integer from 1 to 65535'],
     [['up', '--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
     [['up', '--dev', 'much-too-long-name'], '--dev must be 1 to 15 characters'],
+    [['up', '--admin', '10.66.0.0/24', '--admin', '10.66.0.0/40'], '--admin must be an IPv4 network like 10.77.0.0/24 or one address like 10.77.0.5 (got "10.66.0.0/40")'],
     [['up', '--bogus'], 'Unknown argument: bogus (see netstack --help)'],
     [['up', '--mtu'], 'Not enough arguments following: mtu'],
     [[], 'name a command, e.g. netstack up'],
@@ -183,7 +184,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     expect(top.stdout).toMatch(/netstack up\s+create a TUN device/);
     const up = await cli(ns, ['up', '--help']);
     expect(up.code).toBe(0);
-    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level']) {
+    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--admin', '--log-level']) {
       expect(up.stdout).toMatch(new RegExp(`^\\s+${opt}\\s+\\S`, 'm'));
     }
   });

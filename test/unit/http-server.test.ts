@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createNetstackApp, type StackView } from '../../src/http/routes.js';
+import { allowNetworks, type CanSeeDetails } from '../../src/http/access.js';
+import { CONNECTIONS_PAGE, DETAILS_WITHHELD, createNetstackApp, type StackView } from '../../src/http/routes.js';
 import { HttpServer, type Handler, type HttpServerOptions } from '../../src/http/server.js';
 import { seededRandom } from '../../src/runtime/random.js';
 
@@ -36,8 +37,12 @@ const view: StackView = {
   ],
 };
 
-async function startServer(opts: Partial<HttpServerOptions> & { root?: string } = {}): Promise<Harness> {
-  const http = new HttpServer({ handler: opts.handler ?? createNetstackApp(view, { root: opts.root }), ...opts });
+/** The harness's clients connect from 127.0.0.1: by default that address may see connection details. */
+const LOOPBACK_ONLY = allowNetworks([{ addr: 0x7f000001, prefix: 32 }]);
+
+async function startServer(opts: Partial<HttpServerOptions> & { root?: string; canSeeDetails?: CanSeeDetails } = {}): Promise<Harness> {
+  const app = createNetstackApp(view, { root: opts.root, canSeeDetails: opts.canSeeDetails ?? LOOPBACK_ONLY });
+  const http = new HttpServer({ handler: opts.handler ?? app, ...opts });
   const serverSockets: net.Socket[] = [];
   const listener = net.createServer({ allowHalfOpen: true }, (s) => {
     serverSockets.push(s);
@@ -799,13 +804,64 @@ describe('netstack routes over HttpServer', () => {
     expect(html.trimEnd().endsWith('</html>')).toBe(true);
   });
 
-  it('GET /connections is the JSON of view.connections()', async () => {
+  it('GET /connections is the counts and the first page of view.connections(), for an allowed address', async () => {
     const { port } = await startServer();
     const c = await Client.connect(port);
     c.send(get('/connections'));
     const r = await c.readResponse();
     expect(r.headers.get('content-type')).toBe('application/json');
-    expect(JSON.parse(r.body.toString())).toEqual(view.connections());
+    expect(JSON.parse(r.body.toString())).toEqual({
+      total: 3,
+      states: { ESTABLISHED: 2, 'TIME-WAIT': 1 },
+      offset: 0,
+      limit: CONNECTIONS_PAGE,
+      connections: view.connections(),
+    });
+  });
+
+  it('GET /connections?limit=&offset= asks the view for that page only; bad values get 400', async () => {
+    const asked: Array<[number | undefined, number | undefined]> = [];
+    const big: StackView = {
+      ...view,
+      connections: (limit, offset) => {
+        asked.push([limit, offset]);
+        return view.connections().slice(offset ?? 0, (offset ?? 0) + (limit ?? Infinity));
+      },
+      connectionStates: () => ({ ESTABLISHED: 99_998, 'TIME-WAIT': 2 }),
+    };
+    const { port } = await startServer({ handler: createNetstackApp(big, { canSeeDetails: () => true }) });
+    const c = await Client.connect(port);
+    c.send(get('/connections?limit=1&offset=2'));
+    const page = JSON.parse((await c.readResponse()).body.toString());
+    expect(page).toEqual({ total: 100_000, states: { ESTABLISHED: 99_998, 'TIME-WAIT': 2 }, offset: 2, limit: 1, connections: [view.connections()[2]] });
+    expect(asked).toEqual([[1, 2]]);
+    for (const q of ['limit=0', 'limit=1001', 'limit=-1', 'offset=x', 'limit=1e3', 'offset=-5']) {
+      c.send(get(`/connections?${q}`));
+      const r = await c.readResponse();
+      expect(r.status, q).toBe(400);
+    }
+    expect(asked).toHaveLength(1);
+  });
+
+  it('a client the predicate does not admit sees counts only: no 4-tuples, no sequence numbers', async () => {
+    const seen: string[] = [];
+    const { port } = await startServer({
+      canSeeDetails: (addr) => {
+        seen.push(addr);
+        return false;
+      },
+    });
+    const c = await Client.connect(port);
+    c.send(get('/connections'));
+    const r = await c.readResponse();
+    expect(JSON.parse(r.body.toString())).toEqual({ total: 3, states: { ESTABLISHED: 2, 'TIME-WAIT': 1 }, note: DETAILS_WITHHELD });
+    c.send(get('/'));
+    const html = (await c.readResponse()).body.toString();
+    expect(html).toContain('3 connections (2 ESTABLISHED, 1 TIME-WAIT)');
+    expect(html).not.toContain('10.0.0.1:40001');
+    expect(html).not.toContain('<td>ESTABLISHED</td>');
+    expect(seen.length).toBe(2);
+    expect(seen[0]).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
   });
 
   it('GET /metrics is Prometheus text format 0.0.4', async () => {
