@@ -73,6 +73,17 @@ export function safeSegments(path: string): string[] | 'bad-encoding' | 'forbidd
   return segments;
 }
 
+/**
+ * Where to send a request for a directory without its trailing slash: the path with empty
+ * and `.` segments dropped, plus `/`. Never `//host/...`: a Location starting with two
+ * slashes is protocol-relative (RFC 3986 §4.2), so `GET //evil.example` would redirect
+ * off-site (an open redirect). nginx merges slashes the same way.
+ */
+export function directoryLocation(path: string): string {
+  const segments = path.split('/').filter((s) => s !== '' && s !== '.');
+  return '/' + segments.map((s) => s + '/').join('');
+}
+
 /** Handler serving GET/HEAD for files under `root`. */
 export function createStaticHandler(root: string): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   let rootReal: Promise<string> | undefined;
@@ -91,7 +102,7 @@ export function createStaticHandler(root: string): (req: HttpRequest, res: HttpR
     if (info.isDirectory()) {
       if (!req.path.endsWith('/')) {
         // Relative links in index.html need the trailing slash.
-        res.setHeader('Location', req.path + '/' + (req.query ? `?${req.query}` : ''));
+        res.setHeader('Location', directoryLocation(req.path) + (req.query ? `?${req.query}` : ''));
         return sendText(res, 301, 'moved\n');
       }
       file = await resolveInside(base, join(file, 'index.html'));

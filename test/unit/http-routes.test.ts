@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatUptime, metricName, renderMetrics, renderStatusPage, type StackView } from '../../src/http/routes.js';
-import { contentTypeFor, safeSegments } from '../../src/http/static.js';
+import { contentTypeFor, directoryLocation, safeSegments } from '../../src/http/static.js';
 
 describe('metricName', () => {
   it('turns stats keys into Prometheus counter names', () => {
@@ -80,6 +80,15 @@ describe('formatUptime', () => {
     expect(formatUptime(3_723_000)).toBe('1h 2m 3s');
     expect(formatUptime(90_061_000)).toBe('1d 1h 1m 1s');
     expect(formatUptime(-5)).toBe('0s');
+  });
+});
+
+describe('directoryLocation', () => {
+  it('is the path with a trailing slash and never starts with two slashes', () => {
+    expect(directoryLocation('/sub')).toBe('/sub/');
+    expect(directoryLocation('//evil.example')).toBe('/evil.example/');
+    expect(directoryLocation('/./a//b%20c')).toBe('/a/b%20c/');
+    expect(directoryLocation('/')).toBe('/');
   });
 });
 

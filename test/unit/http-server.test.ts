@@ -934,6 +934,12 @@ describe('static files (--root)', () => {
     const redirect = await fetch(c, '/sub');
     expect(redirect.status).toBe(301);
     expect(redirect.headers.get('location')).toBe('/sub/');
+    // Never a protocol-relative Location (//host/...): that would be an open redirect.
+    for (const path of ['//sub', '///sub', '/.//sub']) {
+      const r = await fetch(c, path);
+      expect(r.status, path).toBe(301);
+      expect(r.headers.get('location'), path).toBe('/sub/');
+    }
     expect((await fetch(c, '/link-in')).body.toString()).toBe('hello file');
     const big = await fetch(c, '/big.bin');
     expect(big.body.equals(randomBytes(1_500_000, 3))).toBe(true);
