@@ -385,7 +385,7 @@ class Connection {
         if (!this.parser.idle) this.server.count('incomplete_request');
         this.closeGracefully();
       } else if (!ex.bodyComplete) {
-        ex.body.fail(new Error('connection closed before the request body was complete'));
+        ex.body.fail(clientGone('connection closed before the request body was complete'));
         ex.bodyComplete = true;
         ex.closeAfter = true;
         // Already answered and only dropping the rest of the body: nothing is left to do.
@@ -477,6 +477,16 @@ class Connection {
   }
 
   private onHandlerError(ex: Exchange, err: unknown): void {
+    if (isClientGone(err)) {
+      // The client went away mid-request (reset, or FIN before the whole body): routine on a
+      // busy server, so one debug line and a counter, never a warning with a stack trace.
+      this.server.count('aborted_requests');
+      this.server.logger?.debug({ target: ex.head.target, reason: (err as Error).message }, 'http: request aborted by the client');
+      if (ex.res.finished || this.closed) return;
+      ex.res.abandon();
+      this.closeGracefully();
+      return;
+    }
     if (ex.res.finished || this.closed) return; // connection gone or response already complete
     this.server.count('handler_error');
     this.server.logger?.warn({ err, target: ex.head.target }, 'http: handler failed');
@@ -857,14 +867,26 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
 function connectionGone(): Error {
+  return clientGone('connection closed');
+}
+
+/** Marks the errors that mean "the client went away", whatever the handler wraps around them. */
+const CLIENT_GONE = Symbol('client gone');
+
+/** An error for a client that left mid-exchange: code ECONNRESET, no stack trace. */
+function clientGone(message: string): Error {
   // Made for every connection that closes mid-exchange: skip the (costly) stack trace.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return Object.assign(new Error('connection closed'), { code: 'ECONNRESET' });
+    return Object.assign(new Error(message), { code: 'ECONNRESET', [CLIENT_GONE]: true });
   } finally {
     Error.stackTraceLimit = limit;
   }
+}
+
+function isClientGone(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && CLIENT_GONE in err;
 }
 
 /** IMF-fixdate (RFC 9110 §5.6.7), cached for the current second. */

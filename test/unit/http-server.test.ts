@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allowNetworks, type CanSeeDetails } from '../../src/http/access.js';
 import { CONNECTIONS_PAGE, DETAILS_WITHHELD, createNetstackApp, type StackView } from '../../src/http/routes.js';
@@ -383,6 +384,29 @@ describe('HttpServer: connection management', () => {
     c.socket.end(); // the other 990 bytes will never come
     await until(() => c.ended, 'the server to close', 300);
     expect(c.error).toBeUndefined();
+  });
+
+  it('a client that aborts its POST costs one debug line without a stack trace, and a counter', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const { port, http } = await startServer({ logger });
+    // One client ends (FIN) mid-body, one resets mid-body.
+    const a = await Client.connect(port);
+    a.send('POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(5000));
+    await until(() => http.stats.requests === 1, 'the first request');
+    a.socket.end();
+    await until(() => http.stats.aborted_requests === 1, 'the first abort to be counted');
+    const b = await Client.connect(port);
+    b.send('POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(5000));
+    await until(() => http.stats.requests === 2, 'the second request');
+    b.socket.resetAndDestroy();
+    await until(() => http.stats.aborted_requests === 2, 'the second abort to be counted');
+    expect(http.stats.handler_error).toBeUndefined();
+    const records = lines.map((l) => JSON.parse(l) as { level: number; msg: string; err?: unknown; stack?: unknown });
+    expect(records.filter((r) => r.level >= 40)).toEqual([]); // no warning or error
+    const aborts = records.filter((r) => r.msg === 'http: request aborted by the client');
+    expect(aborts).toHaveLength(2);
+    for (const r of aborts) expect(JSON.stringify(r)).not.toMatch(/\bat .*:\d+:\d+|"stack"/);
   });
 
   it('closes an idle keep-alive connection after idleTimeoutMs (FIN, nothing sent)', async () => {
