@@ -24,6 +24,11 @@ export interface StackOptions {
   link: Link;
   /** The address this stack answers for. */
   addr: Ipv4Addr;
+  /**
+   * Prefix length of the link's subnet: packets from its network or broadcast address are
+   * dropped (`ip.drop.src-network`, `ip.drop.src-broadcast`). Unchecked when absent.
+   */
+  prefix?: number;
   clock?: Clock;
   logger?: Logger;
   tcp?: Partial<TcpConfig>;
@@ -72,7 +77,7 @@ export class Stack implements SocketRuntime {
     this.link = opts.link;
     this.name = opts.name ?? formatIpv4(opts.addr);
     const log = opts.logger;
-    this.ip = new IpLayer({ addr: opts.addr, mtu: opts.link.mtu, transmit: (p) => this.outbox.push(p), log });
+    this.ip = new IpLayer({ addr: opts.addr, mtu: opts.link.mtu, prefix: opts.prefix, transmit: (p) => this.outbox.push(p), log });
     this.tcp = new TcpLayer({
       addr: opts.addr,
       mtu: opts.link.mtu,

@@ -443,7 +443,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     logger.info({ file: cfg.pcap }, 'recording packets');
   }
 
-  const stack = new Stack({ link, addr: cfg.addr, logger });
+  const stack = new Stack({ link, addr: cfg.addr, prefix: cfg.prefix, logger });
   // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
   const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy, canSeeDetails });

@@ -105,6 +105,37 @@ export function parseIpv4(buf: Uint8Array): Ipv4Packet | { error: Ipv4DropReason
   return { header, payload: buf.subarray(ihl, totalLength) };
 }
 
+/** IP option types (RFC 791 §3.1): End of Option List, No Operation, and the two source routes. */
+const OPT_EOL = 0;
+const OPT_NOP = 1;
+export const OPT_LSRR = 131;
+export const OPT_SSRR = 137;
+
+/**
+ * Whether the options of the header at buf[0..ihl) carry a Loose or Strict Source and Record
+ * Route (RFC 791 §3.1). A host that honoured one would route its reply along a path the sender
+ * chose, which is how spoofed sources get answers back; Linux drops such packets unless
+ * accept_source_route is set (it is not by default; RFC 1122 §3.3.5 leaves it to the host).
+ * The walk stops at End of Option List or at an option whose length does not fit.
+ */
+export function hasSourceRoute(buf: Uint8Array, ihl: number): boolean {
+  let i = IPV4_HEADER_LEN;
+  const end = Math.min(ihl, buf.length);
+  while (i < end) {
+    const type = buf[i]!;
+    if (type === OPT_EOL) return false;
+    if (type === OPT_NOP) {
+      i++;
+      continue;
+    }
+    if (type === OPT_LSRR || type === OPT_SSRR) return true;
+    const len = i + 1 < end ? buf[i + 1]! : 0;
+    if (len < 2) return false;
+    i += len;
+  }
+  return false;
+}
+
 export interface Ipv4HeaderFields {
   totalLength: number;
   id: number;

@@ -7,10 +7,10 @@
  * `transmit` callback; the only time is the `now` passed in.
  */
 import type { Logger } from 'pino';
-import { formatIpv4, isUnicastSource } from './addr.js';
+import { formatIpv4, isUnicastSource, prefixMask } from './addr.js';
 import type { Ipv4Addr } from './addr.js';
 import { Icmp, ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL } from './icmp.js';
-import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, parseIpv4, writeIpv4Header } from './ipv4.js';
+import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, hasSourceRoute, parseIpv4, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
 import { Counters } from './stats.js';
@@ -48,6 +48,13 @@ export interface IpLayerOptions {
   reassembly?: ConstructorParameters<typeof Reassembler>[0];
   /** ICMP errors per second (token bucket, burst 50). Default 100. */
   icmpErrorsPerSecond?: number;
+  /**
+   * Prefix length of the link's subnet (the one `addr` is in). When given (and at most 30),
+   * packets whose source is the subnet's network or broadcast address are dropped: no single
+   * host has those addresses (RFC 1122 §3.2.1.3), so such a packet is spoofed, or an attempt
+   * to make us answer to everyone (Linux treats a broadcast source as a martian).
+   */
+  prefix?: number;
 }
 
 export class IpLayer {
@@ -72,6 +79,9 @@ export class IpLayer {
   /** Identification for the next datagram. A plain counter: RFC 6864 only needs IDs to be
    *  unique per (src, dst, protocol) within a reassembly timeout, for fragmented datagrams. */
   private nextId = 0;
+  /** The subnet's network and broadcast addresses (undefined when no prefix, or /31 and /32, RFC 3021). */
+  private readonly subnetNetwork: Ipv4Addr | undefined;
+  private readonly subnetBroadcast: Ipv4Addr | undefined;
 
   constructor(opts: IpLayerOptions) {
     if (!Number.isInteger(opts.mtu) || opts.mtu < MIN_MTU || opts.mtu > MAX_DATAGRAM) {
@@ -83,6 +93,11 @@ export class IpLayer {
     this.log = opts.log;
     this.reassembler = new Reassembler(opts.reassembly);
     this.icmp = new Icmp(this, this.counters, { errorsPerSecond: opts.icmpErrorsPerSecond ?? 100, errorBurst: 50, log: opts.log });
+    if (opts.prefix !== undefined && opts.prefix >= 1 && opts.prefix <= 30) {
+      const mask = prefixMask(opts.prefix);
+      this.subnetNetwork = (this.addr & mask) >>> 0;
+      this.subnetBroadcast = (this.subnetNetwork | ~mask) >>> 0;
+    }
   }
 
   /** Deliver datagrams of `protocol` (6 TCP, 17 UDP, ...) to `upper`. ICMP is built in. */
@@ -104,6 +119,10 @@ export class IpLayer {
     if (header.dst !== this.addr) return this.drop('not-for-us', header);
     // ...and datagrams whose source cannot be a single host, or claims to be us.
     if (!isUnicastSource(header.src) || header.src === this.addr) return this.drop('bad-src', header);
+    if (header.src === this.subnetNetwork) return this.drop('src-network', header);
+    if (header.src === this.subnetBroadcast) return this.drop('src-broadcast', header);
+    // Source routes are refused, as Linux does by default (accept_source_route = 0).
+    if (header.ihl > IPV4_HEADER_LEN && hasSourceRoute(packet, header.ihl)) return this.drop('source-route', header);
 
     if (header.mf || header.fragmentOffset > 0) {
       this.counters.inc('ip.frag.in');

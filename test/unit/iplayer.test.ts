@@ -12,6 +12,7 @@ import type { IpUpper } from '../../src/ip/layer.js';
 import { Reassembler } from '../../src/ip/reassembly.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { ok } from '../helpers/unit.js';
+import { ipv4 } from '../helpers/wire.js';
 
 const US = parseAddr('10.0.0.2')!;
 const PEER = parseAddr('10.0.0.1')!;
@@ -186,6 +187,55 @@ describe('IpLayer: drops', () => {
       expect(ip.stats()['ip.delivered']).toBe(0);
     });
   }
+
+  // Loose (131) and Strict (137) Source and Record Route, RFC 791 §3.1: type, length, pointer, route.
+  const lsrr = Uint8Array.of(131, 7, 4, 10, 0, 0, 9);
+  const ssrr = Uint8Array.of(137, 7, 4, 10, 0, 0, 9);
+  const recordRoute = Uint8Array.of(7, 7, 4, 0, 0, 0, 0);
+  const withOptions = (options: Uint8Array) => ipv4({ src: PEER, dst: US, protocol: PROTO_UDP, options }, new Uint8Array(8));
+
+  it.each([
+    ['loose source route', lsrr],
+    ['strict source route', ssrr],
+    ['source route after NOPs and record route', Uint8Array.of(1, 1, ...recordRoute, ...lsrr)],
+  ])('drops and counts a packet with a %s option (Linux: accept_source_route = 0)', (_name, options) => {
+    const { ip } = layer();
+    const udp = new Recorder();
+    ip.register(PROTO_UDP, udp);
+    ip.receive(withOptions(options), 0);
+    expect(udp.got).toHaveLength(0);
+    expect(ip.stats()['ip.drop.source-route']).toBe(1);
+  });
+
+  it.each([
+    ['record route', recordRoute],
+    ['a source-route type after End of Option List', Uint8Array.of(0, 131, 7, 4, 10, 0, 0, 9)],
+  ])('delivers a packet with other options: %s', (_name, options) => {
+    const { ip } = layer();
+    const udp = new Recorder();
+    ip.register(PROTO_UDP, udp);
+    ip.receive(withOptions(options), 0);
+    expect(udp.got).toHaveLength(1);
+    expect(ip.stats()['ip.drop.source-route']).toBeUndefined();
+  });
+
+  it("drops and counts packets from the subnet's network and broadcast addresses, when it knows the prefix", () => {
+    const { ip } = layer({ prefix: 24 });
+    const udp = new Recorder();
+    ip.register(PROTO_UDP, udp);
+    ip.receive(ipPacket(PROTO_UDP, new Uint8Array(8), { src: parseAddr('10.0.0.0')! }), 0);
+    ip.receive(ipPacket(PROTO_UDP, new Uint8Array(8), { src: parseAddr('10.0.0.255')! }), 0);
+    ip.receive(ipPacket(PROTO_UDP, new Uint8Array(8), { src: parseAddr('10.0.0.254')! }), 0);
+    ip.receive(ipPacket(PROTO_UDP, new Uint8Array(8), { src: parseAddr('10.0.1.0')! }), 0); // another subnet's: routed, a host
+    expect(ip.stats()['ip.drop.src-network']).toBe(1);
+    expect(ip.stats()['ip.drop.src-broadcast']).toBe(1);
+    expect(udp.got.map((g) => g.header.src)).toEqual([parseAddr('10.0.0.254'), parseAddr('10.0.1.0')]);
+    // A /31 has no network or broadcast address (RFC 3021): both are hosts.
+    const p2p = layer({ prefix: 31 });
+    p2p.ip.register(PROTO_UDP, udp);
+    p2p.ip.receive(ipPacket(PROTO_UDP, new Uint8Array(8), { src: parseAddr('10.0.0.3')! }), 0);
+    expect(p2p.ip.stats()['ip.delivered']).toBe(1);
+  });
 
   it('logs drops at debug level only when debug is enabled', () => {
     const lines: string[] = [];
