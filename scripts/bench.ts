@@ -26,7 +26,9 @@
  *   proxy_newconn    the same with Connection: close from wrk                              req/s
  *
  * Then two netstack-only workloads: two stacks over a MemoryLink (no kernel at all), and
- * 10,000 idle connections held by netstack (memory per connection).
+ * 10,000 idle connections held by netstack (memory per connection). Last, `hoarders`: 500
+ * clients POST large bodies to /echo and never read, against a fresh server on each side:
+ * RSS growth at its peak and after the clients have gone.
  *
  * Prints a table of medians (min–max) with the netstack/kernel ratio of every round, and
  * writes the same as JSON to bench/results/<date>.json (or --out). The script installs
@@ -61,10 +63,10 @@ const DIST = join(ROOT, 'dist');
 // ───────────────────────── options ─────────────────────────
 
 const WORKLOADS = [
-  'bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale', 'proxy_keepalive', 'proxy_newconn',
+  'bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale', 'proxy_keepalive', 'proxy_newconn', 'hoarders',
 ] as const;
 /** Workloads run by their own runners (not the netstack-vs-kernel-peer pair). */
-const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'scale', 'proxy_keepalive', 'proxy_newconn'];
+const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'scale', 'proxy_keepalive', 'proxy_newconn', 'hoarders'];
 type WorkloadId = (typeof WORKLOADS)[number];
 
 const argv = yargs(hideBin(process.argv))
@@ -95,8 +97,8 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds must 
 
 /** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
 const P = quick
-  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000 }
-  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000 };
+  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000, hoarders: 50, hoardBytes: 8 << 20, hoardSeconds: 3 }
+  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000, hoarders: 500, hoardBytes: 8 << 20, hoardSeconds: 5 };
 const WRK_CONNECTIONS = 50;
 /** Body of the small fixed response (GET /bytes/128) for the *_small request-rate runs. */
 const SMALL_BYTES = 128;
@@ -164,7 +166,7 @@ function build(): void {
  * a temporary directory so the measured processes are plain `node` without a loader.
  */
 function transpileWorkers(dir: string): void {
-  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-scale-client', 'kernel-peer'];
+  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   for (const f of files) {
     const source = readFileSync(join(ROOT, 'scripts', `${f}.ts`), 'utf8');
@@ -599,6 +601,82 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   }
 }
 
+/** Resident set size and its high-water mark (VmHWM) of a process, bytes. */
+function procRss(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/**
+ * Workload 7, "hoarders": N clients POST `hoardBytes` each to /echo and never read the echo,
+ * against a fresh server on each side (netstack on its own TUN, nsbench1; Node on the kernel).
+ * RSS growth at its peak (VmHWM − RSS before) and once the clients have reset their
+ * connections and the server has had 2 s and a full GC (RSS after − RSS before).
+ */
+async function runHoarders(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const n = P.hoarders;
+  const peak = workload({
+    id: 'hoarders_peak', title: `hoarders: ${n} clients POST ${mib(P.hoardBytes)} to /echo and never read: RSS growth at peak`,
+    unit: 'MiB', better: 'lower', kernel: true,
+    target: { of: 'netstack', op: '<=', value: 256, text: '≤ 256 MiB (500 clients)' },
+    note: 'VmHWM − RSS before; the kernel side is Node on kernel sockets (kernel buffers are not in its RSS)',
+  });
+  const after = workload({
+    id: 'hoarders_after', title: `hoarders: RSS growth after the ${n} clients are gone`, unit: 'MiB', better: 'lower', kernel: true,
+    note: 'RSS 2 s after every client reset its connection, after a full GC, − RSS before',
+  });
+  results.push(peak, after);
+  const dev = 'nsbench1';
+  const hostCidr = '10.201.3.1/24';
+  const addr = '10.201.3.2';
+  const sides: Side[] = ['netstack', 'kernel'];
+  for (let r = 0; r < rounds; r++) {
+    for (const side of sides) {
+      const label = `hoarders round ${r + 1} ${side}`;
+      let server: JsonLineProcess | undefined;
+      let client: JsonLineProcess | undefined;
+      try {
+        server =
+          side === 'netstack'
+            ? await startNetstack(ctx, 'http', dev, hostCidr, addr)
+            : await startServer(ctx, 'kernel peer', ctx.net.kernelNs, 'kernel-peer.js', ['--addr', ctx.net.kernelAddr, '--port', '80'], ['--expose-gc']);
+        // `ip netns exec` and taskset exec the server: the child's pid is node's.
+        const serverPid = server.child.pid!;
+        const before = ((await server.request('mem', 'mem'))['mem'] as Record<string, number>)['rss']!;
+        client = new JsonLineProcess(
+          'hoarders client',
+          ['ip', 'netns', 'exec', ctx.net.clientNs, 'prlimit', `--nofile=${n + 1000}`, 'taskset', '-c', String(CLIENT_CPU),
+            process.execPath, join(ctx.workDir, 'bench-hoarders-client.js'), side === 'netstack' ? addr : ctx.net.kernelAddr, '80',
+            String(n), String(P.hoardBytes), String(P.hoardSeconds)],
+          ctx.env,
+        );
+        const hoarding = (await client.waitFor('hoarding', 120_000))['hoarding'] as Record<string, number>;
+        const atPeak = procRss(serverPid);
+        await client.request('quit', 'gone');
+        await client.stop();
+        client = undefined;
+        await sleep(2000);
+        const end = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
+        const peakMiB = (atPeak.hwm - before) / 2 ** 20;
+        const afterMiB = (end['rss']! - before) / 2 ** 20;
+        const detail = { clients: n, hoarding, rssBefore: before, vmHwm: atPeak.hwm, rssAtHold: atPeak.rss, rssAfter: end['rss'] };
+        record(peak[side]!, r, peakMiB, detail);
+        record(after[side]!, r, afterMiB, {});
+        log(`  ${label}: ${hoarding['connected']} clients sent ${fmt(hoarding['bytesSent']! / 2 ** 20)} MiB; RSS +${fmt(peakMiB)} MiB at peak, +${fmt(afterMiB)} MiB after`);
+      } catch (e) {
+        const msg = e instanceof MeasureError ? e.message : String((e as Error).message);
+        record(peak[side]!, r, null, {}, msg);
+        record(after[side]!, r, null, {}, msg);
+        log(`  ${label}: FAILED: ${msg}`);
+      } finally {
+        await client?.stop();
+        await server?.stop();
+      }
+    }
+  }
+}
+
 // ───────────────────────── main ─────────────────────────
 
 function mib(bytes: number): string {
@@ -669,6 +747,7 @@ async function main(): Promise<void> {
   if (only.has('proxy_keepalive') || only.has('proxy_newconn')) await runProxy(ctx, results);
   if (only.has('memory')) await runMemory(ctx, results);
   if (only.has('scale')) await runScale(ctx, results);
+  if (only.has('hoarders')) await runHoarders(ctx, results);
   net.destroy();
 
   const result: BenchResult = {

@@ -58,6 +58,8 @@ const SIDE_BY_SIDE = [
   'proxy_keepalive', 'proxy_newconn',
 ];
 const NETSTACK_ONLY = ['memory', 'scale_rss', 'scale_heap', 'scale_connect_rate'];
+/** Memory growth on both sides: may be zero or negative (memory given back), so no ratio check. */
+const HOARDERS = ['hoarders_peak', 'hoarders_after'];
 
 describeInterop('npm run bench', () => {
   it.skipIf(missingTools.length > 0)(
@@ -65,14 +67,14 @@ describeInterop('npm run bench', () => {
     async () => {
       const before = await benchNamespaces();
       const out = join(dir, 'quick.json');
-      const r = await run(['npm', 'run', '--silent', 'bench', '--', '--quick', '--out', out], { timeoutMs: 170_000 });
+      const r = await run(['npm', 'run', '--silent', 'bench', '--', '--quick', '--out', out], { timeoutMs: 230_000 });
       expect(r.code, `bench failed:\n${r.stderr.slice(-3000)}`).toBe(0);
 
       const result = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
       expect(result.quick).toBe(true);
       expect(result.rounds).toBe(1);
       const byId = new Map(result.workloads.map((w) => [w.id, w]));
-      expect([...byId.keys()].sort()).toEqual([...SIDE_BY_SIDE, ...NETSTACK_ONLY].sort());
+      expect([...byId.keys()].sort()).toEqual([...SIDE_BY_SIDE, ...NETSTACK_ONLY, ...HOARDERS].sort());
       for (const id of SIDE_BY_SIDE) {
         const w = byId.get(id)!;
         expect(w.netstack.errors, `${id} netstack`).toEqual({});
@@ -88,6 +90,16 @@ describeInterop('npm run bench', () => {
         expect(w.kernel, id).toBeUndefined();
         expect(Number.isFinite(w.netstack.median), `${id}: ${w.netstack.median}`).toBe(true);
       }
+      for (const id of HOARDERS) {
+        const w = byId.get(id)!;
+        expect(w.netstack.errors, `${id} netstack`).toEqual({});
+        expect(w.kernel?.errors, `${id} kernel`).toEqual({});
+        expect(Number.isFinite(w.netstack.median) && Number.isFinite(w.kernel?.median), `${id}: ${w.netstack.median} ${w.kernel?.median}`).toBe(true);
+      }
+      // Every hoarder connected and sent something.
+      const hoarding = byId.get('hoarders_peak')!.netstack.details[0]!['hoarding'] as Record<string, number>;
+      expect(hoarding['connected']).toBe(50);
+      expect(hoarding['bytesSent']).toBeGreaterThan(0);
       // The per-connection memory comes from real connections, all of them held.
       expect(byId.get('scale_rss')!.netstack.details[0]!['connections']).toBe(1000);
       // The printed table names every workload.
@@ -95,7 +107,7 @@ describeInterop('npm run bench', () => {
       // Nothing left behind.
       expect(await leftovers(before)).toEqual([]);
     },
-    180_000,
+    240_000,
   );
 
   it.skipIf(missingTools.length > 0)(
