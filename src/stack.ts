@@ -12,8 +12,10 @@ import type { Link } from './link/link.js';
 import type { Clock, ClockTimer } from './runtime/clock.js';
 import { RealClock } from './runtime/clock.js';
 import type { Logger } from './runtime/log.js';
+import { createHash } from 'node:crypto';
 import type { TcpConfig } from './tcp/config.js';
 import type { ConnectionInfo } from './tcp/connection.js';
+import type { TcpLimits } from './tcp/limits.js';
 import type { TransitionEvent } from './tcp/layer.js';
 import { TcpLayer, formatTransition } from './tcp/layer.js';
 import type { ConnectOptions, ServerOptions, SocketRuntime } from './tcp/socket.js';
@@ -32,7 +34,10 @@ export interface StackOptions {
   clock?: Clock;
   logger?: Logger;
   tcp?: Partial<TcpConfig>;
-  /** RFC 6528 ISN key (random when absent; fixed in reproducible simulations). */
+  /** TCP's caps and rate limits (src/tcp/limits.ts: connections, TIME-WAIT, orphans, SYN cookies, replies). */
+  limits?: Partial<TcpLimits>;
+  /** RFC 6528 ISN key (random when absent; fixed in reproducible simulations, which then derive
+   *  the SYN-cookie keys from it too). */
   isnSecret?: Uint8Array;
   /** Randomness for port choice (seeded in simulations). */
   random?: () => number;
@@ -84,7 +89,9 @@ export class Stack implements SocketRuntime {
       send: (packet, dst, now) => this.ip.send(packet, dst, PROTO_TCP, now),
       log,
       config: opts.tcp,
+      limits: opts.limits,
       isnSecret: opts.isnSecret,
+      cookieSecret: opts.isnSecret && createHash('sha256').update(opts.isnSecret).update('syncookie').digest(),
       random: opts.random,
     });
     this.udp = new UdpLayer(this.ip, { log, runtime: this });

@@ -13,7 +13,9 @@
 import type { TcpConfig } from './config.js';
 import type { SoftError } from './icmp-errors.js';
 import { crossedSynAck, openActive, openPassive, synReceivedAck, synRetransmitted, synSentArrives } from './handshake.js';
+import type { TcpLimits } from './limits.js';
 import type { Listener } from './listener.js';
+import { invalidReplyAllowed, invalidReplyLimitApplies } from './ratelimit.js';
 import { Receiver } from './receiver.js';
 import type { SegmentText } from './receiver.js';
 import { Sender } from './sender.js';
@@ -41,6 +43,12 @@ export interface ConnectionHost {
   established(conn: Connection): void;
   /** RFC 5961 §7: a global rate limit on challenge ACKs. */
   allowChallengeAck(now: number): boolean;
+  /** The stack's caps and rate limits. */
+  readonly limits: TcpLimits;
+  /** The user let go of the connection: it counts as an orphan (capped) until it is done. */
+  orphaned(conn: Connection, now: number): void;
+  /** Whether there is room for one more connection in TIME-WAIT; false means close at once. */
+  admitTimeWait(): boolean;
   count(name: string, n?: number): void;
 }
 
@@ -107,6 +115,8 @@ export class Connection {
   /** The user let go of the connection (it finishes closing on its own; incoming data gets RST). */
   orphaned = false;
   private doneNotified = false;
+  /** When we last answered an invalid segment (see replyToInvalid); -Infinity: never. */
+  private lastInvalidReplyAt = -Infinity;
 
   constructor(
     readonly host: ConnectionHost,
@@ -204,6 +214,7 @@ export class Connection {
     this.user = {};
     if (this.state === TcpState.FIN_WAIT_2) this.timers.finWait2At = now + this.config.finWait2Timeout;
     this.host.reschedule(this);
+    this.host.orphaned(this, now);
   }
 
   /** Take the next chunk of in-order received data, or undefined. */
@@ -259,8 +270,9 @@ export class Connection {
     const text: SegmentText = { seq: seg.seq, payload: seg.payload, syn: (flags & SYN) !== 0, fin: (flags & FIN) !== 0 };
     const segLen = seg.payload.length + (text.syn ? 1 : 0) + (text.fin ? 1 : 0);
     if (!crossedSynAck(this, seg) && !this.rcv.acceptable(seg.seq, segLen)) {
-      // "send an acknowledgment ... <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" (also answers zero-window probes)
-      if (!(flags & RST)) this.scheduleAck();
+      // "send an acknowledgment ... <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" (also answers zero-window
+      // probes), rate-limited like any answer to an invalid segment.
+      if (!(flags & RST) && this.replyToInvalid(seg.payload.length, text.syn, now)) this.scheduleAck();
       this.host.count('tcp.drop.out-of-window');
       // A retransmitted FIN in TIME-WAIT is acceptable only at RCV.NXT-1: ack it and restart 2MSL.
       if (this.state === TcpState.TIME_WAIT && text.fin && !(flags & RST)) this.restartTimeWait(now);
@@ -391,9 +403,26 @@ export class Connection {
     this.user.onReadable?.();
   }
 
-  /** RFC 5961 §3.2 / §4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, rate-limited (§7). */
+  /**
+   * Whether to answer an invalid segment (out of window, an unacceptable ACK, RFC 5961's
+   * challenges): at most once per limits.invalidReplyIntervalMs on this connection, as Linux's
+   * tcp_invalid_ratelimit, so a flood of bad segments is not a flood of answers. A data segment
+   * is always answered (its sender needs the duplicate ACK; ratelimit.ts).
+   */
+  replyToInvalid(payloadLength: number, syn: boolean, now: number): boolean {
+    if (!invalidReplyLimitApplies(payloadLength, syn)) return true;
+    if (!invalidReplyAllowed(this.lastInvalidReplyAt, now, this.host.limits.invalidReplyIntervalMs)) {
+      this.host.count('tcp.invalid-reply.limited');
+      return false;
+    }
+    this.lastInvalidReplyAt = now;
+    return true;
+  }
+
+  /** RFC 5961 §3.2 / §4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, rate-limited per connection and globally (§7). */
   private challengeAck(now: number, counter: string): void {
     this.host.count(counter);
+    if (!this.replyToInvalid(0, true, now)) return;
     if (!this.host.allowChallengeAck(now)) {
       this.host.count('tcp.challenge-ack.limited');
       return;
@@ -479,6 +508,11 @@ export class Connection {
   }
 
   private enterTimeWait(now: number, cause: string): void {
+    // No room in the TIME-WAIT table: skip TIME-WAIT, as Linux does past tcp_max_tw_buckets.
+    if (!this.host.admitTimeWait()) {
+      this.sendAck(now); // the peer's FIN still gets its ACK
+      return this.toClosed(`${cause}; TIME-WAIT table full`);
+    }
     this.transition(TcpState.TIME_WAIT, cause);
     const t = this.timers;
     t.retransmitAt = t.persistAt = t.keepaliveAt = t.finWait2At = Infinity;

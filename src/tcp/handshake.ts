@@ -33,6 +33,29 @@ export function openPassive(c: Connection, syn: TcpSegment, iss: number, port: n
   sendSyn(c, now);
 }
 
+/**
+ * The ACK that returns a valid SYN cookie (RFC 4987 §3.6; syncookie.ts): rebuild SYN-RECEIVED as
+ * if the SYN had been queued and our SYN-ACK sent, then the caller hands the ACK to
+ * `onSegment`, which completes the handshake as for any other. What the cookie could not carry
+ * is off: no window scaling (the window stays under 64 KiB for the connection's life, RFC 7323
+ * §2.2) until timestamps can carry it, as Linux does without them.
+ */
+export function openFromCookie(c: Connection, ack: TcpSegment, cookieMss: number, synAckWindow: number, port: number, now: number): void {
+  const iss = seqAdd(ack.ack, -1);
+  const irs = seqAdd(ack.seq, -1);
+  c.snd.init(iss);
+  c.rcv.init(irs);
+  c.snd.mss = Math.min(cookieMss, c.rcv.mss);
+  c.snd.cc.setMss(c.snd.mss);
+  c.wscaleOk = false;
+  c.snd.wl1 = irs;
+  c.snd.wl2 = iss;
+  // What our cookie SYN-ACK offered: the peer may already send that much.
+  c.rcv.adv = seqAdd(c.rcv.nxt, synAckWindow);
+  c.lastReceived = now;
+  c.transition(TcpState.SYN_RECEIVED, `SYN cookie returned to listener :${port}`);
+}
+
 /** Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), first or retransmitted. */
 export function sendSyn(c: Connection, now: number): void {
   const flags = c.state === TcpState.SYN_RECEIVED ? SYN | ACK : SYN;

@@ -16,10 +16,15 @@ import { DEFAULT_TCP_CONFIG } from './config.js';
 import type { ConnectionHost, ConnectionInfo } from './connection.js';
 import { Connection } from './connection.js';
 import { icmpErrorArrives } from './icmp-errors.js';
+import { openFromCookie } from './handshake.js';
 import { IsnGenerator } from './isn.js';
+import type { TcpLimits } from './limits.js';
+import { DEFAULT_TCP_LIMITS } from './limits.js';
 import { DEFAULT_BACKLOG, Listener } from './listener.js';
+import { ChallengeAckBudget } from './ratelimit.js';
+import { SynCookies } from './syncookie.js';
 import type { TcpSegment } from './segment.js';
-import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, parseTcp, writeTcp } from './segment.js';
+import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, parseTcp, writeTcp } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
 import { TimerHeap } from './timers.js';
@@ -40,18 +45,19 @@ export interface TcpLayerOptions {
   config?: Partial<TcpConfig>;
   /** Key for RFC 6528 ISNs; random when absent. */
   isnSecret?: Uint8Array;
-  /** Source of randomness for ephemeral ports (seeded in simulations). */
+  /** Source of randomness for ephemeral ports and the challenge-ACK budget (seeded in simulations). */
   random?: () => number;
-  /** RFC 5961 §7 challenge-ACK limit, per second, for the whole layer. */
-  challengeAcksPerSecond?: number;
-  /** Half-open (SYN-RECEIVED) connections per listener. */
-  maxSynBacklog?: number;
+  /** Caps and rate limits (limits.ts); the rest keep their defaults. */
+  limits?: Partial<TcpLimits>;
+  /** 32 bytes of SYN-cookie keys; random when absent. */
+  cookieSecret?: Uint8Array;
 }
 
 export class TcpLayer implements IpUpper, ConnectionHost {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
   readonly config: TcpConfig;
+  readonly limits: TcpLimits;
   private readonly sendPacket: TcpLayerOptions['send'];
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;
@@ -62,13 +68,17 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   /** Connections per state, kept by the transitions (O(1) for /metrics and the status page). */
   private readonly stateCounts = new Map<TcpState, number>();
   private readonly listeners = new Map<number, Listener>();
-  private readonly maxSynBacklog: number;
+  /** Orphaned connections (closed by the application, still finishing), oldest first. */
+  private readonly orphans = new Set<Connection>();
+  private readonly cookies: SynCookies;
   private dirtyList: Connection[] = [];
   private readonly observers = new Set<(e: TransitionEvent) => void>();
   private readonly counters: Record<string, number> = Object.create(null);
   private readonly timers = new TimerHeap();
-  /** RFC 5961 §7: challenge ACKs per second for the whole layer (burst: one second's worth). */
-  private readonly challengeAcks: TokenBucket;
+  /** RFC 5961 §7: challenge ACKs per second for the whole layer, a random budget each second. */
+  private readonly challengeAcks: ChallengeAckBudget;
+  /** RSTs for segments to nobody. */
+  private readonly rsts: TokenBucket;
 
   constructor(opts: TcpLayerOptions) {
     this.addr = opts.addr;
@@ -80,9 +90,11 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.log = opts.log;
     this.isn = new IsnGenerator(opts.isnSecret);
     this.random = opts.random ?? Math.random;
-    const challengeRate = opts.challengeAcksPerSecond ?? 1000;
-    this.challengeAcks = new TokenBucket(challengeRate, challengeRate);
-    this.maxSynBacklog = opts.maxSynBacklog ?? 256;
+    const limits = Object.fromEntries(Object.entries(opts.limits ?? {}).filter(([, v]) => v !== undefined));
+    this.limits = { ...DEFAULT_TCP_LIMITS, ...limits };
+    this.challengeAcks = new ChallengeAckBudget(this.limits.challengeAcksPerSecond, this.random);
+    this.rsts = new TokenBucket(this.limits.rstPerSecond, this.limits.rstPerSecond);
+    this.cookies = new SynCookies(opts.cookieSecret);
   }
 
   // ===================================================================================
@@ -130,15 +142,24 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   /** §3.10.7.2: SEGMENT ARRIVES in LISTEN (the listener decides; a SYN it admits makes a connection). */
   private onListen(l: Listener, key: string, ip: Ipv4Header, seg: TcpSegment, now: number, isnFloor?: number): void {
-    switch (l.segmentArrives(seg)) {
+    switch (l.segmentArrives(seg, now)) {
       case 'reset':
         return this.resetForNobody(ip, seg, now);
       case 'queue-full':
         return this.count('tcp.listen.syn-dropped');
       case 'ignore':
         return;
+      case 'cookie':
+        return this.sendCookie(l, ip, seg, now);
+      case 'check-cookie':
+        return this.checkCookie(l, key, ip, seg, now);
       case 'open':
         break;
+    }
+    if (this.live.size >= this.limits.maxConnections) {
+      // Bounded state for the whole stack: refuse, and say so at once (the client gets ECONNREFUSED).
+      this.count('tcp.limit.connections');
+      return this.resetForNobody(ip, seg, now);
     }
     const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
     this.conns.set(key, conn);
@@ -164,9 +185,56 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     icmpErrorArrives(conn, err);
   }
 
-  /** §3.10.7.1: a segment for no connection gets a RST (unless it is one). */
+  /**
+   * A SYN cookie SYN-ACK (RFC 4987 §3.6): the listener's SYN queue is full, so nothing is kept;
+   * the ISN carries the 4-tuple's keyed hash, the time and the MSS (syncookie.ts). It offers our
+   * MSS and an unscaled window, and no window scale: the cookie cannot carry one without timestamps.
+   */
+  private sendCookie(l: Listener, ip: Ipv4Header, seg: TcpSegment, now: number): void {
+    const { iss } = this.cookies.encode(this.addr, l.port, ip.src, seg.srcPort, seg.seq, seg.options.mss, now);
+    const ourMss = this.mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN;
+    const options = { mss: ourMss };
+    const packet = Buffer.allocUnsafe(IPV4_HEADER_LEN + TCP_HEADER_LEN + optionsLength(options));
+    const fields = { srcPort: l.port, dstPort: seg.srcPort, seq: iss, ack: seqAdd(seg.seq, 1), flags: SYN | ACK, window: this.cookieWindow(), options };
+    writeTcp(packet, IPV4_HEADER_LEN, fields, 0, ip.dst, ip.src);
+    this.count('tcp.syncookies.sent');
+    this.count('tcp.out');
+    this.sendPacket(packet, ip.src, now);
+  }
+
+  /** The window a cookie SYN-ACK offers: unscaled, so at most 65535. */
+  private cookieWindow(): number {
+    return Math.min(this.config.rcvBuf, 65535);
+  }
+
+  /** An ACK to a listener that recently sent cookies: a valid cookie makes the connection. */
+  private checkCookie(l: Listener, key: string, ip: Ipv4Header, seg: TcpSegment, now: number): void {
+    const syn = this.cookies.check(this.addr, l.port, ip.src, seg.srcPort, seqAdd(seg.seq, -1), seqAdd(seg.ack, -1), now);
+    if (!syn) {
+      this.count('tcp.syncookies.failed');
+      return this.resetForNobody(ip, seg, now); // an ACK in LISTEN: <SEQ=SEG.ACK><CTL=RST>
+    }
+    if (l.acceptQueueFull || this.live.size >= this.limits.maxConnections) {
+      // As for any handshake's last ACK with no room: dropped; the client's data retransmission retries.
+      this.count(l.acceptQueueFull ? 'tcp.listen.accept-queue-full' : 'tcp.limit.connections');
+      return;
+    }
+    this.count('tcp.syncookies.accepted');
+    this.count('tcp.passive-open');
+    const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
+    this.conns.set(key, conn);
+    l.adopt(conn);
+    openFromCookie(conn, seg, syn.mss, this.cookieWindow(), l.port, now);
+    conn.onSegment(seg, now);
+  }
+
+  /** §3.10.7.1: a segment for no connection gets a RST (unless it is one), at most rstPerSecond. */
   private resetForNobody(ip: Ipv4Header, seg: TcpSegment, now: number): void {
     if (seg.flags & RST) return;
+    if (!this.rsts.take(now)) {
+      this.count('tcp.rst.limited');
+      return;
+    }
     let seq: number;
     let ack: number;
     let flags: number;
@@ -194,7 +262,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw codeError('EINVAL', `invalid port ${port}`);
     if (port === 0) port = this.ephemeralPort((p) => !this.listeners.has(p), 'EADDRINUSE', 'no free port to listen on');
     if (this.listeners.has(port)) throw codeError('EADDRINUSE', `listen EADDRINUSE: address already in use :${port}`);
-    const l = new Listener(port, Math.max(1, backlog), this.maxSynBacklog);
+    const l = new Listener(port, Math.max(1, backlog), this.limits.maxSynBacklog, this.limits.synCookies);
     this.listeners.set(port, l);
     return l;
   }
@@ -263,8 +331,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.count(`tcp.state.${to}`);
     if (from !== TcpState.CLOSED) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
     if (to !== TcpState.CLOSED) this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
-    if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) this.live.delete(conn);
-    else this.live.add(conn);
+    if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) {
+      this.live.delete(conn);
+      this.orphans.delete(conn); // Linux counts orphans outside TIME-WAIT (that has its own cap)
+    } else this.live.add(conn);
     if (this.log?.isLevelEnabled('debug')) {
       this.log.debug({ conn: connName(conn), from, to, cause }, `tcp: ${from} -> ${to} (${cause})`);
     }
@@ -297,6 +367,25 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   allowChallengeAck(now: number): boolean {
     return this.challengeAcks.take(now);
+  }
+
+  /** The application let go of `conn`: over maxOrphans, the oldest orphan is reset (Linux: tcp_max_orphans). */
+  orphaned(conn: Connection, now: number): void {
+    if (conn.state === TcpState.TIME_WAIT || conn.state === TcpState.CLOSED) return;
+    this.orphans.add(conn);
+    for (let guard = this.orphans.size; this.orphans.size > this.limits.maxOrphans && guard > 0; guard--) {
+      const oldest = this.orphans.values().next().value as Connection;
+      this.orphans.delete(oldest);
+      this.count('tcp.limit.orphans');
+      oldest.abort(now, 'too many orphans');
+    }
+  }
+
+  /** Whether one more connection may enter TIME-WAIT (Linux tcp_max_tw_buckets). */
+  admitTimeWait(): boolean {
+    if ((this.stateCounts.get(TcpState.TIME_WAIT) ?? 0) < this.limits.maxTimeWait) return true;
+    this.count('tcp.limit.time-wait');
+    return false;
   }
 
   count(name: string, n = 1): void {
@@ -346,6 +435,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   stats(): Record<string, number> {
     const s: Record<string, number> = { ...this.counters };
     s['tcp.connections'] = this.conns.size;
+    s['tcp.orphans'] = this.orphans.size;
     s['tcp.timers'] = this.timers.size;
     return s;
   }

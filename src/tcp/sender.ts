@@ -10,6 +10,7 @@ import { newReno } from './congestion.js';
 import type { TcpConfig } from './config.js';
 import type { Connection } from './connection.js';
 import { sendSyn } from './handshake.js';
+import { SYNACK_RETRIES_UNDER_PRESSURE } from './listener.js';
 import { RtoEstimator } from './rto.js';
 import type { TcpSegment } from './segment.js';
 import { ACK, FIN, PSH, SYN, TCP_HEADER_LEN } from './segment.js';
@@ -17,6 +18,21 @@ import { IPV4_HEADER_LEN, MIN_MTU } from '../ip/ipv4.js';
 import { SendBuffer } from './sendbuffer.js';
 import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqSub } from './seq.js';
 import { TcpState, isSynchronized } from './state.js';
+
+/**
+ * How many retransmissions in a row before giving up: tcp_retries2 / tcp_syn_retries, cut for a
+ * half-open connection while its listener's SYN queue is under pressure (Linux halves them) and
+ * for an orphan (Linux tcp_orphan_retries).
+ */
+function retryLimit(c: Connection): number {
+  if (!isSynchronized(c.state)) {
+    if (c.state === TcpState.SYN_RECEIVED && !c.activeOpen && c.listener?.synQueuePressure) {
+      return Math.min(c.config.synRetries, SYNACK_RETRIES_UNDER_PRESSURE);
+    }
+    return c.config.synRetries;
+  }
+  return c.orphaned ? Math.min(c.config.maxRetries, c.host.limits.orphanRetries) : c.config.maxRetries;
+}
 
 export class Sender {
   // --- Send sequence variables (RFC 9293 §3.3.1) ---
@@ -61,6 +77,8 @@ export class Sender {
   private probeEnd: number | undefined;
   private lastSmallEnd = 0;
   private hasSmallOutstanding = false;
+  /** Zero-window probes sent since the connection was orphaned (not reset by the peer's ACKs). */
+  private orphanProbes = 0;
 
   constructor(
     private readonly c: Connection,
@@ -159,7 +177,7 @@ export class Sender {
     const ack = seg.ack;
     if (this.probeEnd !== undefined && seqGt(ack, this.max) && seqLeq(ack, this.probeEnd)) this.max = ack;
     this.probeEnd = undefined;
-    if (!this.ackAcceptable(ack)) return false;
+    if (!this.ackAcceptable(ack, seg, now)) return false;
     const window = seg.window << this.wscale;
     const flight = this.flight;
     if (seqGt(ack, this.una)) this.newDataAcked(ack, flight, now);
@@ -172,18 +190,15 @@ export class Sender {
 
   /** RFC 5961 §5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT (we use SND.MAX, the
    *  highest sequence sent, since SND.NXT rewinds after a retransmission timeout). */
-  private ackAcceptable(ack: number): boolean {
-    if (seqGt(ack, this.max)) {
-      this.c.host.count('tcp.drop.ack-unsent');
-      this.c.scheduleAck();
-      return false;
-    }
-    if (seqLt(ack, seqAdd(this.una, -Math.max(this.maxWnd, 1)))) {
-      this.c.host.count('tcp.drop.ack-too-old');
-      this.c.scheduleAck();
-      return false;
-    }
-    return true;
+  private ackAcceptable(ack: number, seg: TcpSegment, now: number): boolean {
+    let drop: string | undefined;
+    if (seqGt(ack, this.max)) drop = 'tcp.drop.ack-unsent';
+    else if (seqLt(ack, seqAdd(this.una, -Math.max(this.maxWnd, 1)))) drop = 'tcp.drop.ack-too-old';
+    if (drop === undefined) return true;
+    this.c.host.count(drop);
+    // Answered with an ACK (RFC 5961 §5.2), rate-limited per connection (Connection.replyToInvalid).
+    if (this.c.replyToInvalid(seg.payload.length, (seg.flags & SYN) !== 0, now)) this.c.scheduleAck();
+    return false;
   }
 
   private newDataAcked(ack: number, flight: number, now: number): void {
@@ -333,9 +348,12 @@ export class Sender {
   /** RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off, restart. */
   onRetransmitTimeout(now: number): void {
     const c = this.c;
-    const limit = isSynchronized(c.state) ? c.config.maxRetries : c.config.synRetries;
+    const limit = retryLimit(c);
     if (this.retries >= limit) {
       c.host.count('tcp.timeout');
+      if (limit < (isSynchronized(c.state) ? c.config.maxRetries : c.config.synRetries)) {
+        c.host.count(c.orphaned ? 'tcp.orphan.gave-up' : 'tcp.listen.synack-retries-cut');
+      }
       if (c.state === TcpState.SYN_RECEIVED && !c.activeOpen) c.toClosed('SYN-ACK retransmission limit');
       else c.timedOut('retransmission limit');
       return;
@@ -396,6 +414,14 @@ export class Sender {
       c.timedOut('zero-window probes unanswered');
       return;
     }
+    // An orphan has nobody to wait for: it gets a bounded number of probes, answered or not
+    // (Linux tcp_orphan_retries), else a peer that keeps ACKing a zero window keeps it forever.
+    if (c.orphaned && this.orphanProbes >= c.host.limits.orphanRetries) {
+      c.host.count('tcp.orphan.gave-up');
+      c.toClosed('orphan: zero-window probes exhausted');
+      return;
+    }
+    if (c.orphaned) this.orphanProbes++;
     c.keepalive.probes++;
     c.host.count('tcp.persist.probe');
     c.emitSegment(this.nxt, 1, ACK, now);

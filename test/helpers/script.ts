@@ -38,6 +38,7 @@ import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import type { Connection } from '../../src/tcp/connection.js';
+import type { TcpLimits } from '../../src/tcp/limits.js';
 import type { TcpOptions, TcpSegment } from '../../src/tcp/segment.js';
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, TCP_HEADER_LEN, URG, formatOptions, optionsLength, parseTcp, writeTcp } from '../../src/tcp/segment.js';
 import { DEFAULT_BACKLOG } from '../../src/tcp/listener.js';
@@ -55,6 +56,8 @@ export interface ScriptHostOptions {
   /** Link MTU; the stack's MSS is mtu - 40. */
   mtu?: number;
   tcp?: Partial<TcpConfig>;
+  /** The stack's caps and rate limits (src/tcp/limits.ts). */
+  limits?: Partial<TcpLimits>;
   /** The stack's port: what `listen()` binds and `connect()` uses as local port. Default 8080. */
   localPort?: number;
   /** The scripted peer's port. Default 40000. */
@@ -90,7 +93,8 @@ export class ScriptHost {
   readonly clock: VirtualClock;
   readonly stack: Stack;
   readonly localPort: number;
-  readonly peerPort: number;
+  /** The scripted peer's port. A script may change it (`do`) to play a second client of the same host. */
+  peerPort: number;
   readonly peerIsn: number;
   /** The stack's current ISN; 0 until it sends a SYN (every new SYN rebases it). */
   ourIsn = 0;
@@ -129,6 +133,7 @@ export class ScriptHost {
       isnSecret: secret,
       random: seededRandom(this.seed * 31 + 11),
       tcp: opts.tcp,
+      limits: opts.limits,
       name: 'stack',
     });
     this.localPort = opts.localPort ?? 8080;

@@ -11,6 +11,7 @@ import { VirtualClock } from '../../src/runtime/clock.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
+import type { TcpLimits } from '../../src/tcp/limits.js';
 import type { TransitionEvent } from '../../src/tcp/layer.js';
 
 export const A_ADDR = '10.0.0.1';
@@ -25,6 +26,8 @@ export interface SimOptions {
   tcp?: Partial<TcpConfig>;
   tcpA?: Partial<TcpConfig>;
   tcpB?: Partial<TcpConfig>;
+  /** Caps and rate limits of B, the usual server (src/tcp/limits.ts). */
+  limitsB?: Partial<TcpLimits>;
 }
 
 export interface Sim {
@@ -72,6 +75,7 @@ export function createSim(opts: SimOptions = {}): Sim {
     isnSecret: secret(rand),
     random: seededRandom(seed * 7 + 5),
     tcp: { ...opts.tcp, ...opts.tcpB },
+    limits: opts.limitsB,
     name: 'B',
   });
   const trace: string[] = [];

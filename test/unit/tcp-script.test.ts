@@ -156,6 +156,7 @@ describe('RST and SYN in a synchronized state (RFC 5961)', () => {
       .send('. 1:1(0) ack 101')
       .recv('R 150:150(0)') // in the window, 49 bytes past RCV.NXT
       .send('. 1:1(0) ack 101')
+      .after(500) // one answer to an invalid segment per 500 ms (see 'rate-limited replies')
       .recv('R. 1000:1000(0) ack 1')
       .send('. 1:1(0) ack 101')
       .state('ESTABLISHED');
@@ -191,6 +192,7 @@ describe('RST and SYN in a synchronized state (RFC 5961)', () => {
     await handshake(h)
       .recv('S 0:0(0) win 65535 <mss 1460>') // an old duplicate of the first SYN
       .send('. 1:1(0) ack 1')
+      .after(500)
       .recv('S 500:500(0) win 65535 <mss 1460>') // in the window
       .send('. 1:1(0) ack 1')
       .state('ESTABLISHED');
@@ -199,19 +201,77 @@ describe('RST and SYN in a synchronized state (RFC 5961)', () => {
     expect(h.stack.stats()['tcp.syn.challenged']).toBe(1);
   });
 
-  it('challenge ACKs are rate limited (§7)', async () => {
+  it('challenge ACKs are rate limited for the whole stack by a budget drawn at random each second (§7, §10)', async () => {
+    // Without the per-connection limit, to see the stack-wide one: 1000 per second, ±50% at random.
+    const h = scriptHost({ limits: { invalidReplyIntervalMs: 0 } });
+    h.listen();
+    const s = handshake(h);
+    const perSecond: number[] = [];
+    for (let second = 0; second < 3; second++) {
+      for (let i = 0; i < 2000; i++) s.recv(`R ${10 + i}:${10 + i}(0)`);
+      s.do((host) => {
+        perSecond.push(host.stack.stats()['tcp.challenge-ack.out']! - perSecond.reduce((a, b) => a + b, 0));
+        host.consumed = host.out.length; // not interested in each ACK, just the count
+      }).after(1000);
+    }
+    await s;
+    const st = h.stack.stats();
+    for (const n of perSecond) {
+      expect(n).toBeGreaterThanOrEqual(500);
+      expect(n).toBeLessThanOrEqual(1501);
+    }
+    // A fixed count would let an off-path attacker count them (CVE-2016-5696): it differs each second.
+    expect(new Set(perSecond).size).toBe(3);
+    expect(st['tcp.challenge-ack.limited']).toBe(6000 - st['tcp.challenge-ack.out']!);
+    expect(h.state).toBe('ESTABLISHED');
+  });
+});
+
+describe('rate-limited replies (Linux tcp_invalid_ratelimit, RFC 5961 §7)', () => {
+  const bad: Array<[string, string]> = [
+    ['out-of-window segments', '. 5000000:5000000(0) ack 1'],
+    ['ACKs of data never sent', '. 1:1(0) ack 100000'],
+    ['in-window RSTs not at RCV.NXT', 'R 50:50(0)'],
+  ];
+  it.each(bad)('1000 %s, 2.7 ms apart, get one answer per 500 ms: 6, not 1000', async (_what, line) => {
     const h = scriptHost();
     h.listen();
     const s = handshake(h);
-    // The layer allows 1000 per second: an attacker's burst of 1100 gets 1000 answers.
-    for (let i = 0; i < 1100; i++) s.recv(`R ${10 + i}:${10 + i}(0)`);
+    for (let i = 0; i < 1000; i++) s.recv(line).after(2.7);
+    let answers = 0;
     await s.do((host) => {
-      host.consumed = host.out.length; // not interested in each ACK, just the count
+      answers = host.unread.length;
+      host.consumed = host.out.length;
     });
-    const st = h.stack.stats();
-    expect(st['tcp.challenge-ack.out']).toBe(1000);
-    expect(st['tcp.challenge-ack.limited']).toBe(100);
+    expect(answers).toBe(6); // at 0, 502.2, 1004.4, 1506.6, 2008.8, 2511 ms
+    expect(h.stack.stats()['tcp.invalid-reply.limited']).toBe(994);
     expect(h.state).toBe('ESTABLISHED');
+  });
+
+  it('out-of-window data is always answered: its sender needs the duplicate ACK', async () => {
+    const h = scriptHost();
+    h.listen();
+    await handshake(h)
+      .recv('P. 1:101(100) ack 1')
+      .after(40)
+      .send('. 1:1(0) ack 101')
+      .recv('P. 1:101(100) ack 1') // a retransmission of data we have
+      .send('. 1:1(0) ack 101')
+      .recv('P. 1:101(100) ack 1')
+      .send('. 1:1(0) ack 101');
+  });
+});
+
+describe('segments to nobody', () => {
+  it('get RSTs at most rstPerSecond', async () => {
+    const h = scriptHost({ limits: { rstPerSecond: 10 } });
+    const s = script(h);
+    for (let i = 0; i < 30; i++) s.recv('S 0:0(0) win 65535 <mss 1460>');
+    await s.do((host) => {
+      expect(host.unread.map((c) => host.describe(c))).toEqual(Array(10).fill('R. 0:0(0) ack 1 win 0'));
+      host.consumed = host.out.length;
+    });
+    expect(h.stack.stats()['tcp.rst.limited']).toBe(20);
   });
 });
 

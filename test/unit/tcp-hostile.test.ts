@@ -1,0 +1,242 @@
+/**
+ * TCP under hostile traffic, as packetdrill-style timelines (test/helpers/script.ts): SYN cookies
+ * when the SYN queue is full, SYN-ACK retransmissions cut under pressure, orphans that give up,
+ * and the caps on connections, TIME-WAIT entries and orphans. The rate limits on replies are in
+ * tcp-script.test.ts beside the RFC 5961 rules they limit.
+ */
+import { describe, expect, it } from 'vitest';
+import { ACK, RST, SYN } from '../../src/tcp/segment.js';
+import { script, scriptHost } from '../helpers/script.js';
+import type { ScriptHost } from '../helpers/script.js';
+
+/** A client on `port` opens a connection the application keeps: SYN, SYN-ACK, ACK. */
+function openFrom(h: ScriptHost, port: number, ackWin = 512) {
+  return script(h)
+    .do((host) => {
+      host.peerPort = port;
+    })
+    .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+    .recv(`. 1:1(0) ack 1 win ${ackWin}`);
+}
+
+describe('SYN cookies (RFC 4987 §3.6)', () => {
+  /** Client 40000 fills a SYN queue of one; client 40001's SYN gets a cookie. */
+  function fullQueue(h: ScriptHost, mss = 1460) {
+    h.listen({ backlog: 1 });
+    return script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .do((host) => {
+        host.peerPort = 40001;
+      })
+      .recv(`S 0:0(0) win 65535 <mss ${mss},wscale 7>`)
+      // A cookie: our MSS, an unscaled window, and no window scale (the cookie cannot carry it
+      // without timestamps). Nothing is stored for it.
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .do((host) => {
+        expect(host.conn).toBeUndefined();
+        expect(host.stack.stats()['tcp.syncookies.sent']).toBe(1);
+      });
+  }
+
+  it("a full SYN queue answers with a cookie; the cookie's ACK makes an ESTABLISHED connection that carries data", async () => {
+    const h = scriptHost();
+    await fullQueue(h)
+      .recv('. 1:1(0) ack 1 win 512')
+      .state('ESTABLISHED')
+      .recv('P. 1:101(100) ack 1 win 512')
+      .after(40)
+      .send('. 1:1(0) ack 101 win 65535'); // our window stays unscaled: at most 65535
+    expect(h.received).toEqual(h.peerBytes(1, 101));
+    expect(h.stack.stats()['tcp.syncookies.accepted']).toBe(1);
+  });
+
+  it('the ACK may carry the first data: it is delivered with the handshake', async () => {
+    const h = scriptHost();
+    await fullQueue(h)
+      .recv('P. 1:11(10) ack 1 win 512')
+      .state('ESTABLISHED')
+      .after(40)
+      .send('. 1:1(0) ack 11');
+    expect(h.received).toEqual(h.peerBytes(1, 11));
+  });
+
+  it('the cookie carries the MSS as an entry of its table: MSS 1400 becomes 1300', async () => {
+    const h = scriptHost();
+    await fullQueue(h, 1400).recv('. 1:1(0) ack 1 win 512').state('ESTABLISHED');
+    expect(h.conn!.snd.mss).toBe(1300);
+  });
+
+  it('an ACK with a forged or a stale cookie makes no connection: RST, counted as failed', async () => {
+    const h = scriptHost();
+    await fullQueue(h)
+      .recv('. 1:1(0) ack 777 win 512') // not our cookie
+      .send('R 777:777(0) win 0')
+      .do((host) => {
+        host.peerPort = 40000;
+      })
+      .recv('R 1:1(0)') // the first client gives up, so no SYN-ACK of its is retransmitted below
+      .do((host) => {
+        host.peerPort = 40001;
+      })
+      .after(100_000) // the cookie was good for less than 2 minutes of its one-minute clock
+      .recv('. 1:1(0) ack 1 win 512')
+      .send('R 1:1(0) win 0')
+      .state('CLOSED');
+    expect(h.stack.stats()['tcp.syncookies.failed']).toBe(2);
+    expect(h.stack.connections()).toEqual([]);
+  });
+
+  it('with synCookies off, a SYN beyond the SYN queue is dropped', async () => {
+    const h = scriptHost({ limits: { synCookies: false } });
+    h.listen({ backlog: 1 });
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
+      .do((host) => {
+        host.peerPort = 40001;
+      })
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .quiet(500);
+    expect(h.stack.stats()['tcp.listen.syn-dropped']).toBe(1);
+  });
+});
+
+describe('SYN-ACK retransmissions under SYN-queue pressure', () => {
+  /** `n` clients send a SYN each and never answer the SYN-ACK. */
+  async function halfOpen(n: number, backlog: number) {
+    const h = scriptHost();
+    h.listen({ backlog });
+    const s = script(h);
+    for (let i = 0; i < n; i++) {
+      s.do((host) => {
+        host.peerPort = 41000 + i;
+      }).recv('S 0:0(0) win 65535 <mss 1460>');
+    }
+    await s.do((host) => {
+      host.consumed = host.out.length;
+    });
+    return h;
+  }
+  const synAcks = (h: ScriptHost) => h.out.filter((c) => c.seg && c.seg.flags & SYN && c.seg.flags & ACK).length;
+
+  it('are cut to 2 while more than half the SYN queue is taken: such a half-open connection is gone after 1 + 2 + 4 s', async () => {
+    const h = await halfOpen(6, 8); // 6 of 8: pressure
+    await script(h)
+      .after(7_000 - 1)
+      .do((host) => expect(host.stack.tcp.connectionCount).toBe(6))
+      .after(2)
+      .do((host) => {
+        host.consumed = host.out.length;
+      });
+    // Two give up; then 4 of 8 is no longer pressure, and the other four keep retrying.
+    expect(h.stack.tcp.connectionCount).toBe(4);
+    expect(synAcks(h)).toBe(6 * 3); // the first and 2 retransmissions each, so far
+    expect(h.stack.stats()['tcp.listen.synack-retries-cut']).toBe(2);
+  });
+
+  it('keep their usual count otherwise', async () => {
+    const h = await halfOpen(2, 8);
+    await script(h)
+      .after(7_001)
+      .do((host) => {
+        expect(host.stack.tcp.connectionCount).toBe(2);
+        host.consumed = host.out.length;
+      });
+    expect(h.stack.stats()['tcp.listen.synack-retries-cut']).toBeUndefined();
+  });
+});
+
+describe('orphans (connections the application has closed)', () => {
+  it('give up after orphanRetries zero-window probes, even when the peer answers every one', async () => {
+    const h = scriptHost({ limits: { orphanRetries: 8 } });
+    h.listen({
+      onConnection: (s) => {
+        s.write(Buffer.alloc(3000, 1));
+        s.end();
+        s.once('finish', () => s.destroy()); // let go: an orphan in FIN-WAIT-1 with data queued
+      },
+    });
+    const s = openFrom(h, 40000, 0);
+    // Probes back off from the RTO (200 ms) and the peer acknowledges each one with a zero window,
+    // which before kept the connection forever.
+    for (let k = 0; k < 8; k++) {
+      const interval = 200 * 2 ** k;
+      s.quiet(interval - 1)
+        .after(1)
+        .send('. 1:2(1) ack 1')
+        .recv('. 1:1(0) ack 1 win 0');
+    }
+    await s.state('FIN-WAIT-1').quiet(200 * 2 ** 8 - 1).after(1).state('CLOSED').quiet(60_000);
+    expect(h.stack.stats()['tcp.orphan.gave-up']).toBe(1);
+    expect(h.stack.stats()['tcp.persist.probe']).toBe(8);
+  });
+
+  it('a connection the application still holds keeps probing a peer that answers', async () => {
+    const h = scriptHost({ limits: { orphanRetries: 8 } });
+    h.listen({ onConnection: (s) => s.write(Buffer.alloc(3000, 1)) });
+    const s = openFrom(h, 40000, 0);
+    for (let k = 0; k < 10; k++) {
+      const interval = Math.min(200 * 2 ** k, 120_000);
+      s.quiet(interval - 1)
+        .after(1)
+        .send('. 1:2(1) ack 1')
+        .recv('. 1:1(0) ack 1 win 0');
+    }
+    await s.state('ESTABLISHED');
+  });
+
+  it('are capped at maxOrphans: one more resets the oldest', async () => {
+    const h = scriptHost({ limits: { maxOrphans: 2 } });
+    h.listen({
+      onConnection: (s) => {
+        s.write(Buffer.alloc(3000, 1));
+        s.end();
+        s.once('finish', () => s.destroy());
+      },
+    });
+    for (const port of [40000, 40001, 40002]) {
+      await openFrom(h, port, 0).do((host) => {
+        host.consumed = host.out.length;
+      });
+    }
+    const rsts = h.out.filter((c) => c.seg && c.seg.flags & RST);
+    expect(rsts.map((c) => c.seg!.dstPort)).toEqual([40000]);
+    expect(h.stack.stats()['tcp.limit.orphans']).toBe(1);
+    expect(h.stack.stats()['tcp.orphans']).toBe(2);
+    expect(h.stack.connectionStates()).toEqual({ 'FIN-WAIT-1': 2 });
+  });
+});
+
+describe('caps on connection state', () => {
+  it('beyond maxTimeWait, a closing connection skips TIME-WAIT (Linux tcp_max_tw_buckets)', async () => {
+    const h = scriptHost({ limits: { maxTimeWait: 1 } });
+    h.listen({ onConnection: (s) => s.end() }); // we close first: TIME-WAIT is ours
+    for (const port of [40000, 40001]) {
+      await openFrom(h, port)
+        .send('F. 1:1(0) ack 1')
+        .recv('F. 1:1(0) ack 2 win 512')
+        .send('. 2:2(0) ack 2');
+    }
+    expect(h.stack.connectionStates()).toEqual({ 'TIME-WAIT': 1 });
+    expect(h.stack.stats()['tcp.limit.time-wait']).toBe(1);
+  });
+
+  it('beyond maxConnections, a new SYN gets a RST', async () => {
+    const h = scriptHost({ limits: { maxConnections: 1 } });
+    h.listen();
+    await openFrom(h, 40000)
+      .do((host) => {
+        host.peerPort = 40001;
+      })
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .do((host) => {
+        // <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, to the second client (not relative to anything it knows)
+        expect(host.unread.map((c) => [c.seg!.dstPort, c.seg!.flags, c.seg!.seq, c.seg!.ack])).toEqual([[40001, RST | ACK, 0, (host.peerIsn + 1) >>> 0]]);
+        host.consumed = host.out.length;
+      });
+    expect(h.stack.stats()['tcp.limit.connections']).toBe(1);
+    expect(h.stack.connectionStates()).toEqual({ ESTABLISHED: 1 });
+  });
+});
