@@ -186,9 +186,8 @@ export class Stack implements SocketRuntime {
    * Connections with their state, sequence variables, windows, srtt, rto and retransmissions:
    * live ones first, at most `limit`, after skipping `offset`.
    */
-  connections(limit?: number, offset = 0): ConnectionInfo[] {
-    if (offset <= 0) return this.tcp.connections(limit);
-    return this.tcp.connections(limit === undefined ? undefined : offset + limit).slice(offset);
+  connections(limit?: number, offset?: number): ConnectionInfo[] {
+    return this.tcp.connections(limit, offset);
   }
 
   /** Connections per TCP state, e.g. { ESTABLISHED: 3, 'TIME-WAIT': 1200 }. */

@@ -402,16 +402,23 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     return () => this.observers.delete(fn);
   }
 
-  /** Connections with their TCB variables: live ones first, then TIME-WAIT, at most `limit`. */
-  connections(limit = Infinity): ConnectionInfo[] {
+  /**
+   * Connections with their TCB variables: live ones first, then TIME-WAIT, at most `limit` after
+   * skipping `offset` (a page of /connections: the skipped ones are counted, not described).
+   */
+  connections(limit = Infinity, offset = 0): ConnectionInfo[] {
     const out: ConnectionInfo[] = [];
+    let skip = offset;
     for (const c of this.live) {
       if (out.length >= limit) return out;
-      out.push(c.info(formatIpv4));
+      if (skip > 0) skip--;
+      else out.push(c.info(formatIpv4));
     }
     for (const c of this.conns.values()) {
       if (out.length >= limit) break;
-      if (c.state === TcpState.TIME_WAIT) out.push(c.info(formatIpv4));
+      if (c.state !== TcpState.TIME_WAIT) continue;
+      if (skip > 0) skip--;
+      else out.push(c.info(formatIpv4));
     }
     return out;
   }

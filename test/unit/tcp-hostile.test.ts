@@ -241,3 +241,23 @@ describe('caps on connection state', () => {
     expect(h.stack.connectionStates()).toEqual({ ESTABLISHED: 1 });
   });
 });
+
+describe('listing connections page by page (/connections?limit=&offset=)', () => {
+  it('skips `offset` connections, live ones first, then TIME-WAIT, and describes only the page', async () => {
+    const h = scriptHost();
+    h.listen({ onConnection: (s) => (s.remotePort === 40001 ? s.end() : undefined) });
+    for (const port of [40000, 40001, 40002, 40003]) {
+      const s = openFrom(h, port);
+      // The application closes 40001 first: it goes to TIME-WAIT.
+      if (port === 40001) s.send('F. 1:1(0) ack 1').recv('F. 1:1(0) ack 2 win 512').send('. 2:2(0) ack 2');
+      await s;
+    }
+    const all = h.stack.connections();
+    expect(all.map((c) => [c.remote.split(':')[1], c.state])).toEqual([
+      ['40000', 'ESTABLISHED'], ['40002', 'ESTABLISHED'], ['40003', 'ESTABLISHED'], ['40001', 'TIME-WAIT'],
+    ]);
+    expect(h.stack.connections(2, 1)).toEqual(all.slice(1, 3));
+    expect(h.stack.connections(10, 3)).toEqual(all.slice(3));
+    expect(h.stack.connections(10, 4)).toEqual([]);
+  });
+});
