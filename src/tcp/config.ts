@@ -2,10 +2,19 @@
 import type { CongestionFactory } from './congestion.js';
 
 export interface TcpConfig {
-  /** Receive buffer: the most we advertise (bytes). */
+  /** Receive buffer: the most we advertise (bytes), however far autotuning grows it. */
   rcvBuf: number;
-  /** Send buffer: `write()` reports backpressure beyond this many unacknowledged bytes. */
+  /** Send buffer: `write()` reports backpressure beyond this many unacknowledged bytes, at most. */
   sndBuf: number;
+  /**
+   * Where the receive buffer starts; it grows to twice what the application reads per round
+   * trip, up to rcvBuf, unless the stack is under memory pressure (receive-buffer autotuning,
+   * Linux tcp_rmem's default and tcp_rcv_space_adjust). A peer gets a large window only
+   * while the application keeps up.
+   */
+  initialRcvBuf: number;
+  /** Where the send buffer starts; it grows to twice the congestion window, up to sndBuf (Linux tcp_wmem, tcp_sndbuf_expand). */
+  initialSndBuf: number;
   /** Maximum segment lifetime, ms. TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2). */
   msl: number;
   /** Data retransmissions before giving up with ETIMEDOUT (Linux tcp_retries2 = 15). */
@@ -34,6 +43,8 @@ export interface TcpConfig {
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   rcvBuf: 1 << 20,
   sndBuf: 1 << 20,
+  initialRcvBuf: 64 << 10,
+  initialSndBuf: 64 << 10,
   msl: 30_000, // TIME-WAIT = 60 s, like Linux
   maxRetries: 15,
   synRetries: 6,

@@ -14,6 +14,7 @@ import type { TcpConfig } from './config.js';
 import type { SoftError } from './icmp-errors.js';
 import { crossedSynAck, openActive, openPassive, synReceivedAck, synRetransmitted, synSentArrives } from './handshake.js';
 import type { TcpLimits } from './limits.js';
+import type { MemoryBudget } from './memory.js';
 import type { Listener } from './listener.js';
 import { invalidReplyAllowed, invalidReplyLimitApplies } from './ratelimit.js';
 import { Receiver } from './receiver.js';
@@ -45,6 +46,8 @@ export interface ConnectionHost {
   allowChallengeAck(now: number): boolean;
   /** The stack's caps and rate limits. */
   readonly limits: TcpLimits;
+  /** The stack-wide budget every buffered byte is charged to. */
+  readonly memory: MemoryBudget;
   /** The user let go of the connection: it counts as an orphan (capped) until it is done. */
   orphaned(conn: Connection, now: number): void;
   /** Whether there is room for one more connection in TIME-WAIT; false means close at once. */
@@ -117,6 +120,9 @@ export class Connection {
   private doneNotified = false;
   /** When we last answered an invalid segment (see replyToInvalid); -Infinity: never. */
   private lastInvalidReplyAt = -Infinity;
+  /** Bytes this connection has charged to the stack's memory budget; all given back at CLOSED. */
+  private memCharged = 0;
+  private memReleased = false;
 
   constructor(
     readonly host: ConnectionHost,
@@ -164,12 +170,20 @@ export class Connection {
   send(data: Uint8Array): boolean {
     if (this.finQueued) return false;
     this.snd.buffer.push(data);
+    this.charge(data.length);
     this.markDirty();
     return this.writable;
   }
 
   get writable(): boolean {
-    return this.snd.buffer.length < this.config.sndBuf;
+    return this.snd.buffer.length < this.snd.bufLimit;
+  }
+
+  /** Charge `bytes` (negative: give back) to the stack's memory budget (memory.ts). */
+  charge(bytes: number): void {
+    if (this.memReleased) return;
+    this.memCharged += bytes;
+    this.host.memory.charge(bytes);
   }
 
   /** CLOSE (§3.10.4): no more data from us; FIN follows the buffered data. */
@@ -348,9 +362,16 @@ export class Connection {
     }
   }
 
-  /** §3.10.7.4 seventh: the segment text. Returns false when the connection was aborted. */
+  /** §3.10.7.4 seventh: the segment text. Returns false when processing stops here. */
   private processText(text: SegmentText, now: number): boolean {
     if (text.payload.length === 0) return true;
+    if (canReceiveData(this.state) && !this.orphaned && !this.host.memory.allows(text.payload.length)) {
+      // Over the stack's memory limit: refuse the data (and a FIN behind it) as a full buffer
+      // would; the duplicate ACK tells the sender where we are, and it retransmits later.
+      this.host.count('tcp.mem.dropped');
+      this.sendAck(now);
+      return false;
+    }
     if (!canReceiveData(this.state)) {
       this.host.count('tcp.drop.data-after-fin');
     } else if (this.orphaned) {
@@ -516,6 +537,7 @@ export class Connection {
     this.transition(TcpState.TIME_WAIT, cause);
     const t = this.timers;
     t.retransmitAt = t.persistAt = t.keepaliveAt = t.finWait2At = Infinity;
+    this.charge(-this.snd.buffer.length);
     this.snd.buffer.clear();
     this.rcv.dropOutOfOrder();
     this.restartTimeWait(now);
@@ -553,6 +575,11 @@ export class Connection {
     this.snd.buffer.clear();
     this.rcv.dropOutOfOrder();
     this.rcv.ackNow = false;
+    // Give back everything, unread data included: the application may still read that, but it
+    // no longer counts against the stack's budget.
+    this.host.memory.charge(-this.memCharged);
+    this.memCharged = 0;
+    this.memReleased = true;
     this.host.release(this);
     if (notify) this.notifyDone();
   }

@@ -21,6 +21,7 @@ import { IsnGenerator } from './isn.js';
 import type { TcpLimits } from './limits.js';
 import { DEFAULT_TCP_LIMITS } from './limits.js';
 import { DEFAULT_BACKLOG, Listener } from './listener.js';
+import { MemoryBudget } from './memory.js';
 import { ChallengeAckBudget } from './ratelimit.js';
 import { SynCookies } from './syncookie.js';
 import type { TcpSegment } from './segment.js';
@@ -58,6 +59,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   readonly mtu: number;
   readonly config: TcpConfig;
   readonly limits: TcpLimits;
+  readonly memory: MemoryBudget;
   private readonly sendPacket: TcpLayerOptions['send'];
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;
@@ -95,6 +97,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.challengeAcks = new ChallengeAckBudget(this.limits.challengeAcksPerSecond, this.random);
     this.rsts = new TokenBucket(this.limits.rstPerSecond, this.limits.rstPerSecond);
     this.cookies = new SynCookies(opts.cookieSecret);
+    this.memory = new MemoryBudget(this.limits.memLimit);
   }
 
   // ===================================================================================
@@ -204,7 +207,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   /** The window a cookie SYN-ACK offers: unscaled, so at most 65535. */
   private cookieWindow(): number {
-    return Math.min(this.config.rcvBuf, 65535);
+    return Math.min(this.config.initialRcvBuf, this.config.rcvBuf, 65535);
   }
 
   /** An ACK to a listener that recently sent cookies: a valid cookie makes the connection. */
@@ -443,6 +446,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     const s: Record<string, number> = { ...this.counters };
     s['tcp.connections'] = this.conns.size;
     s['tcp.orphans'] = this.orphans.size;
+    s['tcp.mem.bytes'] = this.memory.used;
+    s['tcp.mem.peak'] = this.memory.peak;
+    s['tcp.mem.pressure'] = this.memory.underPressure ? 1 : 0;
     s['tcp.timers'] = this.timers.size;
     return s;
   }

@@ -3,9 +3,16 @@
  * and a counter when it bites (README "Limits and hostile traffic" lists them with their flags).
  */
 
+import { DEFAULT_MEM_LIMIT } from './memory.js';
 import { CHALLENGE_ACKS_PER_SECOND, INVALID_REPLY_INTERVAL_MS } from './ratelimit.js';
 
 export interface TcpLimits {
+  /**
+   * Bytes of buffered data (unread, out-of-order, unacknowledged) for all connections together
+   * (memory.ts). Windows stop growing and out-of-order data is dropped above 3/4 of it; new data
+   * is refused above it. Linux: tcp_mem.
+   */
+  memLimit: number;
   /**
    * Connections in every state but TIME-WAIT. A SYN beyond it gets a RST (`tcp.limit.connections`).
    * Linux has no single knob: the process's file limit (ulimit -n) plays this part.
@@ -32,6 +39,7 @@ export interface TcpLimits {
 }
 
 export const DEFAULT_TCP_LIMITS: TcpLimits = {
+  memLimit: DEFAULT_MEM_LIMIT,
   maxConnections: 65_536,
   maxTimeWait: 32_768,
   maxOrphans: 8_192,

@@ -45,16 +45,25 @@ export class Receiver {
   /** Sequence number of the peer's FIN when it arrived out of order. */
   peerFinSeq: number | undefined;
 
+  /** The receive buffer now: starts at config.initialRcvBuf, autotuned up to config.rcvBuf. */
+  bufSize: number;
+
   private queue: Uint8Array[] = [];
   private head = 0;
   private ooo: OutOfOrderQueue | undefined;
   private unackedBytes = 0;
+  // Receive-buffer autotuning (Linux tcp_rcv_space_adjust): bytes the application read since
+  // `spaceStart`, and in the round trip before.
+  private copied = 0;
+  private space = 0;
+  private spaceStart = 0;
 
   constructor(
     private readonly c: Connection,
     mss: number,
   ) {
     this.mss = mss;
+    this.bufSize = Math.min(c.config.initialRcvBuf, c.config.rcvBuf);
   }
 
   /** The peer's ISN: its SYN occupies it, so its data starts at irs + 1. */
@@ -118,7 +127,10 @@ export class Receiver {
     // sender in recovery learns quickly; any in-order segment while data waits beyond it does.
     const filledHole = this.ooo !== undefined && this.ooo.count > 0;
     if (this.ooo && this.ooo.count > 0) {
-      for (const chunk of this.ooo.take(this.nxt)) {
+      const held = this.ooo.bytes;
+      const chunks = this.ooo.take(this.nxt);
+      this.c.charge(this.ooo.bytes - held); // moved to the in-order queue, which charges them again
+      for (const chunk of chunks) {
         this.deliver(chunk);
         this.nxt = seqAdd(this.nxt, chunk.length);
       }
@@ -144,9 +156,19 @@ export class Receiver {
 
   /** Out of order: keep it (bounded) and send a duplicate ACK at once (RFC 5681 §4.2). */
   private outOfOrder(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
-    this.ooo ??= new OutOfOrderQueue(this.c.config.oooMaxBytes);
-    const stored = this.ooo.insert(seq, payload, this.nxt, this.window());
-    this.c.host.count(stored > 0 ? 'tcp.ooo.queued' : 'tcp.ooo.dropped');
+    if (this.c.host.memory.underPressure) {
+      // Under memory pressure out-of-order data is not kept, and what is held goes (Linux prunes
+      // the out-of-order queue first, tcp_prune_ofo_queue): the sender retransmits it.
+      if (this.ooo) this.c.host.count('tcp.mem.ooo-pruned');
+      this.dropOutOfOrder();
+      this.c.host.count('tcp.ooo.dropped');
+    } else {
+      this.ooo ??= new OutOfOrderQueue(this.c.config.oooMaxBytes);
+      const held = this.ooo.bytes;
+      const stored = this.ooo.insert(seq, payload, this.nxt, this.window());
+      this.c.charge(this.ooo.bytes - held);
+      this.c.host.count(stored > 0 ? 'tcp.ooo.queued' : 'tcp.ooo.dropped');
+    }
     if (fin) this.peerFinSeq = seqAdd(seq, payload.length);
     // One duplicate ACK per out-of-order segment, sent now rather than coalesced into the
     // batch's single ACK: the sender counts them (three trigger fast retransmit, RFC 5681 §3.2),
@@ -175,6 +197,7 @@ export class Receiver {
     }
     this.buffered += data.length;
     this.bytesReceived += data.length;
+    this.c.charge(data.length);
   }
 
   /** Take the next chunk of in-order received data, or undefined. */
@@ -188,20 +211,64 @@ export class Receiver {
     }
     const before = this.windowToAdvertise();
     this.buffered -= chunk.length;
+    this.c.charge(-chunk.length);
+    this.autotune(chunk.length);
     this.maybeWindowUpdate(before);
     return chunk;
+  }
+
+  /**
+   * Receive-buffer autotuning (Linux tcp_rcv_space_adjust): once per round trip, if the
+   * application read more than in the one before, the buffer grows to twice that, so the
+   * window never limits a reader that keeps up, and a reader that does not never gets more
+   * than its initial window. Under memory pressure it does not grow, and falls back to the
+   * initial size for the windows advertised from now on (the right edge already offered
+   * stays, RFC 9293 §3.8.6.2.2). read() has no clock: the time of the last segment stands in.
+   */
+  private autotune(bytes: number): void {
+    const c = this.c;
+    const initial = Math.min(c.config.initialRcvBuf, c.config.rcvBuf);
+    if (c.host.memory.underPressure) {
+      if (this.bufSize > initial) c.host.count('tcp.mem.window-shrunk');
+      this.bufSize = initial;
+      return;
+    }
+    this.copied += bytes;
+    const now = c.lastReceived;
+    const rtt = c.snd.rto.srtt ?? c.config.minRto;
+    if (now - this.spaceStart < Math.max(rtt, 1)) return;
+    if (this.copied > this.space) {
+      const grown = Math.min(c.config.rcvBuf, 2 * this.copied);
+      if (grown > this.bufSize) {
+        this.bufSize = grown;
+        c.host.count('tcp.rcvbuf.grown');
+      }
+    }
+    this.space = this.copied;
+    this.copied = 0;
+    this.spaceStart = now;
   }
 
   /** After the user read data: tell the peer if its view of our window was (almost) closed. */
   private maybeWindowUpdate(before: number): void {
     if (!isSynchronized(this.c.state) || this.c.finReceived) return;
     const after = this.windowToAdvertise();
-    if (after > before && (before < this.mss || after - before >= this.c.config.rcvBuf / 2)) this.c.scheduleAck();
+    if (after > before && (before < this.mss || after - before >= this.effectiveBufSize / 2)) this.c.scheduleAck();
+  }
+
+  /**
+   * The receive buffer in force: the autotuned size, but only the initial one while the stack is
+   * under memory pressure, so the windows advertised from then on stay small (Linux clamps them
+   * the same way, tcp_clamp_window). The edge already offered stays (RFC 9293 §3.8.6.2.2).
+   */
+  get effectiveBufSize(): number {
+    if (!this.c.host.memory.underPressure) return this.bufSize;
+    return Math.min(this.bufSize, this.c.config.initialRcvBuf);
   }
 
   /** The window we would advertise now, applying receiver SWS avoidance (RFC 1122 §4.2.3.3). */
   private windowToAdvertise(): number {
-    const rcvBuf = this.c.config.rcvBuf;
+    const rcvBuf = this.effectiveBufSize;
     const free = Math.max(0, rcvBuf - this.buffered - this.oooBytes);
     const current = this.window();
     // Move the right edge only by at least min(half the buffer, one MSS); never shrink it (§3.8.6.2.2).
@@ -221,7 +288,7 @@ export class Receiver {
     // an overcommitted window again and again would move the edge on by up to a unit per ACK, and
     // a peer sending small segments could fill our memory without bound.
     const offered = this.window();
-    const free = this.c.config.rcvBuf - this.buffered - this.oooBytes;
+    const free = this.effectiveBufSize - this.buffered - this.oooBytes;
     if (!isSyn && field << this.wscale < offered && offered <= free) field = Math.ceil(offered / (1 << this.wscale));
     const window = Math.min(field, 65535);
     const advertised = isSyn ? window : window << this.wscale;
@@ -239,6 +306,7 @@ export class Receiver {
 
   /** Drop the out-of-order data (the connection is closing). */
   dropOutOfOrder(): void {
+    if (this.ooo) this.c.charge(-this.ooo.bytes);
     this.ooo = undefined;
   }
 

@@ -55,6 +55,8 @@ export class Sender {
 
   /** Bytes the user wrote that are not yet acknowledged. */
   readonly buffer = new SendBuffer();
+  /** The send buffer's size now: writes see backpressure beyond it (autotuned, see newDataAcked). */
+  bufLimit: number;
   readonly rto: RtoEstimator;
   cc: CongestionControl;
   /** Retransmissions of the same data (or SYN) in a row; reset by new acknowledgments. */
@@ -86,6 +88,7 @@ export class Sender {
   ) {
     this.pathMss = c.rcv.mss;
     this.rto = new RtoEstimator({ minRto: config.minRto, maxRto: config.maxRto, initialRto: config.initialRto });
+    this.bufLimit = Math.min(config.initialSndBuf, config.sndBuf);
     this.cc = (config.congestionControl ?? newReno)(this.mss);
   }
 
@@ -206,6 +209,7 @@ export class Sender {
     const dataAcked = Math.min(acked, this.buffer.length);
     if (this.c.finSent && acked > this.buffer.length) this.c.finAcked = true;
     this.buffer.drop(dataAcked);
+    this.c.charge(-dataAcked);
     this.una = ack;
     if (seqLt(this.nxt, ack)) this.nxt = ack;
     if (this.hasSmallOutstanding && seqGeq(ack, this.lastSmallEnd)) this.hasSmallOutstanding = false;
@@ -218,6 +222,10 @@ export class Sender {
     this.dupAcks = 0;
     this.c.softError = undefined; // the peer is reachable after all (as Linux clears sk_err_soft)
     const verdict = this.cc.onAck(acked, ack, flight, now);
+    // Send-buffer autotuning (Linux tcp_sndbuf_expand): room for two congestion windows, so the
+    // application keeps the pipe full; not while the stack is under memory pressure.
+    const want = Math.min(this.c.config.sndBuf, 2 * this.cc.cwnd);
+    if (want > this.bufLimit && !this.c.host.memory.underPressure) this.bufLimit = want;
     // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
     this.c.timers.retransmitAt = this.una === this.max ? Infinity : now + this.rto.rto;
     if (verdict === 'partial') this.retransmitFirst(now);

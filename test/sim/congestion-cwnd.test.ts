@@ -33,7 +33,9 @@ interface Run {
 
 /** A sends `size` bytes to B over `aToB` (ACKs come back over a clean link with the same delay). */
 async function bulk(size: number, aToB: Omit<FaultyOptions, 'seed'>, tcpA: Partial<TcpConfig> = {}, seed = 3): Promise<Run> {
-  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcpA });
+  // Buffers at their full size from the start: the trace is of cwnd alone, not of buffer autotuning.
+  const full = { initialRcvBuf: 1 << 20, initialSndBuf: 1 << 20 };
+  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcp: full, tcpA });
   const { clock, a, b } = sim;
   const data = randomBytes(size, seed);
   const got: Buffer[] = [];
