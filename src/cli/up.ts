@@ -14,6 +14,8 @@ import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
+import { DEFAULT_TCP_LIMITS } from '../tcp/limits.js';
+import type { TcpLimits } from '../tcp/limits.js';
 import { allowNetworks, parseNetwork } from '../http/access.js';
 import type { Network } from '../http/access.js';
 import { createNetstackApp } from '../http/routes.js';
@@ -48,6 +50,12 @@ export interface UpArgs {
   root?: string | undefined;
   /** --admin, given any number of times. */
   admin?: string | string[] | undefined;
+  memLimit: string | number;
+  maxConnections: string | number;
+  maxTimeWait: string | number;
+  maxOrphans: string | number;
+  orphanRetries: string | number;
+  synCookies: boolean;
   logLevel: string;
   dns?: boolean | undefined;
   dnsZone?: string[] | string | undefined;
@@ -72,6 +80,8 @@ export interface UpConfig {
   root: string | undefined;
   /** Besides the --host address, the networks that may see connection details on the pages. */
   admin: Network[];
+  /** TCP's caps (src/tcp/limits.ts). */
+  limits: Pick<TcpLimits, 'memLimit' | 'maxConnections' | 'maxTimeWait' | 'maxOrphans' | 'orphanRetries' | 'synCookies'>;
   logLevel: string;
   /** Zones served on port 53 (undefined: no DNS server). */
   dnsZones: Zone[] | undefined;
@@ -164,6 +174,41 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       requiresArg: true,
       describe:
         'a network (CIDR, or one address) whose clients may see connection details (4-tuples, sequence numbers) on the pages; repeatable. The --host address always may',
+    })
+    .option('mem-limit', {
+      type: 'string',
+      requiresArg: true,
+      default: String(DEFAULT_TCP_LIMITS.memLimit / 2 ** 20),
+      describe: "MiB of buffered TCP data for all connections (Linux tcp_mem): windows stay small above 3/4 of it, new data waits above it",
+    })
+    .option('max-connections', {
+      type: 'string',
+      requiresArg: true,
+      default: String(DEFAULT_TCP_LIMITS.maxConnections),
+      describe: 'connections in every state but TIME-WAIT; a SYN beyond them gets a RST',
+    })
+    .option('max-time-wait', {
+      type: 'string',
+      requiresArg: true,
+      default: String(DEFAULT_TCP_LIMITS.maxTimeWait),
+      describe: 'TIME-WAIT entries (Linux tcp_max_tw_buckets); beyond them a closing connection skips TIME-WAIT',
+    })
+    .option('max-orphans', {
+      type: 'string',
+      requiresArg: true,
+      default: String(DEFAULT_TCP_LIMITS.maxOrphans),
+      describe: 'connections closed by the application but still finishing (Linux tcp_max_orphans); beyond them the oldest is reset',
+    })
+    .option('orphan-retries', {
+      type: 'string',
+      requiresArg: true,
+      default: String(DEFAULT_TCP_LIMITS.orphanRetries),
+      describe: 'retransmissions or zero-window probes before an orphan is given up (Linux tcp_orphan_retries)',
+    })
+    .option('syn-cookies', {
+      type: 'boolean',
+      default: DEFAULT_TCP_LIMITS.synCookies,
+      describe: "answer SYNs with SYN cookies when a listener's SYN queue is full (Linux tcp_syncookies); --no-syn-cookies drops them",
     })
     .option('log-level', {
       type: 'string',
@@ -258,6 +303,19 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     if (!net) throw new CliError(`--admin must be an IPv4 network like 10.77.0.0/24 or one address like 10.77.0.5 (got "${text}")`);
     admin.push(net);
   }
+  const count = (flag: string, v: string | number, min: number) => {
+    const n = integerIn(v, min, 999_999);
+    if (n === undefined) throw new CliError(`--${flag} must be an integer from ${min} to 999999 (got "${v}")`);
+    return n;
+  };
+  const limits = {
+    memLimit: count('mem-limit', a.memLimit, 1) * 2 ** 20,
+    maxConnections: count('max-connections', a.maxConnections, 1),
+    maxTimeWait: count('max-time-wait', a.maxTimeWait, 0),
+    maxOrphans: count('max-orphans', a.maxOrphans, 0),
+    orphanRetries: count('orphan-retries', a.orphanRetries, 1),
+    synCookies: a.synCookies,
+  };
   return {
     dnsZones,
     proxy,
@@ -270,6 +328,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     pcap: a.pcap,
     root,
     admin,
+    limits,
     logLevel: a.logLevel,
     live: a.live ?? true,
   };
@@ -443,7 +502,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     logger.info({ file: cfg.pcap }, 'recording packets');
   }
 
-  const stack = new Stack({ link, addr: cfg.addr, prefix: cfg.prefix, logger });
+  const stack = new Stack({ link, addr: cfg.addr, prefix: cfg.prefix, limits: cfg.limits, logger });
   // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
   const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy, canSeeDetails });

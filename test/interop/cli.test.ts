@@ -169,6 +169,8 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     [['up', '--port', '0'], '--port must be an integer from 1 to 65535'],
     [['up', '--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
     [['up', '--dev', 'much-too-long-name'], '--dev must be 1 to 15 characters'],
+    [['up', '--max-orphans', 'lots'], '--max-orphans must be an integer from 0 to 999999 (got "lots")'],
+    [['up', '--mem-limit', '0'], '--mem-limit must be an integer from 1 to 999999 (got "0")'],
     [['up', '--admin', '10.66.0.0/24', '--admin', '10.66.0.0/40'], '--admin must be an IPv4 network like 10.77.0.0/24 or one address like 10.77.0.5 (got "10.66.0.0/40")'],
     [['up', '--bogus'], 'Unknown argument: bogus (see netstack --help)'],
     [['up', '--mtu'], 'Not enough arguments following: mtu'],
@@ -184,7 +186,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     expect(top.stdout).toMatch(/netstack up\s+create a TUN device/);
     const up = await cli(ns, ['up', '--help']);
     expect(up.code).toBe(0);
-    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--admin', '--log-level']) {
+    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--admin', '--mem-limit', '--max-connections', '--max-time-wait', '--max-orphans', '--orphan-retries', '--syn-cookies', '--log-level']) {
       expect(up.stdout).toMatch(new RegExp(`^\\s+${opt}\\s+\\S`, 'm'));
     }
   });
