@@ -13,7 +13,7 @@ const HOARDERS = 1000;
 const HOARD_BYTES = 32 << 10;
 
 describe('memory budget under 1,000 clients whose server never reads', () => {
-  it('keeps TCP-held bytes under the hard limit, shrinks windows under pressure, regrows them after, gives all back', async () => {
+  it('[limits.memory-budget] keeps TCP-held bytes under the hard limit, shrinks windows under pressure, regrows them after, gives all back', async () => {
     const sim = createSim({ seed: 16, limitsB: { memLimit: LIMIT } });
     const { clock, a, b } = sim;
     const budget = b.tcp.memory;

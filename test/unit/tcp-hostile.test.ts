@@ -40,7 +40,7 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
       });
   }
 
-  it("a full SYN queue answers with a cookie; the cookie's ACK makes an ESTABLISHED connection that carries data", async () => {
+  it("[limits.syncookie] a full SYN queue answers with a cookie; the cookie's ACK makes an ESTABLISHED connection that carries data", async () => {
     const h = scriptHost();
     await fullQueue(h)
       .recv('. 1:1(0) ack 1 win 512')
@@ -63,13 +63,13 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
     expect(h.received).toEqual(h.peerBytes(1, 11));
   });
 
-  it('the cookie carries the MSS as an entry of its table: MSS 1400 becomes 1300', async () => {
+  it('[limits.syncookie-mss] the cookie carries the MSS as an entry of its table: MSS 1400 becomes 1300', async () => {
     const h = scriptHost();
     await fullQueue(h, 1400).recv('. 1:1(0) ack 1 win 512').state('ESTABLISHED');
     expect(h.conn!.snd.mss).toBe(1300);
   });
 
-  it('an ACK with a forged or a stale cookie makes no connection: RST, counted as failed', async () => {
+  it('[limits.syncookie-invalid] an ACK with a forged or a stale cookie makes no connection: RST, counted as failed', async () => {
     const h = scriptHost();
     await fullQueue(h)
       .recv('. 1:1(0) ack 777 win 512') // not our cookie
@@ -122,7 +122,7 @@ describe('SYN-ACK retransmissions under SYN-queue pressure', () => {
   }
   const synAcks = (h: ScriptHost) => h.out.filter((c) => c.seg && c.seg.flags & SYN && c.seg.flags & ACK).length;
 
-  it('are cut to 2 while more than half the SYN queue is taken: such a half-open connection is gone after 1 + 2 + 4 s', async () => {
+  it('[limits.synack-pressure] are cut to 2 while more than half the SYN queue is taken: such a half-open connection is gone after 1 + 2 + 4 s', async () => {
     const h = await halfOpen(6, 8); // 6 of 8: pressure
     await script(h)
       .after(7_000 - 1)
@@ -151,7 +151,7 @@ describe('SYN-ACK retransmissions under SYN-queue pressure', () => {
 });
 
 describe('orphans (connections the application has closed)', () => {
-  it('give up after orphanRetries zero-window probes, even when the peer answers every one', async () => {
+  it('[limits.orphan-give-up] give up after orphanRetries zero-window probes, even when the peer answers every one', async () => {
     const h = scriptHost({ limits: { orphanRetries: 8 } });
     h.listen({
       onConnection: (s) => {
@@ -189,7 +189,7 @@ describe('orphans (connections the application has closed)', () => {
     await s.state('ESTABLISHED');
   });
 
-  it('are capped at maxOrphans: one more resets the oldest', async () => {
+  it('[limits.orphan-cap] are capped at maxOrphans: one more resets the oldest', async () => {
     const h = scriptHost({ limits: { maxOrphans: 2 } });
     h.listen({
       onConnection: (s) => {
@@ -212,7 +212,7 @@ describe('orphans (connections the application has closed)', () => {
 });
 
 describe('caps on connection state', () => {
-  it('beyond maxTimeWait, a closing connection skips TIME-WAIT (Linux tcp_max_tw_buckets)', async () => {
+  it('[limits.time-wait-cap] beyond maxTimeWait, a closing connection skips TIME-WAIT (Linux tcp_max_tw_buckets)', async () => {
     const h = scriptHost({ limits: { maxTimeWait: 1 } });
     h.listen({ onConnection: (s) => s.end() }); // we close first: TIME-WAIT is ours
     for (const port of [40000, 40001]) {
@@ -225,7 +225,7 @@ describe('caps on connection state', () => {
     expect(h.stack.stats()['tcp.limit.time-wait']).toBe(1);
   });
 
-  it('beyond maxConnections, a new SYN gets a RST', async () => {
+  it('[limits.connection-cap] beyond maxConnections, a new SYN gets a RST', async () => {
     const h = scriptHost({ limits: { maxConnections: 1 } });
     h.listen();
     await openFrom(h, 40000)

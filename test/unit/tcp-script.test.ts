@@ -201,7 +201,7 @@ describe('RST and SYN in a synchronized state (RFC 5961)', () => {
     expect(h.stack.stats()['tcp.syn.challenged']).toBe(1);
   });
 
-  it('challenge ACKs are rate limited for the whole stack by a budget drawn at random each second (§7, §10)', async () => {
+  it('[limits.challenge-ack-budget] challenge ACKs are rate limited for the whole stack by a budget drawn at random each second (§7, §10)', async () => {
     // Without the per-connection limit, to see the stack-wide one: 1000 per second, ±50% at random.
     const h = scriptHost({ limits: { invalidReplyIntervalMs: 0 } });
     h.listen();
@@ -233,22 +233,24 @@ describe('rate-limited replies (Linux tcp_invalid_ratelimit, RFC 5961 §7)', () 
     ['ACKs of data never sent', '. 1:1(0) ack 100000'],
     ['in-window RSTs not at RCV.NXT', 'R 50:50(0)'],
   ];
-  it.each(bad)('1000 %s, 2.7 ms apart, get one answer per 500 ms: 6, not 1000', async (_what, line) => {
-    const h = scriptHost();
-    h.listen();
-    const s = handshake(h);
-    for (let i = 0; i < 1000; i++) s.recv(line).after(2.7);
-    let answers = 0;
-    await s.do((host) => {
-      answers = host.unread.length;
-      host.consumed = host.out.length;
-    });
-    expect(answers).toBe(6); // at 0, 502.2, 1004.4, 1506.6, 2008.8, 2511 ms
-    expect(h.stack.stats()['tcp.invalid-reply.limited']).toBe(994);
-    expect(h.state).toBe('ESTABLISHED');
+  it('[limits.invalid-reply] 1000 out-of-window segments, ACKs of unsent data or in-window RSTs, 2.7 ms apart, get one answer per 500 ms: 6, not 1000', async () => {
+    for (const [what, line] of bad) {
+      const h = scriptHost();
+      h.listen();
+      const s = handshake(h);
+      for (let i = 0; i < 1000; i++) s.recv(line).after(2.7);
+      let answers = 0;
+      await s.do((host) => {
+        answers = host.unread.length;
+        host.consumed = host.out.length;
+      });
+      expect(answers, what).toBe(6); // at 0, 502.2, 1004.4, 1506.6, 2008.8, 2511 ms
+      expect(h.stack.stats()['tcp.invalid-reply.limited'], what).toBe(994);
+      expect(h.state).toBe('ESTABLISHED');
+    }
   });
 
-  it('out-of-window data is always answered: its sender needs the duplicate ACK', async () => {
+  it('[limits.invalid-reply-data] out-of-window data is always answered: its sender needs the duplicate ACK', async () => {
     const h = scriptHost();
     h.listen();
     await handshake(h)
@@ -263,7 +265,7 @@ describe('rate-limited replies (Linux tcp_invalid_ratelimit, RFC 5961 §7)', () 
 });
 
 describe('segments to nobody', () => {
-  it('get RSTs at most rstPerSecond', async () => {
+  it('[limits.rst-rate] get RSTs at most rstPerSecond', async () => {
     const h = scriptHost({ limits: { rstPerSecond: 10 } });
     const s = script(h);
     for (let i = 0; i < 30; i++) s.recv('S 0:0(0) win 65535 <mss 1460>');
