@@ -50,12 +50,13 @@ export interface UpArgs {
   root?: string | undefined;
   /** --admin, given any number of times. */
   admin?: string | string[] | undefined;
-  memLimit: string | number;
-  maxConnections: string | number;
-  maxTimeWait: string | number;
-  maxOrphans: string | number;
-  orphanRetries: string | number;
-  synCookies: boolean;
+  /** TCP's caps; yargs fills in the defaults (DEFAULT_TCP_LIMITS), and so does validateUpArgs. */
+  memLimit?: string | number | undefined;
+  maxConnections?: string | number | undefined;
+  maxTimeWait?: string | number | undefined;
+  maxOrphans?: string | number | undefined;
+  orphanRetries?: string | number | undefined;
+  synCookies?: boolean | undefined;
   logLevel: string;
   dns?: boolean | undefined;
   dnsZone?: string[] | string | undefined;
@@ -308,13 +309,14 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     if (n === undefined) throw new CliError(`--${flag} must be an integer from ${min} to 999999 (got "${v}")`);
     return n;
   };
+  const d = DEFAULT_TCP_LIMITS;
   const limits = {
-    memLimit: count('mem-limit', a.memLimit, 1) * 2 ** 20,
-    maxConnections: count('max-connections', a.maxConnections, 1),
-    maxTimeWait: count('max-time-wait', a.maxTimeWait, 0),
-    maxOrphans: count('max-orphans', a.maxOrphans, 0),
-    orphanRetries: count('orphan-retries', a.orphanRetries, 1),
-    synCookies: a.synCookies,
+    memLimit: count('mem-limit', a.memLimit ?? d.memLimit / 2 ** 20, 1) * 2 ** 20,
+    maxConnections: count('max-connections', a.maxConnections ?? d.maxConnections, 1),
+    maxTimeWait: count('max-time-wait', a.maxTimeWait ?? d.maxTimeWait, 0),
+    maxOrphans: count('max-orphans', a.maxOrphans ?? d.maxOrphans, 0),
+    orphanRetries: count('orphan-retries', a.orphanRetries ?? d.orphanRetries, 1),
+    synCookies: a.synCookies ?? d.synCookies,
   };
   return {
     dnsZones,
