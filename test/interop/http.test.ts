@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
+import { allowNetworks } from '../../src/http/access.js';
 import { createNetstackApp } from '../../src/http/routes.js';
 import { HttpServer, type HttpServerOptions } from '../../src/http/server.js';
 import { parseIpv4 } from '../../src/ip/addr.js';
@@ -27,12 +28,16 @@ async function startHttp(
   const t = await createNetnsTun();
   const stack = new Stack({ link: t.link, addr: parseIpv4(t.stackAddr)! });
   const startedAt = Date.now();
-  const app = createNetstackApp({
-    addr: t.stackAddr,
-    startedAt,
-    stats: () => ({ ...stack.stats(), ...prefixed('http', http.stats) }),
-    connections: () => stack.connections(),
-  });
+  const app = createNetstackApp(
+    {
+      addr: t.stackAddr,
+      startedAt,
+      stats: () => ({ ...stack.stats(), ...prefixed('http', http.stats) }),
+      connections: () => stack.connections(),
+    },
+    // As netstack up: the host side of the link sees the connections' details.
+    { canSeeDetails: allowNetworks([{ addr: parseIpv4(t.hostAddr)!, prefix: 32 }]) },
+  );
   const http: HttpServer = new HttpServer({ handler: app, ...opts });
   const sockets: TcpSocket[] = [];
   const server = stack.createServer({ allowHalfOpen: true }, (socket) => {
