@@ -112,6 +112,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       if (this.log?.isLevelEnabled('debug')) this.log.debug({ reason: seg.error, src: formatIpv4(ip.src) }, 'tcp: dropped segment');
       return;
     }
+    // A malformed option is ignored, not the segment (Linux does the same): counted only.
+    if (seg.badOptions) this.count('tcp.option.malformed');
     const key = connKey(ip.src, seg.srcPort, seg.dstPort);
     const conn = this.conns.get(key);
     if (conn) {

@@ -236,10 +236,21 @@ describe('parseTcp: option parsing', () => {
     ['a good option followed by a bad one', [2, 4, 5, 180, 3, 0, 0, 0]],
   ];
   for (const [name, bytes] of hostile) {
-    it(`rejects ${name} as bad-option`, () => {
-      expect(parseTcp(withRawOptions(bytes), SRC, DST)).toEqual({ error: 'bad-option' });
+    it(`ignores ${name} and keeps the segment, like Linux (marked badOptions)`, () => {
+      const s = ok(parseTcp(withRawOptions(bytes, [9, 8, 7]), SRC, DST));
+      expect(s.badOptions).toBe(true);
+      expect(Array.from(s.payload)).toEqual([9, 8, 7]);
     });
   }
+
+  it('keeps the good options before a malformed one (a SYN with a bad option still gets its MSS)', () => {
+    const s = ok(parseTcp(withRawOptions([2, 4, 5, 180, 3, 0, 0, 0]), SRC, DST));
+    expect(s.options).toEqual({ mss: 1460 });
+    expect(s.badOptions).toBe(true);
+    // A known option with the wrong length is skipped by its length; what follows still counts.
+    const t = ok(parseTcp(withRawOptions([2, 3, 5, 4, 2, 1, 1, 1]), SRC, DST));
+    expect(t.options).toEqual({ sackPermitted: true });
+  });
 });
 
 describe('parseTcp: hostile headers', () => {
@@ -314,9 +325,9 @@ describe('parseTcp: hostile headers', () => {
       const res = parseTcp(seg, SRC, DST, false);
       if ('error' in res) {
         expect(reasons.has(res.error)).toBe(true);
-        if (res.error === 'bad-option') badOption++;
       } else {
         parsed++;
+        if (res.badOptions) badOption++;
         checkInvariants(res, seg);
       }
     }
