@@ -129,7 +129,8 @@ export const ARP_DEFAULTS: ArpConfig = {
 interface Neighbour {
   readonly ip: Ipv4Addr;
   mac: Mac | undefined;
-  state: NeighbourState;
+  /** NONE only between create() and the first setState(). */
+  state: NeighbourState | 'NONE';
   /** When the current state's timer fires (Infinity: none). */
   deadline: number;
   /** Requests sent in INCOMPLETE or PROBE. */
@@ -277,7 +278,7 @@ export class Arp {
     const n: Neighbour = {
       ip,
       mac: undefined,
-      state: 'INCOMPLETE',
+      state: 'NONE',
       deadline: Infinity,
       probes: 0,
       queue: [],
@@ -325,14 +326,14 @@ export class Arp {
     const n = this.cache.get(p.senderIp);
     if (n) {
       this.update(n, p, now);
-    } else if (forUs && inSubnet(p.senderIp, this.addr, this.prefix)) {
+    } else if (forUs && p.op === ARP_REQUEST && inSubnet(p.senderIp, this.addr, this.prefix)) {
       // "?Am I the target protocol address? Yes: If Merge_flag is false, add the triplet."
-      // Linux creates such an entry STALE (neigh_event_ns): we will likely answer the sender,
-      // and the first packet to it starts verification.
+      // Linux does so for requests only, creating the entry STALE (neigh_event_ns): we will
+      // likely answer the sender, and the first packet to it starts verification.
       const fresh = this.create(p.senderIp, now, false);
       if (fresh) {
         fresh.mac = Uint8Array.from(p.senderMac);
-        this.setState(fresh, 'STALE', now + this.cfg.gcStaleMs, `learned from ${p.op === ARP_REQUEST ? 'request' : 'reply'}`);
+        this.setState(fresh, 'STALE', now + this.cfg.gcStaleMs, 'learned from request');
       } else {
         this.counters.inc('arp.cache.full');
       }
@@ -535,7 +536,7 @@ export class Arp {
     return [...this.cache.values()].map((n) => ({
       ip: formatIpv4(n.ip),
       mac: n.mac ? formatMac(n.mac) : '',
-      state: n.state,
+      state: n.state as NeighbourState,
       queued: n.queue.length,
       probes: n.probes,
       confirmedAgoMs: n.confirmedAt < 0 ? -1 : now - n.confirmedAt,
@@ -555,6 +556,6 @@ export class Arp {
 
   /** The state of one entry, for tests and tools. */
   state(ip: Ipv4Addr): NeighbourState | undefined {
-    return this.cache.get(ip)?.state;
+    return this.cache.get(ip)?.state as NeighbourState | undefined;
   }
 }
