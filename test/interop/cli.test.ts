@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
+import { waitForLine } from '../helpers/cli.js';
 import { createNetns, describeInterop, run } from '../helpers/netns.js';
 import type { ExecResult, Netns } from '../helpers/netns.js';
 
@@ -34,26 +35,6 @@ function expectOneLineError(r: ExecResult, sentence: string | RegExp): void {
   if (typeof sentence === 'string') expect(lines[0]).toContain(sentence);
   else expect(lines[0]).toMatch(sentence);
   expect(r.stdout).not.toContain('netstack is up');
-}
-
-/** Wait (bounded) until the child prints a line matching `re` on stdout. */
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; got: ${buf}`)), timeoutMs);
-    child.stdout!.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const line = buf.split('\n').find((l) => re.test(l));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the CLI exited (code ${code}) before printing ${re}; stdout: ${buf}`));
-    });
-  });
 }
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -5,7 +5,6 @@
  * Linux bridge reach each other with the kernel only switching frames between them.
  */
 import { spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -21,6 +20,7 @@ import type { Mac } from '../../src/link/ethernet.js';
 import type { Link } from '../../src/link/link.js';
 import { TunLink } from '../../src/link/tun.js';
 import { Stack } from '../../src/stack.js';
+import { waitForLine } from '../helpers/cli.js';
 import { createNetns, createNetnsTun, describeInterop, runOk } from '../helpers/netns.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { curlHash, patternHash } from '../helpers/http.js';
@@ -74,25 +74,6 @@ async function kernelNeigh(t: NetnsTun, addr: string): Promise<string> {
 async function linkMac(t: NetnsTun, dev: string): Promise<string> {
   const r = await runOk(['ip', '-n', t.ns, '-j', 'link', 'show', 'dev', dev]);
   return (JSON.parse(r.stdout) as Array<{ address: string }>)[0]!.address;
-}
-
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; got: ${buf}`)), timeoutMs);
-    child.stdout!.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const line = buf.split('\n').find((l) => re.test(l));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited (code ${code}) before printing ${re}; stdout: ${buf}`));
-    });
-  });
 }
 
 describeInterop('TAP mode: Ethernet and ARP with the Linux kernel', () => {

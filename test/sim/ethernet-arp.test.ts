@@ -42,23 +42,19 @@ function ethernetSim(seed: number, loss = 0) {
   const wire: string[] = [];
   const aOut = loss ? new FaultyLink(la, clock, { seed: seed * 2 + 1, loss }) : la;
   const bOut = loss ? new FaultyLink(lb, clock, { seed: seed * 2 + 2, loss }) : lb;
-  const common = { clock, prefix: 24, gateway: parseIpv4('10.0.0.254')! };
-  const a = new Stack({
-    ...common,
-    link: tapWire(aOut, wire),
-    addr: parseIpv4('10.0.0.1')!,
-    ethernet: { mac: A_MAC },
-    random: seededRandom(seed * 7 + 3),
-    name: 'A',
-  });
-  const b = new Stack({
-    ...common,
-    link: tapWire(bOut, wire),
-    addr: parseIpv4('10.0.0.2')!,
-    ethernet: { mac: B_MAC },
-    random: seededRandom(seed * 7 + 5),
-    name: 'B',
-  });
+  const station = (link: Link, addr: string, mac: typeof A_MAC, n: number, name: string) =>
+    new Stack({
+      clock,
+      prefix: 24,
+      gateway: parseIpv4('10.0.0.254')!,
+      link: tapWire(link, wire),
+      addr: parseIpv4(addr)!,
+      ethernet: { mac },
+      random: seededRandom(seed * 7 + n),
+      name,
+    });
+  const a = station(aOut, '10.0.0.1', A_MAC, 3, 'A');
+  const b = station(bOut, '10.0.0.2', B_MAC, 5, 'B');
   return { clock, a, b, wire };
 }
 
