@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
-import { waitForLine } from '../helpers/cli.js';
+import { spawnInNs, waitForLine } from '../helpers/cli.js';
 import { createNetns, describeInterop, run } from '../helpers/netns.js';
 import type { ExecResult, Netns } from '../helpers/netns.js';
 
@@ -53,15 +53,11 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
   it('comes up, answers ping, records a pcap, and on SIGINT exits 0 and removes the device', async () => {
     const pcapFile = join(dir, 'up.pcap');
     const dev = `nsup${process.pid % 10000}`;
-    const child = ns.spawn(
+    const { child, stderr: stderrOf } = spawnInNs(
+      ns,
       [...cliArgv, 'up', '--dev', dev, '--host', '10.66.0.1/24', '--addr', '10.66.0.2', '--pcap', pcapFile],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo },
+      repo,
     );
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
 
     const ready = await waitForLine(child, /netstack is up/);
     expect(ready).toBe(`netstack is up: 10.66.0.2 on ${dev} (host 10.66.0.1/24). Try: ping 10.66.0.2  or  curl http://10.66.0.2/`);
@@ -86,9 +82,9 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
 
     child.kill('SIGINT');
     const exit = await exitOf(child);
-    expect(exit, stderr).toEqual({ code: 0, signal: null });
-    expect(stderr).toContain('shutting down'); // JSON log lines on stderr when not a TTY
-    expect(stderr).not.toMatch(/"level":(50|60)/); // no error or fatal lines
+    expect(exit, stderrOf()).toEqual({ code: 0, signal: null });
+    expect(stderrOf()).toContain('shutting down'); // JSON log lines on stderr when not a TTY
+    expect(stderrOf()).not.toMatch(/"level":(50|60)/); // no error or fatal lines
     const after = await ns.exec(['ip', 'link', 'show', dev]);
     expect(after.code, 'the device should be gone').not.toBe(0);
 

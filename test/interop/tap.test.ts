@@ -20,7 +20,7 @@ import type { Mac } from '../../src/link/ethernet.js';
 import type { Link } from '../../src/link/link.js';
 import { TunLink } from '../../src/link/tun.js';
 import { Stack } from '../../src/stack.js';
-import { waitForLine } from '../helpers/cli.js';
+import { spawnInNs, waitForLine } from '../helpers/cli.js';
 import { createNetns, createNetnsTun, describeInterop, runOk } from '../helpers/netns.js';
 import type { NetnsTun } from '../helpers/netns.js';
 import { curlHash, patternHash } from '../helpers/http.js';
@@ -174,15 +174,11 @@ describeInterop('TAP mode: Ethernet and ARP with the Linux kernel', () => {
     const dev = `nstap${process.pid % 10000}`;
     const pcapFile = join(dir, 'tap.pcap');
     const mac = '02:00:5e:10:00:02';
-    const child = ns.spawn(
+    const { child, stderr: stderrOf } = spawnInNs(
+      ns,
       [...cliArgv, 'up', '--tap', '--mac', mac, '--dev', dev, '--host', '10.68.0.1/24', '--addr', '10.68.0.2', '--pcap', pcapFile, '--log-level', 'debug'],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo },
+      repo,
     );
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
     const ready = await waitForLine(child, /netstack is up/);
     expect(ready).toBe(`netstack is up: 10.68.0.2 (MAC ${mac}) on TAP ${dev} (host 10.68.0.1/24). Try: ping 10.68.0.2  or  curl http://10.68.0.2/`);
 
@@ -200,9 +196,9 @@ describeInterop('TAP mode: Ethernet and ARP with the Linux kernel', () => {
 
     child.kill('SIGINT');
     await new Promise((r) => child.once('close', r));
-    expect(child.exitCode, stderr).toBe(0);
-    expect(stderr).toContain('arp: who-has 10.68.0.2? answering');
-    expect(stderr).toContain('arp: gratuitous announcement');
+    expect(child.exitCode, stderrOf()).toBe(0);
+    expect(stderrOf()).toContain('arp: who-has 10.68.0.2? answering');
+    expect(stderrOf()).toContain('arp: gratuitous announcement');
 
     const dump = spawnSync('tcpdump', ['-e', '-n', '-r', pcapFile, 'arp'], { encoding: 'utf8', timeout: 10_000 });
     expect(dump.status, dump.stderr).toBe(0);
