@@ -10,7 +10,7 @@ import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnInNs, waitForLine } from '../helpers/cli.js';
 import { createNetns, describeInterop, run } from '../helpers/netns.js';
 import type { ExecResult, Netns } from '../helpers/netns.js';
