@@ -191,11 +191,20 @@ export function renderMetrics(view: StackView, now: number): string {
     [...byState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, n]) => `netstack_connections{state="${labelValue(state)}"} ${n}`),
   );
   if (view.neighbours) {
+    const neighbours = view.neighbours();
+    const perState = new Map<string, number>();
+    for (const n of neighbours) perState.set(n.state, (perState.get(n.state) ?? 0) + 1);
+    family(
+      'netstack_neighbours',
+      'gauge',
+      'ARP neighbour cache entries by state.',
+      [...perState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, k]) => `netstack_neighbours{state="${labelValue(state)}"} ${k}`),
+    );
     family(
       'netstack_neighbour',
       'gauge',
       'ARP neighbour cache entries (1 each), with address and state.',
-      view.neighbours().map(
+      neighbours.map(
         (n) => `netstack_neighbour{ip="${labelValue(n.ip)}",mac="${labelValue(n.mac)}",state="${labelValue(n.state)}"} 1`,
       ),
     );

@@ -543,15 +543,14 @@ export class Arp {
     }));
   }
 
-  /** Counters, and entries per state as `arp.neighbours.STATE` (gauges). */
+  /** Counters (arp.*). The entries themselves are neighbours(); their number is `size`. */
   stats(): Record<string, number> {
-    const out = this.counters.snapshot();
-    out['arp.neighbours'] = this.cache.size;
-    for (const n of this.cache.values()) {
-      const k = 'arp.neighbours.' + n.state.toLowerCase();
-      out[k] = (out[k] ?? 0) + 1;
-    }
-    return out;
+    return this.counters.snapshot();
+  }
+
+  /** Entries in the cache. */
+  get size(): number {
+    return this.cache.size;
   }
 
   /** The state of one entry, for tests and tools. */
