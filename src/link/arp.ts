@@ -306,9 +306,13 @@ export class Arp {
     }
     if (p.senderIp === this.addr) {
       // RFC 5227 section 2.4: another host claims our address. We keep using it (a host with
-      // no other address has nowhere to go) but say so loudly.
+      // no other address has nowhere to go) but say so loudly: the 1st, 2nd, 4th, 8th...
+      // time, so a flood of such packets cannot flood the log too.
       this.counters.inc('arp.conflict');
-      this.log?.warn({ ip: formatIpv4(this.addr), mac: formatMac(p.senderMac) }, 'arp: another host uses our address');
+      const seen = this.counters.get('arp.conflict');
+      if ((seen & (seen - 1)) === 0) {
+        this.log?.warn({ ip: formatIpv4(this.addr), mac: formatMac(p.senderMac), seen }, 'arp: another host uses our address');
+      }
       return;
     }
     const forUs = p.targetIp === this.addr;
