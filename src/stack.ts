@@ -115,7 +115,8 @@ export class Stack implements SocketRuntime {
     this.ip.register(PROTO_TCP, this.tcp);
     this.ip.register(PROTO_UDP, this.udp);
     this.timer = this.clock.timer(() => this.onTimer());
-    // Bottom-up: ARP (TAP mode) first, so a failed resolution is reported before TCP retransmits.
+    // Bottom-up: ARP (TAP mode) first, so a failed resolution is reported before TCP retransmits;
+    // its first deadline is now (the gratuitous announcement).
     if (eth) this.addTimed(eth);
     this.addTimed(this.ip);
     this.addTimed(this.tcp);
