@@ -37,6 +37,7 @@
  *   npm run bench -- --quick            # 1 short round, checks the harness works
  *   npm run bench -- --only bulk_download,keepalive --rounds 5
  *   npm run bench -- --cpu-prof /tmp/prof   # a V8 CPU profile of each netstack run
+ *   npm run bench -- --tap              # also netstack on a TAP device (Ethernet + ARP): rows <id>_tap
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,6 +76,11 @@ const argv = yargs(hideBin(process.argv))
   .option('out', { type: 'string', describe: 'JSON results file (default bench/results/<date>.json)' })
   .option('only', { type: 'string', describe: `comma-separated workloads: ${WORKLOADS.join(', ')}` })
   .option('build', { type: 'boolean', default: true, describe: 'compile dist/ first (--no-build to skip)' })
+  .option('tap', {
+    type: 'boolean',
+    default: false,
+    describe: 'also run netstack on a TAP device (Ethernet II + ARP) in each round, right after the TUN run: rows <workload>_tap',
+  })
   .option('cpu-prof', { type: 'string', describe: "write a V8 CPU profile of each netstack run to this directory (open in Chrome DevTools)" })
   .strict()
   .help()
@@ -193,17 +199,20 @@ async function startServer(ctx: Ctx, name: string, ns: string, script: string, a
   return p;
 }
 
-function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: string, addr: string): Promise<JsonLineProcess> {
+function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: string, addr: string, tap = false): Promise<JsonLineProcess> {
   const { net } = ctx;
   return startServer(
     ctx,
-    `netstack (${mode})`,
+    `netstack${tap ? ' TAP' : ''} (${mode})`,
     net.clientNs,
     'bench-server.js',
-    ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80'],
+    ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80', ...(tap ? ['--tap'] : [])],
     ['--expose-gc'],
   );
 }
+
+/** --tap: netstack on a TAP device in the client namespace, beside the TUN one. */
+const TAP_NET = { dev: 'nsbench2', hostCidr: '10.201.4.1/24', addr: '10.201.4.2' };
 
 /** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
 const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
@@ -315,14 +324,28 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     },
   };
   const sides: Side[] = ['netstack', 'kernel'];
+  const tap = argv.tap
+    ? { proc: await startNetstack(ctx, 'http', TAP_NET.dev, TAP_NET.hostCidr, TAP_NET.addr, true), url: `http://${TAP_NET.addr}` }
+    : undefined;
+  /** --tap: each workload's twin row `<id>_tap`, netstack on TAP measured in the same rounds. */
+  const twins = new Map<WorkloadResult, WorkloadResult>();
+  const withTwin = (w: WorkloadResult): WorkloadResult[] => {
+    if (!tap) return [w];
+    const twin = workload({
+      id: `${w.id}_tap`, title: `${w.title}, netstack on TAP`, unit: w.unit, better: w.better, kernel: false,
+      note: 'netstack on a TAP device (Ethernet II framing + ARP), measured right after the TUN run of each round',
+    });
+    twins.set(w, twin);
+    return [w, twin];
+  };
   try {
-    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url]);
+    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url, ...(tap ? [tap.url] : [])]);
 
     /**
      * One round of one workload on both sides, netstack first. netstack's counters that
      * changed are kept with its result; with --cpu-prof its CPU profile covers just this run.
      */
-    const both = async (w: WorkloadResult, round: number, fn: (side: Side, url: string) => Promise<Sample>) => {
+    const both = async (w: WorkloadResult, round: number, fn: (side: Side | 'tap', url: string) => Promise<Sample>) => {
       const ns = servers.netstack.proc;
       for (const side of sides) {
         const before = side === 'netstack' ? await ns.request('stats', 'stats') : undefined;
@@ -339,6 +362,14 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
           );
         }
       }
+      const twin = twins.get(w);
+      if (tap && twin) {
+        // Netstack on TAP after the kernel's run; netstack on TUN came first in the round.
+        const before = await tap.proc.request('stats', 'stats');
+        await measure(twin.netstack, round, `${w.id} round ${round + 1} netstack TAP`, () => fn('tap', tap.url));
+        const after = await tap.proc.request('stats', 'stats');
+        (twin.netstack.details[round] ??= {})['counters'] = counterDelta(before, after);
+      }
     };
 
     if (only.has('bulk_download')) {
@@ -346,7 +377,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         id: 'bulk_download', title: `bulk GET /bytes/${mib(P.downloadBytes)} (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
         target: GBPS_TUN_TARGET,
       });
-      results.push(w);
+      results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${P.downloadBytes}`, P.downloadBytes, 180));
       }
@@ -357,7 +388,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         id: 'bulk_upload', title: `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
         target: GBPS_TUN_TARGET,
       });
-      results.push(w);
+      results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
       }
@@ -382,12 +413,12 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         workload({ id: 'latency_p50', title: 'latency p50 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
         workload({ id: 'latency_p99', title: 'latency p99 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
       ];
-      results.push(w, ...(lat ?? []));
+      results.push(...withTwin(w), ...(lat ?? []));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, async (side, url) => {
           const res = await wrk(net.clientNs, CLIENT_CPU, `${url}${path}`, { connections: WRK_CONNECTIONS, seconds, close });
           const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
-          if (lat) {
+          if (lat && side !== 'tap') {
             record(lat[0]![side]!, r, res.p50, {});
             record(lat[1]![side]!, r, res.p99, {});
           }
@@ -398,7 +429,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       }
     }
   } finally {
-    await Promise.all(sides.map((s) => servers[s].proc.stop()));
+    await Promise.all([...sides.map((s) => servers[s].proc.stop()), tap?.proc.stop()]);
   }
 }
 
@@ -633,6 +664,7 @@ function describeEnv(): Record<string, unknown> {
       note: 'taskset pins processes; the kernel work of a packet (softirq) mostly runs on the core of the process that sent it',
     },
     links: 'netstack: TUN, MTU 1500, no offloads (the kernel hands it 1500-byte packets); kernel peer: veth, MTU 1500, default offloads (TSO/GRO: the kernel moves up to 64 KiB per skb)',
+    ...(argv.tap ? { tapLink: 'netstack (the _tap rows): TAP, MTU 1500, Ethernet II + ARP, no offloads' } : {}),
     sizes: { ...P, wrkConnections: WRK_CONNECTIONS },
     // Other work on the machine skews everything: compare runs only at similar load.
     loadAverageAtStart: loadAtStart,
