@@ -163,7 +163,10 @@ export class NewReno implements CongestionControl {
   enterRecovery(ack: number, flight: number, sndMax: number, now: number): boolean {
     if (this.inRecovery) return false;
     if (this.recoverValid && !seqGeq(ack, this.recover)) return false;
-    this.ssthresh = this.ssthreshAfterLoss(flight, now);
+    // FlightSize (RFC 5681 eq. 4), but never more than cwnd: with SACK, SND.MAX - SND.UNA also
+    // counts data the peer holds (SACKed during a long recovery), and reducing "from" more than
+    // the window we actually had would raise it.
+    this.ssthresh = this.ssthreshAfterLoss(Math.min(flight, this.cwnd), now);
     this.cwnd = this.ssthresh;
     this.bytesAcked = 0;
     this.recover = sndMax;
@@ -175,7 +178,7 @@ export class NewReno implements CongestionControl {
 
   onRepairedLoss(flight: number, now: number): void {
     if (this.inRecovery) return;
-    this.ssthresh = this.ssthreshAfterLoss(flight, now);
+    this.ssthresh = this.ssthreshAfterLoss(Math.min(flight, this.cwnd), now);
     this.cwnd = Math.min(this.cwnd, this.ssthresh);
     this.bytesAcked = 0;
   }

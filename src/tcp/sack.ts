@@ -241,10 +241,34 @@ export class Scoreboard {
     return n;
   }
 
-  /** Retransmission timeout: everything not SACKed is lost (as Linux's tcp_enter_loss; SACK
-   *  information is kept, RFC 6675 §5.1 leaves that to the implementation). */
-  markAllLost(): void {
-    for (let i = this.#head; i < this.#recs.length; i++) this.markLost(this.#recs[i]!);
+  /**
+   * Retransmission timeout: everything not SACKed is lost (as Linux's tcp_enter_loss). SACK
+   * information is kept — unless the segment at SND.UNA itself is marked SACKed: a receiver that
+   * SACKed it would have acknowledged it cumulatively by now, so it reneged or lied (RFC 2018 §8),
+   * and every SACK mark is dropped (Linux's tcp_check_sack_reneging). Returns true in that case.
+   */
+  markAllLost(): boolean {
+    const reneged = this.first()?.sacked === true;
+    for (let i = this.#head; i < this.#recs.length; i++) {
+      const r = this.#recs[i]!;
+      if (reneged && r.sacked) {
+        r.sacked = false;
+        this.#sackedBytes -= this.#len(r);
+        this.#sackedCount--;
+      }
+      this.markLost(r);
+    }
+    if (reneged) this.#rebuildTimeList();
+    return reneged;
+  }
+
+  /** Re-create the time-ordered list from every un-SACKed record (after reneging). */
+  #rebuildTimeList(): void {
+    const live: SentRecord[] = [];
+    for (let i = this.#head; i < this.#recs.length; i++) if (!this.#recs[i]!.sacked) live.push(this.#recs[i]!);
+    live.sort((x, y) => x.xmitTs - y.xmitTs || seqSub(x.start, y.start));
+    this.#oldest = this.#newest = undefined;
+    for (const r of live) this.#link(r);
   }
 
   /**
@@ -444,9 +468,10 @@ export class SackReporter {
    */
   blocks(ranges: ReadonlyArray<[number, number]>, max: number): Array<[number, number]> {
     const out: Array<[number, number]> = [];
+    if (max <= 0) return out; // no room: a pending D-SACK waits for the next ACK
     const d = this.#dsack;
     this.#dsack = undefined;
-    if (d !== undefined && max > 0) {
+    if (d !== undefined) {
       out.push(d);
       const holder = ranges.find(([l, r]) => seqLeq(l, d[0]) && seqLeq(d[1], r));
       if (holder !== undefined && out.length < max) out.push(holder);

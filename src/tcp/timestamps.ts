@@ -18,7 +18,7 @@
  *
  * Sans-I/O: `now` (ms) is passed in.
  */
-import { seqGeq, seqLeq, seqLt, seqSub } from './seq.js';
+import { seqGeq, seqLeq, seqSub } from './seq.js';
 
 /** RFC 7323 §5.5: TS.Recent is invalid after 24 days without a segment from the peer. */
 export const PAWS_IDLE_LIMIT_MS = 24 * 24 * 3600 * 1000;
@@ -27,6 +27,13 @@ export const PAWS_IDLE_LIMIT_MS = 24 * 24 * 3600 * 1000;
  *  echoes garbage must not poison the estimator). RFC 7323 §4.1 allows ignoring such values; the
  *  retransmission timer's own ceiling (120 s) is a natural bound. */
 export const MAX_TS_RTT_MS = 120_000;
+
+/** Bytes the option takes in every segment once agreed (NOP NOP kind len TSval TSecr): they come out
+ *  of the MSS (RFC 6691 §2). */
+export const TS_OPTION_LEN = 12;
+
+/** How many ticks older than TS.Recent a timestamp may be and still pass PAWS (Linux's TCP_PAWS_WINDOW). */
+export const PAWS_WINDOW = 1;
 
 export class Timestamps {
   /** Both SYNs carried the option (RFC 7323 §3.2); only then is any of this used. */
@@ -68,7 +75,9 @@ export class Timestamps {
   isOld(tsVal: number, now: number): boolean {
     if (!this.hasRecent) return false;
     if (now - this.tsRecentAt > PAWS_IDLE_LIMIT_MS) return false;
-    return seqLt(tsVal >>> 0, this.tsRecent);
+    // Linux tolerates one tick (TCP_PAWS_WINDOW = 1): segments sent in the same millisecond as the
+    // one that set TS.Recent may arrive in either order.
+    return seqSub(this.tsRecent, tsVal >>> 0) > PAWS_WINDOW;
   }
 
   /**

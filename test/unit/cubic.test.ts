@@ -22,6 +22,7 @@ function run(cc: Cubic, startMs: number, rttMs: number, rtts: number, ack0 = 1_0
 /** A CUBIC that has just reduced from a flight of `w` segments (a SACK recovery that ended at once). */
 function afterLoss(w: number, opts = {}): Cubic {
   const cc = new Cubic(MSS, opts);
+  cc.cwnd = w * MSS; // as if slow start had got there
   cc.enterRecovery(0, w * MSS, w * MSS, 0);
   cc.onAck(w * MSS, w * MSS, w * MSS, 0, 100);
   return cc;
@@ -46,6 +47,7 @@ describe('CUBIC (RFC 9438)', () => {
 
   it('[cubic.decrease] a loss: ssthresh = cwnd = 0.7 * flight, W_max = flight; with fast convergence a loss below W_max sets W_max = flight * (1+β)/2 (RFC 9438 §4.6, §4.7)', () => {
     const cc = new Cubic(MSS);
+    cc.cwnd = 100 * MSS;
     expect(cc.enterRecovery(0, 100 * MSS, 100 * MSS, 0)).toBe(true);
     expect(cc.ssthresh).toBe(70 * MSS);
     expect(cc.cwnd).toBe(70 * MSS);
@@ -56,15 +58,24 @@ describe('CUBIC (RFC 9438)', () => {
     expect(cc.onAck(MSS, 100 * MSS, 70 * MSS, 2, 100)).toBe('exit');
     expect(cc.cwnd).toBe(70 * MSS);
     // The next loss at 80 segments, below W_max = 100: fast convergence.
+    cc.cwnd = 80 * MSS;
     expect(cc.enterRecovery(100 * MSS, 80 * MSS, 180 * MSS, 3)).toBe(true);
     expect(cc.wMax).toBeCloseTo(80 * 0.85, 9);
     expect(cc.ssthresh).toBe(56 * MSS);
     // Without fast convergence W_max is the flight.
     const plain = new Cubic(MSS, { fastConvergence: false });
+    plain.cwnd = 100 * MSS;
     plain.enterRecovery(0, 100 * MSS, 100 * MSS, 0);
     plain.onAck(MSS, 100 * MSS, 70 * MSS, 0);
+    plain.cwnd = 80 * MSS;
     plain.enterRecovery(100 * MSS, 80 * MSS, 180 * MSS, 3);
     expect(plain.wMax).toBe(80);
+    // The reduction starts from min(FlightSize, cwnd): a flight larger than the window (data the
+    // peer holds, SACKed during a long recovery) does not raise it.
+    const big = new Cubic(MSS);
+    big.cwnd = 50 * MSS;
+    big.enterRecovery(0, 200 * MSS, 200 * MSS, 0);
+    expect(big.ssthresh).toBe(35 * MSS);
     // NewReno-style fast retransmit (peer without SACK) reduces with β_cubic too.
     const reno = new Cubic(MSS);
     for (let i = 1; i <= 3; i++) reno.onDupAck(i, 0, 40 * MSS, 40 * MSS);

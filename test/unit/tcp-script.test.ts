@@ -496,7 +496,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .state('SYN-SENT')
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1400,wscale 2>')
       .send('. 1:1(0) ack 1')
@@ -509,13 +509,13 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost({ tcp: { synRetries: 2, initialRto: 1000 } });
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .quiet(999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
       .quiet(1999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 3000 ecr 0,wscale 7>')
       .quiet(3999)
       .after(1)
       .state('CLOSED')
@@ -528,7 +528,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('R. 0:0(0) ack 5') // not our SYN's ACK: ignored
       .state('SYN-SENT')
       .recv('R. 0:0(0) ack 1')
@@ -541,7 +541,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S. 0:0(0) ack 7 win 65535 <mss 1460>')
       .send('R 7:7(0) win 0')
       .state('SYN-SENT');
@@ -551,7 +551,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
       .state('SYN-RECEIVED')
@@ -965,7 +965,7 @@ describe('keepalive (RFC 1122 §4.2.3.6) and odd application calls', () => {
         const socket = h.connect();
         socket.on('connect', () => socket.destroy());
       })
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
       .send('R. 1:1(0) ack 1')
       .state('CLOSED')
