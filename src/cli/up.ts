@@ -9,6 +9,7 @@ import type { Argv } from 'yargs';
 import { formatIpv4, inSubnet, parseCidr, parseIpv4, prefixMask } from '../ip/addr.js';
 import type { Ipv4Addr } from '../ip/addr.js';
 import type { Link } from '../link/link.js';
+import { CONGESTION_CONTROLS, type CongestionControlName } from '../tcp/congestion/index.js';
 import { PcapWriter, wrapLink } from '../link/pcap.js';
 import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
@@ -51,6 +52,7 @@ export interface UpArgs {
   config?: string | undefined;
   upstream?: string[] | undefined;
   balance?: string | undefined;
+  cc: string;
 }
 
 /** Checked options. */
@@ -73,6 +75,8 @@ export interface UpConfig {
   live: boolean;
   /** A reverse proxy (--config or --upstream); the built-in routes then move under /_netstack/. */
   proxy?: ProxyConfig | undefined;
+  /** TCP congestion control (RFC 9438 CUBIC or RFC 5681/6582 NewReno). */
+  cc: CongestionControlName;
 }
 
 export const UP_DEFAULTS = {
@@ -82,6 +86,7 @@ export const UP_DEFAULTS = {
   mtu: 1500,
   port: 80,
   logLevel: 'info',
+  cc: 'cubic',
 } as const;
 
 /** Declare the options of `netstack up` (used by main.ts). */
@@ -159,6 +164,12 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       default: UP_DEFAULTS.logLevel,
       describe: `log verbosity: ${LOG_LEVELS.join(', ')} (debug and trace show the protocol at work)`,
     })
+    .option('cc', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.cc,
+      describe: `TCP congestion control: ${Object.keys(CONGESTION_CONTROLS).join(' or ')} (CUBIC by default, as Linux)`,
+    })
     .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
     .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '')
     .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '') as unknown as Argv<UpArgs>;
@@ -204,6 +215,9 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${a.logLevel}")`);
   }
   if (a.pcap !== undefined && a.pcap.trim() === '') throw new CliError('--pcap needs a file name');
+  if (!Object.hasOwn(CONGESTION_CONTROLS, a.cc)) {
+    throw new CliError(`--cc must be one of ${Object.keys(CONGESTION_CONTROLS).join(', ')} (got "${a.cc}")`);
+  }
   let root: string | undefined;
   if (a.root !== undefined) {
     try {
@@ -253,6 +267,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     root,
     logLevel: a.logLevel,
     live: a.live ?? true,
+    cc: a.cc as CongestionControlName,
   };
 }
 
@@ -424,7 +439,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     logger.info({ file: cfg.pcap }, 'recording packets');
   }
 
-  const stack = new Stack({ link, addr: cfg.addr, logger });
+  const stack = new Stack({ link, addr: cfg.addr, logger, tcp: { congestionControl: CONGESTION_CONTROLS[cfg.cc] } });
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
