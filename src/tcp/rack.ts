@@ -21,6 +21,8 @@ import { seqGeq, seqGt, seqLeq } from './seq.js';
 /** RFC 8985 §7.2: the worst-case delayed-ACK time added to a PTO when only one segment is in flight
  *  (Linux's TCP_DELACK_MAX, 200 ms). */
 export const WC_DEL_ACK_MS = 200;
+/** Added to 2·SRTT when more than one segment is in flight (Linux's TCP_TIMEOUT_MIN, two ticks). */
+export const PTO_MARGIN_MS = 2;
 /** RFC 8985 §6.2 step 4: reo_wnd_mult stays raised for this many loss recoveries after a D-SACK. */
 const REO_WND_PERSIST = 16;
 
@@ -116,12 +118,13 @@ export class Rack {
   }
 
   /**
-   * §7.2 PTO: 2·SRTT, plus the worst-case delayed ACK when only one segment is in flight, never
-   * later than the RTO would fire. Without an RTT sample, 1 s (RFC 8985 §7.2).
+   * §7.2 PTO: 2·SRTT, plus the worst-case delayed ACK when only one segment is in flight (else two
+   * clock ticks, 2 ms, as Linux adds, so a tiny SRTT on a LAN does not probe at once), never later
+   * than the RTO would fire. Without an RTT sample, 1 s (RFC 8985 §7.2).
    */
   probeTimeout(srtt: number | undefined, oneSegmentInFlight: boolean, rtoRemaining: number): number {
     let pto = srtt === undefined ? 1000 : 2 * srtt;
-    if (oneSegmentInFlight) pto += WC_DEL_ACK_MS;
+    pto += oneSegmentInFlight ? WC_DEL_ACK_MS : PTO_MARGIN_MS;
     return Math.max(1, Math.min(pto, rtoRemaining));
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rack, WC_DEL_ACK_MS, sentAfter } from '../../src/tcp/rack.js';
+import { PTO_MARGIN_MS, Rack, WC_DEL_ACK_MS, sentAfter } from '../../src/tcp/rack.js';
 import { Scoreboard } from '../../src/tcp/sack.js';
 
 const MSS = 100;
@@ -100,12 +100,13 @@ describe('RACK-TLP (RFC 8985)', () => {
     expect(sentAfter(5, 9, 5, 10)).toBe(false);
   });
 
-  it('[tlp.probe] PTO = 2·SRTT (+ worst-case delayed ACK for a single segment), never after the RTO; a retransmitted probe acknowledged without D-SACK repaired a loss (RFC 8985 §7.2-§7.4)', () => {
+  it('[tlp.probe] PTO = 2·SRTT + 2 ms (+ worst-case delayed ACK instead for a single segment), never after the RTO; a retransmitted probe acknowledged without D-SACK repaired a loss (RFC 8985 §7.2-§7.4)', () => {
     const rack = new Rack();
-    expect(rack.probeTimeout(30, false, 1000)).toBe(60);
+    expect(rack.probeTimeout(30, false, 1000)).toBe(60 + PTO_MARGIN_MS);
+    expect(rack.probeTimeout(0, false, 1000)).toBe(2); // a LAN's near-zero SRTT still waits two ticks
     expect(rack.probeTimeout(30, true, 1000)).toBe(60 + WC_DEL_ACK_MS);
     expect(rack.probeTimeout(30, true, 100)).toBe(100);
-    expect(rack.probeTimeout(undefined, false, 5000)).toBe(1000);
+    expect(rack.probeTimeout(undefined, false, 5000)).toBe(1000 + PTO_MARGIN_MS);
     // A probe that retransmitted the last segment, acknowledged plainly: the original was lost.
     rack.onProbeSent(1000, true);
     expect(rack.onAckForProbe(900, undefined)).toBe('none'); // not yet covered

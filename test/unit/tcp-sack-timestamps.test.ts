@@ -15,7 +15,8 @@ function openLinuxLike(h: ScriptHost) {
   return script(h)
     .recv(`S 0:0(0) win 65535 ${LINUX_SYN}`)
     .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
-    .recv('. 1:1(0) ack 1 win 512 <TS val 1001 ecr 0>');
+    .after(20)
+    .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>'); // RTT 20 ms
 }
 
 describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () => {
@@ -24,17 +25,17 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
     await openLinuxLike(h)
       .state('ESTABLISHED')
       .do((h) => h.socket.write(Buffer.alloc(3000, 7)))
-      .send('. 1:1449(1448) ack 1 win 8192 <TS val 0 ecr 1001>')
-      .send('. 1449:2897(1448) ack 1 win 8192 <TS val 0 ecr 1001>')
-      .send('P. 2897:3001(104) ack 1 win 8192 <TS val 0 ecr 1001>')
+      .send('. 1:1449(1448) ack 1 win 8192 <TS val 20 ecr 1020>')
+      .send('. 1449:2897(1448) ack 1 win 8192 <TS val 20 ecr 1020>')
+      .send('P. 2897:3001(104) ack 1 win 8192 <TS val 20 ecr 1020>')
       .after(20)
-      .recv('. 1:1(0) ack 3001 win 512 <TS val 1021 ecr 0>')
+      .recv('. 1:1(0) ack 3001 win 512 <TS val 1040 ecr 20>')
       .quiet(1000);
     const c = h.conn!;
-    expect([c.sndMss, c.sackOk, c.ts?.enabled]).toEqual([1448, true, true]);
-    // RTT samples come from the echoes: 0 ms from the handshake's ACK, then 20 ms (RFC 6298 §2.3:
-    // SRTT = 7/8 * 0 + 1/8 * 20).
-    expect(c.rto.srtt).toBe(2.5);
+    expect([c.snd.mss, c.sackOk, c.ts?.enabled]).toEqual([1448, true, true]);
+    // 20 ms from the handshake, then 20 ms from the echo of the data's ACK.
+    expect(c.snd.rto.srtt).toBe(20);
+    expect(h.stack.stats()['tcp.tlp.probe']).toBeUndefined(); // the ACK came before the probe timer
     // A peer offering only SACK gets only SACK (and no timestamps anywhere).
     const h2 = scriptHost();
     h2.listen();
@@ -44,7 +45,7 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
       .recv('. 1:1(0) ack 1 win 512')
       .do((h) => h.socket.write(Buffer.alloc(10, 1)))
       .send('P. 1:11(10) ack 1 win 8192');
-    expect([h2.conn!.sndMss, h2.conn!.sackOk, h2.conn!.ts]).toEqual([1460, true, undefined]);
+    expect([h2.conn!.snd.mss, h2.conn!.sackOk, h2.conn!.ts]).toEqual([1460, true, undefined]);
   });
 
   it('[ts.negotiate-active] our SYN offers <mss, sackOK, TS, wscale>; a SYN-ACK with them turns them on, one without leaves them off', async () => {
@@ -56,8 +57,8 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 5000 ecr 0,nop,wscale 7>')
       .send('. 1:1(0) ack 1 win 8192 <TS val 7 ecr 5000>')
       .state('ESTABLISHED');
-    expect([h.conn!.sackOk, h.conn!.ts?.enabled, h.conn!.sndMss]).toEqual([true, true, 1448]);
-    expect(h.conn!.rto.srtt).toBe(7);
+    expect([h.conn!.sackOk, h.conn!.ts?.enabled, h.conn!.snd.mss]).toEqual([true, true, 1448]);
+    expect(h.conn!.snd.rto.srtt).toBe(7);
     const h2 = scriptHost();
     await script(h2)
       .do((h) => h.connect())
@@ -76,15 +77,15 @@ describe('PAWS (RFC 7323 §5)', () => {
     await openLinuxLike(h)
       .recv('P. 1:101(100) ack 1 win 512 <TS val 2000 ecr 0>')
       .after(40)
-      .send('. 1:1(0) ack 101 win 8192 <TS val 40 ecr 2000>')
+      .send('. 1:1(0) ack 101 win 8192 <TS val 60 ecr 2000>')
       // An old duplicate from a previous wrap of the sequence space: new sequence numbers, old clock.
       .recv('P. 101:201(100) ack 1 win 512 <TS val 1500 ecr 0>')
-      .send('. 1:1(0) ack 101 win 8192 <TS val 40 ecr 2000>')
+      .send('. 1:1(0) ack 101 win 8192 <TS val 60 ecr 2000>')
       .do((h) => expect(h.received.length).toBe(100))
       // The real segment, with a current clock, is taken.
       .recv('P. 101:201(100) ack 1 win 512 <TS val 2001 ecr 0>')
       .after(40)
-      .send('. 1:1(0) ack 201 win 8192 <TS val 80 ecr 2001>')
+      .send('. 1:1(0) ack 201 win 8192 <TS val 100 ecr 2001>')
       // A RST with an old timestamp still resets (§5.3: acceptable regardless of its timestamp).
       .recv('R. 201:201(0) ack 1 win 0 <TS val 5 ecr 0>')
       .state('CLOSED');
@@ -126,7 +127,8 @@ describe('SACK (RFC 2018, RFC 2883, RFC 6675)', () => {
     await script(h)
       .recv('S 0:0(0) win 65535 <mss 1000,sackOK>')
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK>')
-      .recv('. 1:1(0) ack 1 win 60000')
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 60000') // RTT 20 ms
       .do((h) => h.socket.write(Buffer.alloc(10_000, 3)))
       .do((h) => expect(h.unread.map((c) => h.describe(c, false, false)).at(-1)).toBe('P. 9001:10001(1000) ack 1')) // the initial window
       .do((h) => (h.consumed = h.out.length))
@@ -162,7 +164,8 @@ describe('SACK (RFC 2018, RFC 2883, RFC 6675)', () => {
     await script(h)
       .recv('S 0:0(0) win 65535 <mss 1000,sackOK>')
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK>')
-      .recv('. 1:1(0) ack 1 win 60000')
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 60000') // RTT 20 ms
       .do((h) => h.socket.write(Buffer.alloc(4000, 3)))
       .do((h) => (h.consumed = h.out.length))
       .recv('. 1:1(0) ack 1001 win 60000 <sack 9001:10001>') // never sent
@@ -191,9 +194,9 @@ describe('SACK (RFC 2018, RFC 2883, RFC 6675)', () => {
       .send('P. 3001:4001(1000) ack 1') // lost
       .after(10)
       .recv('. 1:1(0) ack 2001 win 60000')
-      // Nothing triggers fast recovery; PTO = 2 * SRTT = 20 ms after that ACK: the last segment
-      // again, as the probe (RFC 8985 §7.3).
-      .quiet(19)
+      // Nothing triggers fast recovery; PTO = 2 * SRTT + 2 ms = 22 ms after that ACK: the last
+      // segment again, as the probe (RFC 8985 §7.3).
+      .quiet(21)
       .after(1)
       .send('. 3001:4001(1000) ack 1')
       .after(10)
