@@ -97,7 +97,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       if (this.log?.isLevelEnabled('debug')) this.log.debug({ reason: seg.error, src: formatIpv4(ip.src) }, 'tcp: dropped segment');
       return;
     }
-    // A malformed option was ignored (segment.ts), not the segment: counted, as Linux does not count it at all.
+    // A malformed option was ignored (segment.ts), not the segment; counted here (Linux ignores it silently).
     if (seg.badOptions) this.count('tcp.bad-option');
     const key = connKey(ip.src, seg.srcPort, seg.dstPort);
     const conn = this.conns.get(key);

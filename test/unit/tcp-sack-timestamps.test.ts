@@ -94,6 +94,31 @@ describe('PAWS (RFC 7323 §5)', () => {
   });
 });
 
+describe('TIME-WAIT and timestamps (RFC 6191)', () => {
+  it('[ts.time-wait-reuse] a SYN for a 4-tuple in TIME-WAIT with a newer timestamp opens a new connection even with an old ISN; an older timestamp does not', async () => {
+    const h = scriptHost();
+    await openLinuxLike(h)
+      .do((h) => h.socket.end())
+      .send('F. 1:1(0) ack 1 <TS val 20 ecr 1020>')
+      .recv('. 1:1(0) ack 2 win 512 <TS val 1030 ecr 20>')
+      .recv('F. 1:1(0) ack 2 win 512 <TS val 1031 ecr 20>')
+      .send('. 2:2(0) ack 2 <TS val 20 ecr 1031>')
+      .state('TIME-WAIT')
+      .after(1000)
+      // Same ISN as before (below RCV.NXT: the sequence rule would refuse it), clock from before: no.
+      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
+      .send('. 2:2(0) ack 2 <TS val 1020 ecr 1031>')
+      .state('TIME-WAIT')
+      // The same with a newer timestamp: the old incarnation is gone, a new one answers.
+      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 5000 ecr 0,nop,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 5000,wscale 7>')
+      .state('SYN-RECEIVED');
+    expect(h.stack.stats()['tcp.time-wait.reused']).toBe(1);
+    // The new incarnation's clock continues the old one's (one offset per 4-tuple).
+    expect(h.out.at(-1)!.seg!.options.timestamp!.value - h.out[1]!.seg!.options.timestamp!.value).toBe(1000);
+  });
+});
+
 describe('SACK (RFC 2018, RFC 2883, RFC 6675)', () => {
   it('[sack.receiver-timeline] out-of-order data is reported in SACK blocks, the newest first; a duplicate gets a D-SACK block once (RFC 2018 §4, RFC 2883 §4)', async () => {
     const h = scriptHost({ tcp: { timestamps: false } });
