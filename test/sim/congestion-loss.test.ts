@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim, randomBytes } from '../helpers/sim.js';
 import { newReno } from '../../src/tcp/congestion.js';
-import type { TcpConfig } from '../../src/tcp/connection.js';
+import type { TcpConfig } from '../../src/tcp/config.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 
 const SIZE = 10_000_000;
