@@ -571,7 +571,7 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
       const h = scriptHost();
       await script(h)
         .do((h) => h.connect())
-        .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+        .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
         .icmp(UNREACHABLE, code, { seq: 0 })
         .state('CLOSED')
         .quiet(60_000);
@@ -584,12 +584,12 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
     const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .icmp(UNREACHABLE, HOST, { seq: 0 })
       .state('SYN-SENT')
       .quiet(999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
       .quiet(1999)
       .after(1)
       .state('CLOSED');
@@ -627,7 +627,7 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .icmp(UNREACHABLE, PORT, { seq: 1 }) // past SND.NXT
       .icmp(UNREACHABLE, PORT, { seq: -1 }) // before SND.UNA
       .icmp(UNREACHABLE, PORT, { seq: 0, srcPort: 1234 }) // not our connection
