@@ -14,6 +14,9 @@
  *
  *   bulk_download    curl GET /bytes/1 GiB                     Gbit/s
  *   bulk_upload      curl POST 256 MiB to /sink                Gbit/s
+ *   bulk_download_loss  curl GET /bytes/50 MiB with 2% random loss  Mbit/s (16 MiB with --quick)
+ *                    of the data (iptables `statistic` in the client namespace's INPUT; kernel
+ *                    offloads off on the veth pair and the TUN so both lose MSS-sized packets)
  *   keepalive        wrk -t1 -c50 -d10s GET /                  req/s (+ latency p50/p99)
  *   newconn          the same with Connection: close           req/s
  *   keepalive_small, newconn_small: the same two on GET /bytes/128 for 5 s, because the
@@ -54,7 +57,7 @@ import type { Message } from './bench-proc.js';
 import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
 import type { Sample } from './bench-tools.js';
 import type { BenchNet } from './netns.js';
-import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, spawnTracked } from './netns.js';
+import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, runOk, spawnTracked } from './netns.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist');
@@ -62,7 +65,8 @@ const DIST = join(ROOT, 'dist');
 // ───────────────────────── options ─────────────────────────
 
 const WORKLOADS = [
-  'bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale', 'proxy_keepalive', 'proxy_newconn',
+  'bulk_download', 'bulk_upload', 'bulk_download_loss', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale',
+  'proxy_keepalive', 'proxy_newconn',
 ] as const;
 /** Workloads run by their own runners (not the netstack-vs-kernel-peer pair). */
 const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'scale', 'proxy_keepalive', 'proxy_newconn'];
@@ -139,6 +143,8 @@ function preflight(): void {
     ['curl', 'curl'],
     ['wrk', 'wrk'],
     ['nginx', 'nginx'],
+    ['iptables', 'iptables'],
+    ['ethtool', 'ethtool'],
   ];
   const missing = tools.filter(([cmd]) => !haveCommand(cmd));
   if (missing.length) {
@@ -277,6 +283,33 @@ function workload(spec: WorkloadSpec): WorkloadResult {
 
 const GBPS_TUN_TARGET: Target = { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' };
 const RATE_TARGET: Target = { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' };
+/** Under loss, netstack should keep roughly its loss-free ratio to the kernel (loss costs it no more). */
+const LOSS_TARGET: Target = { of: 'ratio', op: '>=', value: 0.15, text: '≥ 0.15 × kernel' };
+const LOSS = 0.02;
+const LOSS_BYTES = quick ? 16 << 20 : 50 << 20;
+
+/**
+ * Random loss of what the client namespace receives, from netstack (the TUN) and from the kernel
+ * peer (the veth): iptables `statistic` in its INPUT chain. The veth pair's offloads are turned
+ * off so the kernel peer's segments are MSS-sized, like netstack's (a dropped 64 KB GSO packet
+ * would be a burst of losses). Only data is lost: a locally generated packet (the client's ACKs)
+ * dropped in OUTPUT is not lost, the kernel just sends it again. Returns the undo.
+ */
+async function randomDataLoss(net: BenchNet, p: number): Promise<() => Promise<void>> {
+  const offloads = ['tso', 'gso', 'gro'];
+  const toggle = (on: boolean) =>
+    Promise.all([
+      run(net.inNs(net.kernelNs, ['ethtool', '-K', net.vethKernel, ...offloads.flatMap((o) => [o, on ? 'on' : 'off'])])),
+      run(net.inNs(net.clientNs, ['ethtool', '-K', net.vethClient, ...offloads.flatMap((o) => [o, on ? 'on' : 'off'])])),
+    ]);
+  const rule = (dev: string) => ['INPUT', '-i', dev, '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP'];
+  await toggle(false);
+  for (const dev of [net.tunDev, net.vethClient]) await runOk(net.inNs(net.clientNs, ['iptables', '-A', ...rule(dev)]));
+  return async () => {
+    for (const dev of [net.tunDev, net.vethClient]) await run(net.inNs(net.clientNs, ['iptables', '-D', ...rule(dev)]));
+    await toggle(true);
+  };
+}
 
 /** Record one round of one side: a value, or the reason it failed. */
 function record(side: SideResult, round: number, value: number | null, detail: Record<string, unknown>, error?: string): void {
@@ -391,6 +424,24 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
+      }
+    }
+    if (only.has('bulk_download_loss')) {
+      const w = workload({
+        id: 'bulk_download_loss', title: `bulk GET /bytes/${mib(LOSS_BYTES)} (curl), ${LOSS * 100}% random loss of the data`,
+        unit: 'Mbit/s', better: 'higher', kernel: true, target: LOSS_TARGET,
+      });
+      results.push(w);
+      const undo = await randomDataLoss(net, LOSS);
+      try {
+        for (let r = 0; r < rounds; r++) {
+          await both(w, r, async (_s, url) => {
+            const sample = await curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${LOSS_BYTES}`, LOSS_BYTES, 300);
+            return { ...sample, value: sample.value * 1000 }; // Gbit/s -> Mbit/s
+          });
+        }
+      } finally {
+        await undo();
       }
     }
     // Request rates (workloads 2 and 3) on `/`, the status page. Its size grows with the

@@ -13,6 +13,7 @@ import { formatMac, isGroupMac, isZeroMac, localMac, parseMac } from '../link/et
 import type { Mac } from '../link/ethernet.js';
 import type { Link } from '../link/link.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter, wrapLink } from '../link/pcap.js';
+import { CONGESTION_CONTROLS, type CongestionControlName } from '../tcp/congestion/index.js';
 import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
@@ -56,6 +57,7 @@ export interface UpArgs {
   balance?: string | undefined;
   tap?: boolean | undefined;
   mac?: string | undefined;
+  cc: string;
 }
 
 /** Checked options. */
@@ -81,6 +83,8 @@ export interface UpConfig {
   /** TAP mode (Ethernet + ARP) instead of TUN; `mac` given by --mac, else random per start. */
   tap: boolean;
   mac: Mac | undefined;
+  /** TCP congestion control (RFC 9438 CUBIC or RFC 5681/6582 NewReno). */
+  cc: CongestionControlName;
 }
 
 export const UP_DEFAULTS = {
@@ -90,6 +94,7 @@ export const UP_DEFAULTS = {
   mtu: 1500,
   port: 80,
   logLevel: 'info',
+  cc: 'cubic',
 } as const;
 
 /** Declare the options of `netstack up` (used by main.ts). */
@@ -177,6 +182,12 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       default: UP_DEFAULTS.logLevel,
       describe: `log verbosity: ${LOG_LEVELS.join(', ')} (debug and trace show the protocol at work)`,
     })
+    .option('cc', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.cc,
+      describe: `TCP congestion control: ${Object.keys(CONGESTION_CONTROLS).join(' or ')} (CUBIC by default, as Linux)`,
+    })
     .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
     .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '')
     .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '')
@@ -223,6 +234,9 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${a.logLevel}")`);
   }
   if (a.pcap !== undefined && a.pcap.trim() === '') throw new CliError('--pcap needs a file name');
+  if (!Object.hasOwn(CONGESTION_CONTROLS, a.cc)) {
+    throw new CliError(`--cc must be one of ${Object.keys(CONGESTION_CONTROLS).join(', ')} (got "${a.cc}")`);
+  }
   let root: string | undefined;
   if (a.root !== undefined) {
     try {
@@ -283,6 +297,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     live: a.live ?? true,
     tap: a.tap ?? false,
     mac,
+    cc: a.cc as CongestionControlName,
   };
 }
 
@@ -466,6 +481,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     gateway: cfg.hostAddr,
     ...(mac ? { ethernet: { mac } } : {}),
     logger,
+    tcp: { congestionControl: CONGESTION_CONTROLS[cfg.cc] },
   });
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;

@@ -22,7 +22,7 @@
  *    |                             data                              |
  *
  * This module only checks what the wire format itself requires (lengths, offsets,
- * option lengths, checksum, port 0). Whether an option is allowed in a given
+ * checksum, port 0); a malformed option is ignored, not the segment (see parseOptions). Whether an option is allowed in a given
  * segment (MSS and window scale only on SYN, RFC 9293 §3.7.1 / RFC 7323 §2.2) is
  * the connection's decision.
  */
@@ -68,11 +68,13 @@ export interface TcpSegment {
   checksum: number;
   urgentPointer: number;
   options: TcpOptions;
+  /** Some option was malformed and ignored (see parseOptions); the segment itself is fine. */
+  badOptions?: true;
   /** The data: a view into the packet buffer, not a copy. */
   payload: Uint8Array;
 }
 
-export const TCP_DROP_REASONS = ['truncated', 'bad-data-offset', 'bad-checksum', 'bad-option', 'bad-ports'] as const;
+export const TCP_DROP_REASONS = ['truncated', 'bad-data-offset', 'bad-checksum', 'bad-ports'] as const;
 export type TcpDropReason = (typeof TCP_DROP_REASONS)[number];
 
 /**
@@ -105,13 +107,14 @@ export function parseTcp(
   if (srcPort === 0 || dstPort === 0) return { error: 'bad-ports' };
 
   let options: TcpOptions = {};
+  let badOptions = false;
   if (dataOffset > TCP_HEADER_LEN) {
     const parsed = parseOptions(buf, TCP_HEADER_LEN, dataOffset);
-    if (parsed === undefined) return { error: 'bad-option' };
-    options = parsed;
+    options = parsed.options;
+    badOptions = parsed.bad;
   }
 
-  return {
+  const seg: TcpSegment = {
     srcPort,
     dstPort,
     seq: readU32(buf, 4),
@@ -124,6 +127,8 @@ export function parseTcp(
     options,
     payload: buf.subarray(dataOffset),
   };
+  if (badOptions) seg.badOptions = true;
+  return seg;
 }
 
 function readU32(buf: Uint8Array, off: number): number {
@@ -143,14 +148,16 @@ function writeU16(buf: Uint8Array, off: number, v: number): void {
 }
 
 /**
- * Options live in buf[start, end). Returns undefined for any malformed option.
- * RFC 9293 §3.2: an option is either one byte (EOL, NOP) or kind, length, data,
- * where length counts the kind and length bytes. Unknown kinds are skipped by their
- * length (RFC 9293 §3.2, MUST-6); a length below 2 or past the header end is
- * rejected (RFC 9293 §3.2, MUST-7 asks us to survive it without crashing).
+ * Options live in buf[start, end). RFC 9293 §3.2: an option is either one byte (EOL, NOP) or
+ * kind, length, data, where length counts the kind and length bytes. Unknown kinds are skipped by
+ * their length (MUST-6). A malformed option must not crash us (MUST-7); like Linux
+ * (tcp_parse_options), we ignore it rather than the segment: a known option with the wrong
+ * length is skipped by its length, and a length below 2 or past the header end ends the parsing
+ * (what came before it is kept). `bad` says that something was ignored, so it can be counted.
  */
-function parseOptions(buf: Uint8Array, start: number, end: number): TcpOptions | undefined {
+function parseOptions(buf: Uint8Array, start: number, end: number): { options: TcpOptions; bad: boolean } {
   const o: TcpOptions = {};
+  let bad = false;
   let i = start;
   while (i < end) {
     const kind = buf[i]!;
@@ -159,41 +166,46 @@ function parseOptions(buf: Uint8Array, start: number, end: number): TcpOptions |
       i++;
       continue;
     }
-    if (i + 1 >= end) return undefined; // no room for the length byte
-    const optLen = buf[i + 1]!;
-    if (optLen < 2 || i + optLen > end) return undefined;
+    const optLen = i + 1 < end ? buf[i + 1]! : 0; // no room for the length byte: as a bad length
+    if (optLen < 2 || i + optLen > end) {
+      bad = true;
+      break;
+    }
     switch (kind) {
       case OPT_MSS:
-        if (optLen !== 4) return undefined;
-        o.mss = (buf[i + 2]! << 8) | buf[i + 3]!;
+        if (optLen === 4) o.mss = (buf[i + 2]! << 8) | buf[i + 3]!;
+        else bad = true;
         break;
       case OPT_WSCALE:
-        if (optLen !== 3) return undefined;
         // RFC 7323 §2.3: a shift above 14 MUST be treated as 14.
-        o.wscale = Math.min(buf[i + 2]!, MAX_WSCALE);
+        if (optLen === 3) o.wscale = Math.min(buf[i + 2]!, MAX_WSCALE);
+        else bad = true;
         break;
       case OPT_SACK_PERMITTED:
-        if (optLen !== 2) return undefined;
-        o.sackPermitted = true;
+        if (optLen === 2) o.sackPermitted = true;
+        else bad = true;
         break;
       case OPT_SACK: {
         // RFC 2018 §3: 2 + 8n bytes, n >= 1 blocks of (left edge, right edge).
-        if (optLen < 10 || (optLen - 2) % 8 !== 0) return undefined;
+        if (optLen < 10 || (optLen - 2) % 8 !== 0) {
+          bad = true;
+          break;
+        }
         const blocks: Array<[number, number]> = [];
         for (let b = i + 2; b < i + optLen; b += 8) blocks.push([readU32(buf, b), readU32(buf, b + 4)]);
         o.sack = blocks;
         break;
       }
       case OPT_TIMESTAMP:
-        if (optLen !== 10) return undefined;
-        o.timestamp = { value: readU32(buf, i + 2), echo: readU32(buf, i + 6) };
+        if (optLen === 10) o.timestamp = { value: readU32(buf, i + 2), echo: readU32(buf, i + 6) };
+        else bad = true;
         break;
       default:
         break; // unknown option: skip it by its length
     }
     i += optLen;
   }
-  return o;
+  return { options: o, bad };
 }
 
 /*

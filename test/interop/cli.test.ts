@@ -145,6 +145,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     [['up', '--mtu', '65536'], '--mtu must be an integer from 68 to 65535 (got "65536")'],
     [['up', '--port', '0'], '--port must be an integer from 1 to 65535'],
     [['up', '--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
+    [['up', '--cc', 'bbr'], '--cc must be one of cubic, newreno (got "bbr")'],
     [['up', '--dev', 'much-too-long-name'], '--dev must be 1 to 15 characters'],
     [['up', '--bogus'], 'Unknown argument: bogus (see netstack --help)'],
     [['up', '--mtu'], 'Not enough arguments following: mtu'],
@@ -160,7 +161,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     expect(top.stdout).toMatch(/netstack up\s+create a TUN device/);
     const up = await cli(ns, ['up', '--help']);
     expect(up.code).toBe(0);
-    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level']) {
+    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level', '--cc']) {
       expect(up.stdout).toMatch(new RegExp(`^\\s+${opt}\\s+\\S`, 'm'));
     }
   });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim, randomBytes } from '../helpers/sim.js';
 import type { Sim } from '../helpers/sim.js';
-import { NewReno } from '../../src/tcp/congestion.js';
+import { NewReno, newReno } from '../../src/tcp/congestion.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import type { FaultyOptions } from '../../src/link/faulty.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
@@ -31,9 +31,13 @@ interface Run {
   trace: Sample[];
 }
 
+/** These traces show NewReno (RFC 5681) as it was before SACK, timestamps and CUBIC: the sender is
+ *  configured for it (CUBIC's curve is in test/unit/cubic.test.ts, SACK recovery in congestion-loss). */
+const RENO: Partial<TcpConfig> = { congestionControl: newReno, sack: false, timestamps: false };
+
 /** A sends `size` bytes to B over `aToB` (ACKs come back over a clean link with the same delay). */
 async function bulk(size: number, aToB: Omit<FaultyOptions, 'seed'>, tcpA: Partial<TcpConfig> = {}, seed = 3): Promise<Run> {
-  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcpA });
+  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcpA: { ...RENO, ...tcpA } });
   const { clock, a, b } = sim;
   const data = randomBytes(size, seed);
   const got: Buffer[] = [];
@@ -125,7 +129,7 @@ describe('cwnd trace (RFC 5681 §3.1)', () => {
   });
 
   it('[cc.trace-rto-collapse] a timeout (a 2 s blackout) collapses cwnd to one segment and halves ssthresh; slow start climbs back to it', async () => {
-    const sim = createSim({ seed: 5, aToB: { delayMs: 10 }, bToA: { delayMs: 10 } });
+    const sim = createSim({ seed: 5, aToB: { delayMs: 10 }, bToA: { delayMs: 10 }, tcpA: RENO });
     const { clock, a, b } = sim;
     const size = 3_000_000;
     let received = 0;

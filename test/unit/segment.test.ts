@@ -236,10 +236,23 @@ describe('parseTcp: option parsing', () => {
     ['a good option followed by a bad one', [2, 4, 5, 180, 3, 0, 0, 0]],
   ];
   for (const [name, bytes] of hostile) {
-    it(`rejects ${name} as bad-option`, () => {
-      expect(parseTcp(withRawOptions(bytes), SRC, DST)).toEqual({ error: 'bad-option' });
+    it(`ignores ${name}, not the segment, and flags it (as Linux)`, () => {
+      const s = parseTcp(withRawOptions(bytes), SRC, DST);
+      if ('error' in s) throw new Error(`dropped: ${s.error}`);
+      expect(s.badOptions).toBe(true);
+      expect(s.payload.length).toBe(0);
+      // Only what parsed cleanly before the bad option survives.
+      expect(s.options).toEqual(name === 'a good option followed by a bad one' ? { mss: 1460 } : {});
     });
   }
+  it('[opt.malformed-ignored] a malformed option is ignored, not the segment: a wrong length of a known option is skipped by its length, a bad length ends the options (as Linux)', () => {
+    const s = parseTcp(withRawOptions([2, 3, 5, 1, 4, 2, 1, 1]), SRC, DST); // MSS len 3, then sackOK
+    if ('error' in s) throw new Error(s.error);
+    expect([s.options, s.badOptions]).toEqual([{ sackPermitted: true }, true]);
+    const ok = parseTcp(withRawOptions([2, 4, 5, 180]), SRC, DST);
+    if ('error' in ok) throw new Error(ok.error);
+    expect(ok.badOptions).toBeUndefined();
+  });
 });
 
 describe('parseTcp: hostile headers', () => {
@@ -314,9 +327,9 @@ describe('parseTcp: hostile headers', () => {
       const res = parseTcp(seg, SRC, DST, false);
       if ('error' in res) {
         expect(reasons.has(res.error)).toBe(true);
-        if (res.error === 'bad-option') badOption++;
       } else {
         parsed++;
+        if (res.badOptions) badOption++;
         checkInvariants(res, seg);
       }
     }
