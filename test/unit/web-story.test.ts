@@ -44,10 +44,10 @@ describe('ladder rows of a scripted connection', () => {
     const story = watcher.story(1)!;
     expect(story.closedAt).toBeDefined();
     expect(ladderRows(story).map(line)).toEqual([
-      '0 peer -> S 0:0(0) win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer SYN-SENT]',
+      '0 peer -> S 0:0(0) win 65535 <mss 1460,sackOK,TS val 4071903821 ecr 0,wscale 7>  [us SYN-RECEIVED, peer SYN-SENT]',
       // A listener's child is born in SYN-RECEIVED (the listener stays in LISTEN).
       '0 us CLOSED -> SYN-RECEIVED (SYN to listener :80)',
-      '0 <- us   S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer ESTABLISHED]',
+      '0 <- us   S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 4139130261 ecr 4071903821,wscale 7>  [us SYN-RECEIVED, peer ESTABLISHED]',
       // The client's ACK of our SYN rides on its request. The app answers and ends in the same
       // instant (the virtual clock settles the app's work before time moves), so no delayed ACK:
       // the response carries our FIN, and the row shows our state once that batch was done.
@@ -68,9 +68,9 @@ describe('ladder rows of a scripted connection', () => {
     const { watcher } = await scriptedRequest();
     const text = formatLadder(watcher.story(1)!).split('\n');
     expect(text[0]).toMatch(/^ +time  peer +10\.0\.0\.1:\d+ ⇄ 10\.0\.0\.2:80 +netstack$/);
-    expect(text[1]).toBe('  0.000 ms  SYN-SENT      S 0:0(0) win 65535 <mss 1460,wscale 7> ──▶  SYN-RECEIVED');
+    expect(text[1]).toBe('  0.000 ms  SYN-SENT      S 0:0(0) win 65535 <mss 1460,sackOK,TS val 4071903821 ecr 0,wscale 7> ──▶  SYN-RECEIVED');
     expect(text[2]).toBe(`  0.000 ms${' '.repeat(58)}CLOSED → SYN-RECEIVED (SYN to listener :80)`);
-    expect(text[3]).toBe('  0.000 ms  ESTABLISHED   ◀── S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  SYN-RECEIVED');
+    expect(text[3]).toBe('  0.000 ms  ESTABLISHED   ◀── S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 4139130261 ecr 4071903821,wscale 7>  SYN-RECEIVED');
   });
 
   it('give the time-sequence series: data sent, the ACKs and the scaled window edge', async () => {
