@@ -158,10 +158,10 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
   it('--help describes every option', async () => {
     const top = await cli(ns, ['--help']);
     expect(top.code).toBe(0);
-    expect(top.stdout).toMatch(/netstack up\s+create a TUN device/);
+    expect(top.stdout).toMatch(/netstack up\s+create a TUN \(or with --tap a TAP\) device/);
     const up = await cli(ns, ['up', '--help']);
     expect(up.code).toBe(0);
-    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level', '--cc']) {
+    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level', '--cc', '--tap', '--mac']) {
       expect(up.stdout).toMatch(new RegExp(`^\\s+${opt}\\s+\\S`, 'm'));
     }
   });
