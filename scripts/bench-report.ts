@@ -1,6 +1,6 @@
 /**
  * Results of `npm run bench`: per-round numbers, their summary (median, min, max), the
- * netstack/kernel ratio of each round, the targets of issue 6, and the printed table.
+ * netstack/kernel ratio of each round, the performance targets, and the printed table.
  * The JSON written to bench/results/ is exactly `BenchResult`.
  */
 

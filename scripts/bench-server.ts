@@ -3,7 +3,9 @@
  * JavaScript with plain `node`, pinned to core 0 by bench.ts and started inside the
  * client namespace, so the TUN's kernel side is that namespace's interface.
  *
- *   node bench-server.js --mode http|hold|proxy --dev D --host CIDR --addr A [--mtu M] [--port P] [--config FILE]
+ *   node bench-server.js --mode http|hold|proxy --dev D --host CIDR --addr A [--mtu M] [--port P] [--config FILE] [--tap]
+ *
+ * --tap: a TAP device instead of TUN, the stack speaking Ethernet II and ARP on it.
  *
  * Modes:
  *   http  the HTTP application of `netstack up` (src/http/routes.ts: `/`, `/bytes/N`,
@@ -45,6 +47,7 @@ interface Args {
   addr: string;
   mtu: number;
   port: number;
+  tap: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -59,7 +62,7 @@ function parseArgs(argv: string[]): Args {
   const addr = get('addr');
   if (!dev || !host || !addr) throw new Error('usage: bench-server --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]');
   if (mode === 'proxy' && !get('config')) throw new Error('--mode proxy needs --config FILE');
-  return { mode, config: get('config'), dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80) };
+  return { mode, config: get('config'), dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80), tap: argv.includes('--tap') };
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -68,9 +71,11 @@ const addr = parseIpv4(args.addr);
 if (!hostCidr || addr === undefined) throw new Error(`bad --host ${args.host} or --addr ${args.addr}`);
 
 // The device: created in this process's namespace, host side configured by ioctl.
-const link = TunLink.open({ name: args.dev, mtu: args.mtu });
+const link = TunLink.open({ name: args.dev, mtu: args.mtu, tap: args.tap });
 link.configure({ addr: hostCidr.addr, prefix: hostCidr.prefix, mtu: args.mtu });
-const stack = new Stack({ link, addr, name: 'bench' });
+// TAP: a fixed locally administered MAC (02:...), the kernel's address as the gateway.
+const ethernet = args.tap ? { ethernet: { mac: Uint8Array.of(0x02, 0, 0, 0xbe, 0x0c, 0x02) } } : {};
+const stack = new Stack({ link, addr, name: 'bench', prefix: hostCidr.prefix, gateway: hostCidr.addr, ...ethernet });
 
 let httpStats: (() => Record<string, number>) | undefined;
 const held = new Set<Duplex>();

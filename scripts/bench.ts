@@ -14,6 +14,9 @@
  *
  *   bulk_download    curl GET /bytes/1 GiB                     Gbit/s
  *   bulk_upload      curl POST 256 MiB to /sink                Gbit/s
+ *   bulk_download_loss  curl GET /bytes/50 MiB with 2% random loss  Mbit/s (16 MiB with --quick)
+ *                    of the data (iptables `statistic` in the client namespace's INPUT; kernel
+ *                    offloads off on the veth pair and the TUN so both lose MSS-sized packets)
  *   keepalive        wrk -t1 -c50 -d10s GET /                  req/s (+ latency p50/p99)
  *   newconn          the same with Connection: close           req/s
  *   keepalive_small, newconn_small: the same two on GET /bytes/128 for 5 s, because the
@@ -39,6 +42,7 @@
  *   npm run bench -- --quick            # 1 short round, checks the harness works
  *   npm run bench -- --only bulk_download,keepalive --rounds 5
  *   npm run bench -- --cpu-prof /tmp/prof   # a V8 CPU profile of each netstack run
+ *   npm run bench -- --tap              # also netstack on a TAP device (Ethernet + ARP): rows <id>_tap
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,7 +59,7 @@ import type { Message } from './bench-proc.js';
 import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
 import type { Sample } from './bench-tools.js';
 import type { BenchNet } from './netns.js';
-import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, spawnTracked } from './netns.js';
+import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, runOk, spawnTracked } from './netns.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist');
@@ -63,7 +67,8 @@ const DIST = join(ROOT, 'dist');
 // ───────────────────────── options ─────────────────────────
 
 const WORKLOADS = [
-  'bulk_download', 'bulk_upload', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale', 'proxy_keepalive', 'proxy_newconn', 'hoarders',
+  'bulk_download', 'bulk_upload', 'bulk_download_loss', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'scale',
+  'proxy_keepalive', 'proxy_newconn', 'hoarders',
 ] as const;
 /** Workloads run by their own runners (not the netstack-vs-kernel-peer pair). */
 const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'scale', 'proxy_keepalive', 'proxy_newconn', 'hoarders'];
@@ -77,6 +82,11 @@ const argv = yargs(hideBin(process.argv))
   .option('out', { type: 'string', describe: 'JSON results file (default bench/results/<date>.json)' })
   .option('only', { type: 'string', describe: `comma-separated workloads: ${WORKLOADS.join(', ')}` })
   .option('build', { type: 'boolean', default: true, describe: 'compile dist/ first (--no-build to skip)' })
+  .option('tap', {
+    type: 'boolean',
+    default: false,
+    describe: 'also run netstack on a TAP device (Ethernet II + ARP) in each round, right after the TUN run: rows <workload>_tap',
+  })
   .option('cpu-prof', { type: 'string', describe: "write a V8 CPU profile of each netstack run to this directory (open in Chrome DevTools)" })
   .strict()
   .help()
@@ -135,6 +145,8 @@ function preflight(): void {
     ['curl', 'curl'],
     ['wrk', 'wrk'],
     ['nginx', 'nginx'],
+    ['iptables', 'iptables'],
+    ['ethtool', 'ethtool'],
   ];
   const missing = tools.filter(([cmd]) => !haveCommand(cmd));
   if (missing.length) {
@@ -195,17 +207,20 @@ async function startServer(ctx: Ctx, name: string, ns: string, script: string, a
   return p;
 }
 
-function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: string, addr: string): Promise<JsonLineProcess> {
+function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: string, addr: string, tap = false): Promise<JsonLineProcess> {
   const { net } = ctx;
   return startServer(
     ctx,
-    `netstack (${mode})`,
+    `netstack${tap ? ' TAP' : ''} (${mode})`,
     net.clientNs,
     'bench-server.js',
-    ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80'],
+    ['--mode', mode, '--dev', dev, '--host', hostCidr, '--addr', addr, '--mtu', String(net.mtu), '--port', '80', ...(tap ? ['--tap'] : [])],
     ['--expose-gc'],
   );
 }
+
+/** --tap: netstack on a TAP device in the client namespace, beside the TUN one. */
+const TAP_NET = { dev: 'nsbench2', hostCidr: '10.201.4.1/24', addr: '10.201.4.2' };
 
 /** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
 const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
@@ -270,6 +285,33 @@ function workload(spec: WorkloadSpec): WorkloadResult {
 
 const GBPS_TUN_TARGET: Target = { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' };
 const RATE_TARGET: Target = { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' };
+/** Under loss, netstack should keep roughly its loss-free ratio to the kernel (loss costs it no more). */
+const LOSS_TARGET: Target = { of: 'ratio', op: '>=', value: 0.15, text: '≥ 0.15 × kernel' };
+const LOSS = 0.02;
+const LOSS_BYTES = quick ? 16 << 20 : 50 << 20;
+
+/**
+ * Random loss of what the client namespace receives, from netstack (the TUN) and from the kernel
+ * peer (the veth): iptables `statistic` in its INPUT chain. The veth pair's offloads are turned
+ * off so the kernel peer's segments are MSS-sized, like netstack's (a dropped 64 KB GSO packet
+ * would be a burst of losses). Only data is lost: a locally generated packet (the client's ACKs)
+ * dropped in OUTPUT is not lost, the kernel just sends it again. Returns the undo.
+ */
+async function randomDataLoss(net: BenchNet, p: number): Promise<() => Promise<void>> {
+  const offloads = ['tso', 'gso', 'gro'];
+  const toggle = (on: boolean) =>
+    Promise.all([
+      run(net.inNs(net.kernelNs, ['ethtool', '-K', net.vethKernel, ...offloads.flatMap((o) => [o, on ? 'on' : 'off'])])),
+      run(net.inNs(net.clientNs, ['ethtool', '-K', net.vethClient, ...offloads.flatMap((o) => [o, on ? 'on' : 'off'])])),
+    ]);
+  const rule = (dev: string) => ['INPUT', '-i', dev, '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP'];
+  await toggle(false);
+  for (const dev of [net.tunDev, net.vethClient]) await runOk(net.inNs(net.clientNs, ['iptables', '-A', ...rule(dev)]));
+  return async () => {
+    for (const dev of [net.tunDev, net.vethClient]) await run(net.inNs(net.clientNs, ['iptables', '-D', ...rule(dev)]));
+    await toggle(true);
+  };
+}
 
 /** Record one round of one side: a value, or the reason it failed. */
 function record(side: SideResult, round: number, value: number | null, detail: Record<string, unknown>, error?: string): void {
@@ -317,14 +359,28 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     },
   };
   const sides: Side[] = ['netstack', 'kernel'];
+  const tap = argv.tap
+    ? { proc: await startNetstack(ctx, 'http', TAP_NET.dev, TAP_NET.hostCidr, TAP_NET.addr, true), url: `http://${TAP_NET.addr}` }
+    : undefined;
+  /** --tap: each workload's twin row `<id>_tap`, netstack on TAP measured in the same rounds. */
+  const twins = new Map<WorkloadResult, WorkloadResult>();
+  const withTwin = (w: WorkloadResult): WorkloadResult[] => {
+    if (!tap) return [w];
+    const twin = workload({
+      id: `${w.id}_tap`, title: `${w.title}, netstack on TAP`, unit: w.unit, better: w.better, kernel: false,
+      note: 'netstack on a TAP device (Ethernet II framing + ARP), measured right after the TUN run of each round',
+    });
+    twins.set(w, twin);
+    return [w, twin];
+  };
   try {
-    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url]);
+    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url, ...(tap ? [tap.url] : [])]);
 
     /**
      * One round of one workload on both sides, netstack first. netstack's counters that
      * changed are kept with its result; with --cpu-prof its CPU profile covers just this run.
      */
-    const both = async (w: WorkloadResult, round: number, fn: (side: Side, url: string) => Promise<Sample>) => {
+    const both = async (w: WorkloadResult, round: number, fn: (side: Side | 'tap', url: string) => Promise<Sample>) => {
       const ns = servers.netstack.proc;
       for (const side of sides) {
         const before = side === 'netstack' ? await ns.request('stats', 'stats') : undefined;
@@ -341,6 +397,14 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
           );
         }
       }
+      const twin = twins.get(w);
+      if (tap && twin) {
+        // Netstack on TAP after the kernel's run; netstack on TUN came first in the round.
+        const before = await tap.proc.request('stats', 'stats');
+        await measure(twin.netstack, round, `${w.id} round ${round + 1} netstack TAP`, () => fn('tap', tap.url));
+        const after = await tap.proc.request('stats', 'stats');
+        (twin.netstack.details[round] ??= {})['counters'] = counterDelta(before, after);
+      }
     };
 
     if (only.has('bulk_download')) {
@@ -348,7 +412,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         id: 'bulk_download', title: `bulk GET /bytes/${mib(P.downloadBytes)} (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
         target: GBPS_TUN_TARGET,
       });
-      results.push(w);
+      results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${P.downloadBytes}`, P.downloadBytes, 180));
       }
@@ -359,9 +423,27 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         id: 'bulk_upload', title: `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
         target: GBPS_TUN_TARGET,
       });
-      results.push(w);
+      results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
+      }
+    }
+    if (only.has('bulk_download_loss')) {
+      const w = workload({
+        id: 'bulk_download_loss', title: `bulk GET /bytes/${mib(LOSS_BYTES)} (curl), ${LOSS * 100}% random loss of the data`,
+        unit: 'Mbit/s', better: 'higher', kernel: true, target: LOSS_TARGET,
+      });
+      results.push(w);
+      const undo = await randomDataLoss(net, LOSS);
+      try {
+        for (let r = 0; r < rounds; r++) {
+          await both(w, r, async (_s, url) => {
+            const sample = await curlDownload(net.clientNs, CLIENT_CPU, `${url}/bytes/${LOSS_BYTES}`, LOSS_BYTES, 300);
+            return { ...sample, value: sample.value * 1000 }; // Gbit/s -> Mbit/s
+          });
+        }
+      } finally {
+        await undo();
       }
     }
     // Request rates (workloads 2 and 3) on `/`, the status page. Its size grows with the
@@ -384,12 +466,12 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         workload({ id: 'latency_p50', title: 'latency p50 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
         workload({ id: 'latency_p99', title: 'latency p99 (keep-alive GET / run)', unit: 'ms', better: 'lower', kernel: true }),
       ];
-      results.push(w, ...(lat ?? []));
+      results.push(...withTwin(w), ...(lat ?? []));
       for (let r = 0; r < rounds; r++) {
         await both(w, r, async (side, url) => {
           const res = await wrk(net.clientNs, CLIENT_CPU, `${url}${path}`, { connections: WRK_CONNECTIONS, seconds, close });
           const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
-          if (lat) {
+          if (lat && side !== 'tap') {
             record(lat[0]![side]!, r, res.p50, {});
             record(lat[1]![side]!, r, res.p99, {});
           }
@@ -400,7 +482,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       }
     }
   } finally {
-    await Promise.all(sides.map((s) => servers[s].proc.stop()));
+    await Promise.all([...sides.map((s) => servers[s].proc.stop()), tap?.proc.stop()]);
   }
 }
 
@@ -711,6 +793,7 @@ function describeEnv(): Record<string, unknown> {
       note: 'taskset pins processes; the kernel work of a packet (softirq) mostly runs on the core of the process that sent it',
     },
     links: 'netstack: TUN, MTU 1500, no offloads (the kernel hands it 1500-byte packets); kernel peer: veth, MTU 1500, default offloads (TSO/GRO: the kernel moves up to 64 KiB per skb)',
+    ...(argv.tap ? { tapLink: 'netstack (the _tap rows): TAP, MTU 1500, Ethernet II + ARP, no offloads' } : {}),
     sizes: { ...P, wrkConnections: WRK_CONNECTIONS },
     // Other work on the machine skews everything: compare runs only at similar load.
     loadAverageAtStart: loadAtStart,

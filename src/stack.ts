@@ -8,6 +8,9 @@ import type { Ipv4Addr } from './ip/addr.js';
 import { formatIpv4 } from './ip/addr.js';
 import { PROTO_TCP, PROTO_UDP } from './ip/ipv4.js';
 import { IpLayer } from './ip/layer.js';
+import type { ArpConfig, NeighbourInfo } from './link/arp.js';
+import type { Mac } from './link/ethernet.js';
+import { EthernetLayer } from './link/ethernet-layer.js';
 import type { Link } from './link/link.js';
 import type { Clock, ClockTimer } from './runtime/clock.js';
 import { RealClock } from './runtime/clock.js';
@@ -27,10 +30,17 @@ export interface StackOptions {
   /** The address this stack answers for. */
   addr: Ipv4Addr;
   /**
-   * Prefix length of the link's subnet: packets from its network or broadcast address are
-   * dropped (`ip.drop.src-network`, `ip.drop.src-broadcast`). Unchecked when absent.
+   * The on-link subnet's prefix length and the gateway beyond it (see IpLayer.nextHop).
+   * Packets from the subnet's network or broadcast address are dropped
+   * (`ip.drop.src-network`, `ip.drop.src-broadcast`); unchecked when the prefix is absent.
    */
   prefix?: number;
+  gateway?: Ipv4Addr;
+  /**
+   * TAP mode: the link moves Ethernet frames, and this is our MAC address (plus ARP's
+   * timers, Linux's defaults otherwise). Needs `prefix`: ARP resolves on-link hosts only.
+   */
+  ethernet?: { mac: Mac; arp?: Partial<ArpConfig> };
   clock?: Clock;
   logger?: Logger;
   tcp?: Partial<TcpConfig>;
@@ -62,6 +72,8 @@ export class Stack implements SocketRuntime {
   readonly tcp: TcpLayer;
   readonly udp: UdpLayer;
   readonly link: Link;
+  /** The data-link layer in TAP mode (Ethernet + ARP); undefined on a TUN link. */
+  readonly ethernet: EthernetLayer | undefined;
   readonly name: string;
   private outbox: Uint8Array[] = [];
   private readonly timer: ClockTimer;
@@ -82,7 +94,38 @@ export class Stack implements SocketRuntime {
     this.link = opts.link;
     this.name = opts.name ?? formatIpv4(opts.addr);
     const log = opts.logger;
-    this.ip = new IpLayer({ addr: opts.addr, mtu: opts.link.mtu, prefix: opts.prefix, transmit: (p) => this.outbox.push(p), log });
+    const eth = opts.ethernet
+      ? new EthernetLayer({
+          mac: opts.ethernet.mac,
+          addr: opts.addr,
+          prefix: opts.prefix ?? 32,
+          deliver: (packet, now) => {
+            this.packetTap?.(packet, 'in', now);
+            this.ip.receive(packet, now);
+          },
+          output: (frame) => this.outbox.push(frame),
+          unreachable: (packet, now) => this.ip.localUnreachable(packet, now),
+          arp: opts.ethernet.arp,
+          random: opts.random,
+          log,
+        })
+      : undefined;
+    this.ethernet = eth;
+    this.ip = new IpLayer({
+      addr: opts.addr,
+      mtu: opts.link.mtu,
+      prefix: opts.prefix,
+      gateway: opts.gateway,
+      // The packet tap sees IPv4 packets in both modes: here before framing in TAP mode,
+      // at flush time (finish) in TUN mode.
+      transmit: eth
+        ? (p, hop, now) => {
+            this.packetTap?.(p, 'out', now);
+            eth.send(p, hop, now);
+          }
+        : (p) => this.outbox.push(p),
+      log,
+    });
     this.tcp = new TcpLayer({
       addr: opts.addr,
       mtu: opts.link.mtu,
@@ -98,6 +141,9 @@ export class Stack implements SocketRuntime {
     this.ip.register(PROTO_TCP, this.tcp);
     this.ip.register(PROTO_UDP, this.udp);
     this.timer = this.clock.timer(() => this.onTimer());
+    // Bottom-up: ARP (TAP mode) first, so a failed resolution is reported before TCP retransmits;
+    // its first deadline is now (the gratuitous announcement).
+    if (eth) this.addTimed(eth);
     this.addTimed(this.ip);
     this.addTimed(this.tcp);
     this.link.onReceive((batch) => this.receive(batch));
@@ -114,9 +160,14 @@ export class Stack implements SocketRuntime {
     this.counters.batches++;
     this.counters.packetsIn += batch.length;
     const tap = this.packetTap;
+    const eth = this.ethernet;
     for (let i = 0; i < batch.length; i++) {
-      if (tap) tap(batch[i]!, 'in', now);
-      this.ip.receive(batch[i]!, now);
+      if (eth) {
+        eth.receive(batch[i]!, now); // IPv4 inside reaches the tap through `deliver`
+      } else {
+        if (tap) tap(batch[i]!, 'in', now);
+        this.ip.receive(batch[i]!, now);
+      }
     }
     this.tcp.flush(now);
     this.finish();
@@ -149,7 +200,7 @@ export class Stack implements SocketRuntime {
       this.outbox = [];
       this.counters.packetsOut += out.length;
       const tap = this.packetTap;
-      if (tap) for (let i = 0, now = this.clock.now(); i < out.length; i++) tap(out[i]!, 'out', now);
+      if (tap && !this.ethernet) for (let i = 0, now = this.clock.now(); i < out.length; i++) tap(out[i]!, 'out', now);
       this.link.send(out);
     }
     let at = Infinity;
@@ -195,6 +246,11 @@ export class Stack implements SocketRuntime {
     return this.tcp.connectionStates();
   }
 
+  /** The ARP neighbour cache (TAP mode; empty on TUN). */
+  neighbours(): NeighbourInfo[] {
+    return this.ethernet?.neighbours(this.clock.now()) ?? [];
+  }
+
   onTransition(fn: (e: TransitionEvent) => void): () => void {
     return this.tcp.onTransitionEvent(fn);
   }
@@ -205,6 +261,7 @@ export class Stack implements SocketRuntime {
       'stack.batches': this.counters.batches,
       'stack.packets.in': this.counters.packetsIn,
       'stack.packets.out': this.counters.packetsOut,
+      ...this.ethernet?.stats(),
       ...this.ip.stats(),
       ...this.udp.stats(),
       ...this.tcp.stats(),

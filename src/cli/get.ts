@@ -14,7 +14,8 @@ import type { Argv } from 'yargs';
 import { DnsClient } from '../dns/client.js';
 import type { ResolverEvent } from '../dns/resolver.js';
 import { TYPE, rcodeName, rdataText, typeName } from '../dns/wire.js';
-import { ResponseParser } from '../http/response.js';
+import { ResponseParser } from '../http/response-parser.js';
+import type { ResponseHead } from '../http/response-parser.js';
 import { formatIpv4, inSubnet, parseCidr, parseIpv4 } from '../ip/addr.js';
 import { silentLogger } from '../runtime/log.js';
 import { Stack } from '../stack.js';
@@ -52,6 +53,9 @@ export interface GetConfig {
   json: boolean;
   timeoutMs: number;
 }
+
+/** The response head's bound: larger than the proxy's 16 KiB, as a client meets bigger heads than an upstream should send. */
+const GET_MAX_HEADER_BYTES = 64 * 1024;
 
 export const GET_DEFAULTS = { dev: 'netstack1', host: '10.78.0.1/24', addr: '10.78.0.2', timeout: 30 } as const;
 
@@ -250,34 +254,41 @@ export async function runGet(cfg: GetConfig): Promise<void> {
     sock.write(request);
 
     // 4. The response, streamed to the output.
-    const parser = new ResponseParser();
+    const parser = new ResponseParser('GET', { maxHeaderBytes: GET_MAX_HEADER_BYTES });
     const segmentsBefore = timeline.dataSegmentsIn;
     const bodyDone = new Promise<void>((resolve, reject) => {
-      const handle = (events: ReturnType<ResponseParser['push']>) => {
-        for (const ev of events) {
-          if (ev.kind === 'head') {
+      const drain = () => {
+        // Each event consumes input or ends the parser: bounded by the bytes received.
+        for (let ev = parser.next(); ev; ev = parser.next()) {
+          if (ev.type === 'head') {
             const h = ev.head;
-            const get = (n: string) => h.headers.find(([k]) => k === n)?.[1];
-            const framing = get('content-length') !== undefined ? `Content-Length: ${get('content-length')}` : get('transfer-encoding') !== undefined ? `Transfer-Encoding: ${get('transfer-encoding')}` : 'body until close';
-            timeline.add('HTTP', `← HTTP/${h.version} ${h.status} ${h.reason}  ${framing}`, { http: 'response', status: h.status, reason: h.reason, headers: h.headers.length });
+            timeline.add('HTTP', `← HTTP/${h.version} ${h.status} ${h.reason}  ${framingText(h)}`, { http: 'response', status: h.status, reason: h.reason, headers: h.fields.length });
             phase = 'the response body';
-          } else if (ev.kind === 'body') {
+          } else if (ev.type === 'body') {
             // Backpressure: a slow disk or reader closes the TCP window instead of filling memory.
+            // ev.data is a view of a chunk the socket handed over for good (never reused).
             if (!body.write(ev.data)) {
               sock.pause();
               body.once('drain', () => sock.resume());
             }
-          } else if (ev.kind === 'end') {
+          } else if (ev.type === 'end') {
             const segs = timeline.dataSegmentsIn - segmentsBefore;
-            timeline.add('HTTP', `body complete: ${ev.bodyBytes} bytes in ${segs} segments`, { http: 'body', bytes: ev.bodyBytes, segments: segs });
+            timeline.add('HTTP', `body complete: ${parser.bodyBytes} bytes in ${segs} segments`, { http: 'body', bytes: parser.bodyBytes, segments: segs });
             resolve();
-          } else {
-            reject(new CliError(`bad response from ${ip}:${cfg.port}: ${ev.message}`));
+          } else if (ev.type === 'error') {
+            reject(new CliError(`bad response from ${ip}:${cfg.port}: ${describeResponseError(ev.reason, parser.bodyBytes)}`));
           }
+          // 'informational' (1xx, RFC 9110 §15.2): the final response follows; nothing to show.
         }
       };
-      sock.on('data', (chunk: Buffer) => handle(parser.push(chunk)));
-      sock.on('end', () => handle(parser.finish()));
+      sock.on('data', (chunk: Buffer) => {
+        parser.feed(chunk);
+        drain();
+      });
+      sock.on('end', () => {
+        parser.end();
+        drain();
+      });
     });
     await Promise.race([bodyDone, failed, timedOut]);
 
@@ -294,6 +305,59 @@ export async function runGet(cfg: GetConfig): Promise<void> {
     stack?.close(); // closes the device: the kernel removes the interface
     if (file) await new Promise<void>((resolve) => file.end(resolve));
   }
+}
+
+/** How the response's body is delimited, as the timeline's response line shows it. */
+function framingText(h: ResponseHead): string {
+  switch (h.framing) {
+    case 'length':
+      return `Content-Length: ${h.contentLength}`;
+    case 'chunked':
+      return 'Transfer-Encoding: chunked';
+    case 'close':
+      return 'body until close';
+    case 'none':
+      return 'no body';
+  }
+}
+
+/** The response parser's reasons, as the second half of one sentence. */
+const RESPONSE_ERRORS: Record<string, string> = {
+  'closed-before-response': 'the server closed the connection before the response head was complete',
+  'truncated-header': 'the server closed the connection before the response head was complete',
+  'header-too-large': `the response head is larger than ${GET_MAX_HEADER_BYTES} bytes`,
+  'bad-status-line': 'the first line is not an HTTP/1.x status line',
+  'unsupported-version': 'the status line names an HTTP version other than 1.0 or 1.1',
+  'bad-status-code': 'the status code is below 100',
+  'unexpected-switching-protocols': 'the server switched protocols (101) though no upgrade was asked for',
+  'too-many-informational': 'too many interim (1xx) responses before the final one',
+  'too-many-fields': 'more than 100 header fields',
+  'bare-lf': 'a line ends in LF without CR',
+  'bare-cr': 'a CR appears inside a line',
+  'obs-fold': 'a header field is folded over several lines (obs-fold)',
+  'missing-colon': 'a header line has no colon',
+  'empty-field-name': 'a header line has an empty field name',
+  'space-before-colon': 'a header field name is followed by whitespace before its colon',
+  'bad-field-name': 'a header field name holds characters a token may not',
+  'bad-field-value': 'a header field value holds control characters',
+  'transfer-encoding-in-http10': 'an HTTP/1.0 response has Transfer-Encoding',
+  'content-length-and-transfer-encoding': 'the response has both Content-Length and Transfer-Encoding',
+  'unsupported-transfer-coding': 'the Transfer-Encoding is not exactly "chunked"',
+  'bad-content-length': 'the Content-Length is not a number',
+  'conflicting-content-length': 'the response has differing Content-Length values',
+  'content-length-too-large': 'the Content-Length has more than 15 digits',
+  'chunk-line-too-long': 'a chunk-size line is longer than 4096 bytes',
+  'bad-chunk-size': 'a chunk size is not a hexadecimal number',
+  'bad-chunk-extension': 'a chunk extension is malformed',
+  'chunk-size-overflow': 'a chunk size is too large',
+  'bad-chunk-terminator': 'a chunk is not followed by CRLF',
+  'trailers-too-large': 'the trailer section is too large',
+  'too-many-trailer-fields': 'more than 100 trailer fields',
+};
+
+export function describeResponseError(reason: string, bodyBytes: number): string {
+  if (reason === 'truncated-body') return `the server closed the connection after ${bodyBytes} bytes of the body`;
+  return RESPONSE_ERRORS[reason] ?? `it breaks an HTTP/1.1 rule (${reason})`;
 }
 
 function dnsError(err: NodeJS.ErrnoException, name: string, server: string): CliError {

@@ -17,10 +17,10 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const parser = yargs(argv)
     .scriptName('netstack')
-    .usage('$0 <command> [options]\n\nA user-space TCP/IP stack on a Linux TUN device.')
+    .usage('$0 <command> [options]\n\nA user-space TCP/IP stack on a Linux TUN (or TAP) device.')
     .command(
       'up',
-      'create a TUN device and run the stack on it until Ctrl-C (needs root or CAP_NET_ADMIN)',
+      'create a TUN (or with --tap a TAP) device and run the stack on it until Ctrl-C (needs root or CAP_NET_ADMIN)',
       (y) => upOptions(y),
       async (args) => {
         await runUp(validateUpArgs(args));

@@ -3,13 +3,17 @@
  * stack on the other side until SIGINT/SIGTERM. No protocol logic here: this file checks
  * options, turns environment errors into one clear sentence, and wires the parts.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Argv } from 'yargs';
 import { formatIpv4, inSubnet, parseCidr, parseIpv4, prefixMask } from '../ip/addr.js';
 import type { Ipv4Addr } from '../ip/addr.js';
+import { formatMac, isGroupMac, isZeroMac, localMac, parseMac } from '../link/ethernet.js';
+import type { Mac } from '../link/ethernet.js';
 import type { Link } from '../link/link.js';
-import { PcapWriter, wrapLink } from '../link/pcap.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter, wrapLink } from '../link/pcap.js';
+import { CONGESTION_CONTROLS, type CongestionControlName } from '../tcp/congestion/index.js';
 import { TunLink } from '../link/tun.js';
 import { LOG_LEVELS, createLogger } from '../runtime/log.js';
 import type { Logger } from '../runtime/log.js';
@@ -64,6 +68,9 @@ export interface UpArgs {
   config?: string | undefined;
   upstream?: string[] | undefined;
   balance?: string | undefined;
+  tap?: boolean | undefined;
+  mac?: string | undefined;
+  cc: string;
 }
 
 /** Checked options. */
@@ -90,6 +97,11 @@ export interface UpConfig {
   live: boolean;
   /** A reverse proxy (--config or --upstream); the built-in routes then move under /_netstack/. */
   proxy?: ProxyConfig | undefined;
+  /** TAP mode (Ethernet + ARP) instead of TUN; `mac` given by --mac, else random per start. */
+  tap: boolean;
+  mac: Mac | undefined;
+  /** TCP congestion control (RFC 9438 CUBIC or RFC 5681/6582 NewReno). */
+  cc: CongestionControlName;
 }
 
 export const UP_DEFAULTS = {
@@ -99,6 +111,7 @@ export const UP_DEFAULTS = {
   mtu: 1500,
   port: 80,
   logLevel: 'info',
+  cc: 'cubic',
 } as const;
 
 /** Declare the options of `netstack up` (used by main.ts). */
@@ -108,7 +121,17 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       type: 'string',
       requiresArg: true,
       default: UP_DEFAULTS.dev,
-      describe: 'name of the TUN interface to create (at most 15 characters)',
+      describe: 'name of the TUN (or TAP) interface to create (at most 15 characters)',
+    })
+    .option('tap', {
+      type: 'boolean',
+      default: false,
+      describe: 'a TAP device instead of TUN: the stack speaks Ethernet II and ARP on it',
+    })
+    .option('mac', {
+      type: 'string',
+      requiresArg: true,
+      describe: "with --tap: the stack's MAC address (default: a random locally administered one)",
     })
     .option('host', {
       type: 'string',
@@ -217,9 +240,16 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       default: UP_DEFAULTS.logLevel,
       describe: `log verbosity: ${LOG_LEVELS.join(', ')} (debug and trace show the protocol at work)`,
     })
+    .option('cc', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.cc,
+      describe: `TCP congestion control: ${Object.keys(CONGESTION_CONTROLS).join(' or ')} (CUBIC by default, as Linux)`,
+    })
     .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
     .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '')
-    .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '') as unknown as Argv<UpArgs>;
+    .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '')
+    .example('sudo netstack up --tap --pcap /tmp/tap.pcap', 'then: ping 10.77.0.2; ip neigh; tcpdump -e -r /tmp/tap.pcap') as unknown as Argv<UpArgs>;
 }
 
 /** Check every option before touching the system. Throws CliError with one sentence. */
@@ -262,6 +292,9 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got "${a.logLevel}")`);
   }
   if (a.pcap !== undefined && a.pcap.trim() === '') throw new CliError('--pcap needs a file name');
+  if (!Object.hasOwn(CONGESTION_CONTROLS, a.cc)) {
+    throw new CliError(`--cc must be one of ${Object.keys(CONGESTION_CONTROLS).join(', ')} (got "${a.cc}")`);
+  }
   let root: string | undefined;
   if (a.root !== undefined) {
     try {
@@ -318,6 +351,15 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     orphanRetries: count('orphan-retries', a.orphanRetries ?? d.orphanRetries, 1),
     synCookies: a.synCookies ?? d.synCookies,
   };
+  let mac: Mac | undefined;
+  if (a.mac !== undefined) {
+    if (!a.tap) throw new CliError('--mac only applies to a TAP device: add --tap');
+    mac = parseMac(a.mac);
+    if (!mac) throw new CliError(`--mac must be six hex octets like 02:00:00:00:00:02 (got "${a.mac}")`);
+    if (isGroupMac(mac) || isZeroMac(mac)) {
+      throw new CliError(`--mac ${a.mac} is not a unicast address (its first octet must be even, and not all zeros)`);
+    }
+  }
   return {
     dnsZones,
     proxy,
@@ -333,6 +375,9 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     limits,
     logLevel: a.logLevel,
     live: a.live ?? true,
+    tap: a.tap ?? false,
+    mac,
+    cc: a.cc as CongestionControlName,
   };
 }
 
@@ -412,10 +457,13 @@ export function buildHttpApp(
     },
     connections: (limit?: number, offset?: number) => stack.connections(limit, offset),
     connectionStates: () => stack.connectionStates(),
+    ...(stack.ethernet ? { neighbours: () => stack.neighbours() } : {}),
   };
   const hostAddr = opts.hostAddr === undefined ? '' : formatIpv4(opts.hostAddr);
   // Connection details (4-tuples, sequence numbers) only for the host side (and --admin networks).
   const canSeeDetails = opts.canSeeDetails ?? ((remote: string) => remote === hostAddr);
+  // The live view's page and assets live at absolute paths (/ and /live/): with a proxy owning
+  // every path it is not mounted, and the plain status page is served under /_netstack/.
   const live = opts.live && !opts.proxy
     ? createLiveView({
         watcher: new Watcher(stack),
@@ -465,11 +513,11 @@ function disableIpv6(dev: string): void {
   }
 }
 
-/** Create and configure the TUN device; on failure nothing is left behind. */
-export function openDevice(cfg: Pick<UpConfig, 'dev' | 'mtu' | 'hostAddr' | 'prefix'>): TunLink {
+/** Create and configure the TUN (or TAP) device; on failure nothing is left behind. */
+export function openDevice(cfg: Pick<UpConfig, 'dev' | 'mtu' | 'hostAddr' | 'prefix'> & { tap?: boolean }): TunLink {
   let tun: TunLink | undefined;
   try {
-    tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu });
+    tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu, tap: cfg.tap ?? false });
     disableIpv6(tun.name);
     tun.configure({ addr: cfg.hostAddr, prefix: cfg.prefix, up: true });
     return tun;
@@ -489,13 +537,17 @@ export async function runUp(cfg: UpConfig): Promise<void> {
 
   const tun = openDevice(cfg);
   const hostCidr = `${formatIpv4(cfg.hostAddr)}/${cfg.prefix}`;
-  logger.info({ dev: tun.name, mtu: tun.mtu, host: hostCidr }, 'TUN device created and configured');
+  const mac = cfg.tap ? (cfg.mac ?? localMac(randomBytes(6))) : undefined;
+  logger.info(
+    { dev: tun.name, mtu: tun.mtu, host: hostCidr, ...(mac ? { mac: formatMac(mac) } : {}) },
+    `${cfg.tap ? 'TAP' : 'TUN'} device created and configured`,
+  );
 
   let pcap: PcapWriter | undefined;
   let link: Link = tun;
   if (cfg.pcap) {
     try {
-      pcap = PcapWriter.open(cfg.pcap);
+      pcap = PcapWriter.open(cfg.pcap, cfg.tap ? LINKTYPE_ETHERNET : LINKTYPE_RAW);
     } catch (err) {
       tun.close();
       throw new CliError(`cannot write the pcap file ${cfg.pcap}: ${(err as Error).message}`);
@@ -504,7 +556,16 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     logger.info({ file: cfg.pcap }, 'recording packets');
   }
 
-  const stack = new Stack({ link, addr: cfg.addr, prefix: cfg.prefix, limits: cfg.limits, logger });
+  const stack = new Stack({
+    link,
+    addr: cfg.addr,
+    prefix: cfg.prefix,
+    gateway: cfg.hostAddr,
+    ...(mac ? { ethernet: { mac } } : {}),
+    limits: cfg.limits,
+    logger,
+    tcp: { congestionControl: CONGESTION_CONTROLS[cfg.cc] },
+  });
   // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
   const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);
   const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy, canSeeDetails });
@@ -514,7 +575,8 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   const addr = formatIpv4(cfg.addr);
   const url = `http://${addr}${cfg.port === 80 ? '' : `:${cfg.port}`}`;
   const tryThis = `ping ${addr}  or  curl ${url}/${dns ? `  or  dig @${addr} netstack.test` : ''}`;
-  process.stdout.write(`netstack is up: ${addr} on ${tun.name} (host ${hostCidr}). Try: ${tryThis}\n`);
+  const onLink = mac ? `${addr} (MAC ${formatMac(mac)}) on TAP ${tun.name}` : `${addr} on ${tun.name}`;
+  process.stdout.write(`netstack is up: ${onLink} (host ${hostCidr}). Try: ${tryThis}\n`);
   if (cfg.proxy) {
     const ups = [...cfg.proxy.upstreams.values()].map((u) => `${u.name} (${u.servers.length} server${u.servers.length === 1 ? '' : 's'}, ${u.method})`);
     process.stdout.write(`Proxying to ${ups.join(', ')}; netstack's own pages moved to ${url}${BUILTIN_BASE}/ (status, metrics, connections, bytes/N, echo)\n`);
@@ -534,7 +596,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
       stack.close(); // closes the link: the kernel removes the interface
       pcap?.close();
       logger.info({ tun: tun.stats, stack: stack.stats() }, 'stopped');
-      if (failure) reject(new CliError(`the TUN device ${tun.name} failed: ${failure.message}`));
+      if (failure) reject(new CliError(`the ${cfg.tap ? 'TAP' : 'TUN'} device ${tun.name} failed: ${failure.message}`));
       else resolve();
     };
     process.on('SIGINT', () => stop('SIGINT'));

@@ -33,6 +33,18 @@ export interface StackView {
   base?: string;
   /** More to show (the proxy's upstreams): an HTML section for the page, families for /metrics. */
   extra?: { html(): string; metrics(): string };
+  /** The ARP neighbour cache (TAP mode only). */
+  neighbours?(): NeighbourView[];
+}
+
+/** One neighbour cache entry as the pages show it (src/link/arp.ts NeighbourInfo). */
+export interface NeighbourView {
+  ip: string;
+  mac: string;
+  state: string;
+  queued: number;
+  probes: number;
+  confirmedAgoMs: number;
 }
 
 /** Connections per state from the view, cheaply when it keeps counts. */
@@ -267,6 +279,25 @@ export function renderMetrics(view: StackView, now: number): string {
     'TCP connections by state.',
     [...byState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, n]) => `netstack_connections{state="${labelValue(state)}"} ${n}`),
   );
+  if (view.neighbours) {
+    const neighbours = view.neighbours();
+    const perState = new Map<string, number>();
+    for (const n of neighbours) perState.set(n.state, (perState.get(n.state) ?? 0) + 1);
+    family(
+      'netstack_neighbours',
+      'gauge',
+      'ARP neighbour cache entries by state.',
+      [...perState].sort(([a], [b]) => (a < b ? -1 : 1)).map(([state, k]) => `netstack_neighbours{state="${labelValue(state)}"} ${k}`),
+    );
+    family(
+      'netstack_neighbour',
+      'gauge',
+      'ARP neighbour cache entries (1 each), with address and state.',
+      neighbours.map(
+        (n) => `netstack_neighbour{ip="${labelValue(n.ip)}",mac="${labelValue(n.mac)}",state="${labelValue(n.state)}"} 1`,
+      ),
+    );
+  }
   return lines.join('\n') + '\n' + (view.extra?.metrics() ?? '');
 }
 
@@ -342,6 +373,8 @@ export function renderStatusPage(view: StackView, now: number, details = true): 
     `<tr>${COLUMNS.map((k) => `<th>${k}</th>`).join('')}</tr>`,
     ...connRows,
     '</table>',
+    // The ARP cache names the other hosts on the link: details too.
+    ...(details ? neighbourTable(view) : []),
     view.extra?.html() ?? '',
     '<h2>Counters</h2>',
     `<p>Non-zero counters; <a href="${base}/metrics">${base}/metrics</a> has them all.</p>`,
@@ -355,6 +388,23 @@ export function renderStatusPage(view: StackView, now: number, details = true): 
     '</html>',
     '',
   ].join('\n');
+}
+
+/** The ARP cache section of the status page (TAP mode), like `ip neigh show`. */
+function neighbourTable(view: StackView): string[] {
+  if (!view.neighbours) return [];
+  const rows = view.neighbours().map(
+    (n) =>
+      `<tr><td>${cellText(n.ip)}</td><td>${cellText(n.mac || '(incomplete)')}</td><td>${cellText(n.state)}</td>` +
+      `<td>${n.confirmedAgoMs < 0 ? '' : cellText(n.confirmedAgoMs / 1000)}</td><td>${n.queued}</td></tr>`,
+  );
+  return [
+    '<h2>Neighbours (ARP)</h2>',
+    '<table>',
+    '<tr><th>address</th><th>MAC</th><th>state</th><th>confirmed (s ago)</th><th>queued</th></tr>',
+    ...(rows.length ? rows : ['<tr><td colspan="5">no neighbours</td></tr>']),
+    '</table>',
+  ];
 }
 
 function statusPage(view: StackView, res: HttpResponse, details: boolean): void {

@@ -4,12 +4,22 @@
  * protocol number. On the way out it writes the IPv4 header and fragments when allowed.
  *
  * Sans-I/O: packets come in through `receive(packet, now)` and leave through the
- * `transmit` callback; the only time is the `now` passed in.
+ * `transmit` callback with their next hop (RFC 1122 section 3.3.1: the destination itself
+ * when it is on-link, else the gateway); the only time is the `now` passed in.
  */
 import type { Logger } from 'pino';
-import { formatIpv4, isUnicastSource, prefixMask } from './addr.js';
+import { formatIpv4, inSubnet, isMulticast, isUnicastSource, prefixMask } from './addr.js';
 import type { Ipv4Addr } from './addr.js';
-import { Icmp, ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, UNREACH_PROTOCOL } from './icmp.js';
+import {
+  Icmp,
+  ICMP_DEST_UNREACHABLE,
+  ICMP_HEADER_LEN,
+  ICMP_TIME_EXCEEDED,
+  TIME_EXCEEDED_REASSEMBLY,
+  UNREACH_HOST,
+  UNREACH_PROTOCOL,
+  writeIcmp,
+} from './icmp.js';
 import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, hasSourceRoute, parseIpv4, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
@@ -43,24 +53,30 @@ export interface IpLayerOptions {
   addr: Ipv4Addr;
   /** Largest packet (header included) handed to `transmit`. */
   mtu: number;
-  transmit: (packet: Uint8Array) => void;
+  /** Hand a packet to the link, for the host `nextHop` on it (ignored by point-to-point links). */
+  transmit: (packet: Uint8Array, nextHop: Ipv4Addr, now: number) => void;
+  /**
+   * The on-link subnet (our address / prefix) and the gateway for everything else. Without
+   * a gateway every destination is taken to be on-link (a point-to-point link such as TUN).
+   * When the prefix is given (and at most 30), packets whose source is the subnet's network
+   * or broadcast address are dropped: no single host has those addresses (RFC 1122 §3.2.1.3),
+   * so such a packet is spoofed, or an attempt to make us answer to everyone (Linux treats a
+   * broadcast source as a martian).
+   */
+  prefix?: number;
+  gateway?: Ipv4Addr;
   log?: Logger;
   reassembly?: ConstructorParameters<typeof Reassembler>[0];
   /** ICMP errors per second (token bucket, burst 50). Default 100. */
   icmpErrorsPerSecond?: number;
-  /**
-   * Prefix length of the link's subnet (the one `addr` is in). When given (and at most 30),
-   * packets whose source is the subnet's network or broadcast address are dropped: no single
-   * host has those addresses (RFC 1122 §3.2.1.3), so such a packet is spoofed, or an attempt
-   * to make us answer to everyone (Linux treats a broadcast source as a martian).
-   */
-  prefix?: number;
 }
 
 export class IpLayer {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
-  private readonly transmit: (packet: Uint8Array) => void;
+  private readonly transmit: (packet: Uint8Array, nextHop: Ipv4Addr, now: number) => void;
+  private readonly prefix: number;
+  private readonly gateway: Ipv4Addr | undefined;
   private readonly log: Logger | undefined;
   private readonly uppers: Array<IpUpper | undefined> = new Array(256).fill(undefined);
   private readonly counters = new Counters([
@@ -90,6 +106,8 @@ export class IpLayer {
     this.addr = opts.addr >>> 0;
     this.mtu = opts.mtu;
     this.transmit = opts.transmit;
+    this.prefix = opts.prefix ?? 32;
+    this.gateway = opts.gateway;
     this.log = opts.log;
     this.reassembler = new Reassembler(opts.reassembly);
     this.icmp = new Icmp(this, this.counters, { errorsPerSecond: opts.icmpErrorsPerSecond ?? 100, errorBurst: 50, log: opts.log });
@@ -157,7 +175,6 @@ export class IpLayer {
    * otherwise counted and dropped.
    */
   send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void {
-    void now; // part of the sans-I/O signature; sending needs no timer today
     const totalLength = packet.length;
     if (totalLength < IPV4_HEADER_LEN || totalLength > MAX_DATAGRAM) return this.drop('out-bad-length');
     const df = opts?.df ?? true;
@@ -166,11 +183,45 @@ export class IpLayer {
     if (totalLength <= this.mtu) {
       writeIpv4Header(packet, 0, { totalLength, id, df, protocol, src: this.addr, dst });
       this.counters.inc('ip.out');
-      this.transmit(packet);
+      this.transmit(packet, this.nextHop(dst), now);
       return;
     }
     if (df) return this.drop('out-too-big-df');
-    this.fragment(packet.subarray(IPV4_HEADER_LEN), id, protocol, dst);
+    this.fragment(packet.subarray(IPV4_HEADER_LEN), id, protocol, dst, now);
+  }
+
+  /**
+   * RFC 1122 section 3.3.1.1: a destination on our subnet is reached directly; any other
+   * goes to the gateway (here the only route: the host side of the link). Broadcast and
+   * multicast are sent on the link as they are.
+   */
+  nextHop(dst: Ipv4Addr): Ipv4Addr {
+    if (this.gateway === undefined || dst === 0xffffffff || isMulticast(dst) || inSubnet(dst, this.addr, this.prefix)) return dst;
+    return this.gateway;
+  }
+
+  /**
+   * A packet we sent could not be delivered on the link (its next hop never answered ARP):
+   * report Destination Unreachable, code 1 (host), to our own ICMP as if it had come back
+   * to us, as Linux does for a failed neighbour resolution (neigh_invalidate ->
+   * ipv4_link_failure -> icmp_send). `packet` is the complete IPv4 packet as we sent it.
+   */
+  localUnreachable(packet: Uint8Array, now: number): void {
+    const parsed = parseIpv4(packet);
+    if ('error' in parsed || parsed.header.src !== this.addr) return this.drop('local-unreachable-unparsable');
+    this.counters.inc('icmp.unreachable.local');
+    const quoted = Math.min(parsed.header.ihl + 8, parsed.header.totalLength);
+    const icmpLen = ICMP_HEADER_LEN + quoted;
+    const msg = new Uint8Array(IPV4_HEADER_LEN + icmpLen);
+    msg.set(packet.subarray(0, quoted), IPV4_HEADER_LEN + ICMP_HEADER_LEN);
+    writeIcmp(msg, IPV4_HEADER_LEN, { type: ICMP_DEST_UNREACHABLE, code: UNREACH_HOST }, quoted);
+    writeIpv4Header(msg, 0, { totalLength: msg.length, id: 0, df: false, protocol: PROTO_ICMP, src: this.addr, dst: this.addr });
+    const own = parseIpv4(msg);
+    if ('error' in own) return;
+    if (this.log?.isLevelEnabled('debug')) {
+      this.log.debug({ dst: formatIpv4(parsed.header.dst), protocol: parsed.header.protocol }, 'ip: host unreachable (no ARP reply)');
+    }
+    this.icmp.receive(own.header, own.payload, now);
   }
 
   /**
@@ -178,7 +229,8 @@ export class IpLayer {
    * 8 bytes that fits after a 20-byte header; all pieces share the ID, all but the last
    * have MF set, and each carries its offset. Each fragment is a fresh buffer.
    */
-  private fragment(data: Uint8Array, id: number, protocol: number, dst: Ipv4Addr): void {
+  private fragment(data: Uint8Array, id: number, protocol: number, dst: Ipv4Addr, now: number): void {
+    const nextHop = this.nextHop(dst);
     const chunk = ((this.mtu - IPV4_HEADER_LEN) >>> 3) << 3;
     for (let off = 0; off < data.length; off += chunk) {
       const n = Math.min(chunk, data.length - off);
@@ -188,7 +240,7 @@ export class IpLayer {
       writeIpv4Header(frag, 0, { totalLength: frag.length, id, df: false, mf, fragmentOffset: off, protocol, src: this.addr, dst });
       this.counters.inc('ip.out');
       this.counters.inc('ip.frag.out');
-      this.transmit(frag);
+      this.transmit(frag, nextHop, now);
     }
   }
 

@@ -7,7 +7,8 @@ import type { Link, PacketBatchHandler } from './link.js';
  * Format (https://www.tcpdump.org/manpages/pcap-savefile.5.txt), all fields little-endian here:
  *   global header, 24 bytes: magic 0xa1b2c3d4 (microsecond timestamps), version 2.4,
  *     thiszone 0, sigfigs 0, snaplen, network = LINKTYPE_RAW (101: the packet starts
- *     with the IPv4 header, exactly what a TUN device carries)
+ *     with the IPv4 header, exactly what a TUN device carries) or LINKTYPE_ETHERNET (1:
+ *     an Ethernet II frame, what a TAP device carries; `tcpdump -e` shows the MACs)
  *   per packet, 16 bytes: ts_sec, ts_usec, incl_len (bytes saved), orig_len (bytes on the wire)
  *   followed by incl_len bytes of packet.
  *
@@ -17,6 +18,7 @@ import type { Link, PacketBatchHandler } from './link.js';
  */
 export const PCAP_MAGIC = 0xa1b2c3d4;
 export const LINKTYPE_RAW = 101;
+export const LINKTYPE_ETHERNET = 1;
 export const PCAP_SNAPLEN = 65535;
 export const PCAP_GLOBAL_HEADER_LEN = 24;
 export const PCAP_RECORD_HEADER_LEN = 16;
@@ -24,8 +26,8 @@ export const PCAP_RECORD_HEADER_LEN = 16;
 const BUFFER_LIMIT = 64 * 1024;
 const FLUSH_DELAY_MS = 250;
 
-/** The 24-byte pcap global header for LINKTYPE_RAW. */
-export function pcapGlobalHeader(snaplen = PCAP_SNAPLEN): Uint8Array {
+/** The 24-byte pcap global header (LINKTYPE_RAW unless told otherwise). */
+export function pcapGlobalHeader(snaplen = PCAP_SNAPLEN, linktype = LINKTYPE_RAW): Uint8Array {
   const b = new Uint8Array(PCAP_GLOBAL_HEADER_LEN);
   const v = new DataView(b.buffer);
   v.setUint32(0, PCAP_MAGIC, true);
@@ -34,7 +36,7 @@ export function pcapGlobalHeader(snaplen = PCAP_SNAPLEN): Uint8Array {
   v.setInt32(8, 0, true); // thiszone: timestamps are UTC
   v.setUint32(12, 0, true); // sigfigs
   v.setUint32(16, snaplen, true);
-  v.setUint32(20, LINKTYPE_RAW, true);
+  v.setUint32(20, linktype, true);
   return b;
 }
 
@@ -51,16 +53,19 @@ export class PcapWriter {
   /** Packets recorded so far. */
   packets = 0;
 
-  private constructor(fd: number) {
+  private constructor(fd: number, linktype: number) {
     this.fd = fd;
-    this.chunks.push(pcapGlobalHeader());
+    this.chunks.push(pcapGlobalHeader(PCAP_SNAPLEN, linktype));
     this.pending = PCAP_GLOBAL_HEADER_LEN;
     this.flush(); // a file that exists is a valid (empty) capture from the start
   }
 
-  /** Create (or truncate) `path` and write the global header. Throws like fs.openSync. */
-  static open(path: string): PcapWriter {
-    return new PcapWriter(openSync(path, 'w'));
+  /**
+   * Create (or truncate) `path` and write the global header. Throws like fs.openSync.
+   * `linktype`: LINKTYPE_RAW for a TUN link, LINKTYPE_ETHERNET for a TAP link.
+   */
+  static open(path: string, linktype: number = LINKTYPE_RAW): PcapWriter {
+    return new PcapWriter(openSync(path, 'w'), linktype);
   }
 
   /**

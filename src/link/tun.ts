@@ -5,6 +5,8 @@ import type { Link, PacketBatchHandler } from './link.js';
 
 /**
  * A Linux TUN device as a Link: raw IPv4 packets in and out, no link-layer header.
+ * Opened with `tap: true` it is a TAP device instead, and what moves through it are whole
+ * Ethernet II frames (src/link/ethernet-layer.ts frames and unframes them for the stack).
  *
  * The native addon (src/link/native/tun.c) watches the non-blocking fd with uv_poll and
  * delivers every packet that was ready in one callback; `send` queues packets and writes
@@ -13,7 +15,7 @@ import type { Link, PacketBatchHandler } from './link.js';
 
 /** The native addon's surface (see the comment at the top of tun.c). */
 interface NativeTun {
-  open(name: string): { handle: NativeHandle; name: string };
+  open(name: string, tap?: boolean): { handle: NativeHandle; name: string };
   setAddress(name: string, addr: number, netmask: number): void;
   setMtu(name: string, mtu: number): void;
   getMtu(name: string): number;
@@ -76,6 +78,8 @@ export interface TunStats {
 export class TunLink implements Link {
   /** Interface name, as the kernel has it (e.g. "netstack0", or "tun3" when it picked). */
   readonly name: string;
+  /** A TAP device: the packets are Ethernet frames, `mtu` is still the largest IPv4 packet. */
+  readonly tap: boolean;
   readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, txPackets: 0, txBytes: 0, txDrops: 0 };
 
   private readonly native: NativeTun;
@@ -90,8 +94,9 @@ export class TunLink implements Link {
   error: Error | undefined;
   private errorHandler: ((err: Error) => void) | undefined;
 
-  private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number) {
+  private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number, tap: boolean) {
     this.native = native;
+    this.tap = tap;
     this.handle = handle;
     this.name = name;
     this.currentMtu = mtu;
@@ -101,16 +106,18 @@ export class TunLink implements Link {
    * Create the TUN device (not configured, not up). Without a name the kernel picks one.
    * Throws an Error whose `code` is the errno name: EPERM/EACCES (no CAP_NET_ADMIN),
    * ENOENT (no /dev/net/tun), EBUSY (name taken by a busy TUN or by another kind of interface).
+   * `tap: true` opens a TAP device (IFF_TAP): Ethernet frames instead of IPv4 packets.
    */
-  static open(opts: { name?: string; mtu?: number; txQueueLen?: number } = {}): TunLink {
+  static open(opts: { name?: string; mtu?: number; txQueueLen?: number; tap?: boolean } = {}): TunLink {
     const native = loadNativeTun();
-    const { handle, name } = native.open(opts.name ?? '');
+    const tap = opts.tap ?? false;
+    const { handle, name } = native.open(opts.name ?? '', tap);
     try {
       if (opts.mtu !== undefined) native.setMtu(name, opts.mtu);
       // The kernel queues packets for us while JS is busy; TUN's default of 500 overflows under
       // a 1 MB receive window and a busy event loop (drops seen with 200 HTTP clients).
       native.setTxQueueLen(name, opts.txQueueLen ?? DEFAULT_TX_QUEUE_LEN);
-      return new TunLink(native, handle, name, native.getMtu(name));
+      return new TunLink(native, handle, name, native.getMtu(name), tap);
     } catch (err) {
       native.close(handle);
       throw err;
@@ -238,7 +245,7 @@ export class TunLink implements Link {
   }
 
   toString(): string {
-    return `TunLink(${this.name}, mtu ${this.currentMtu})`;
+    return `TunLink(${this.tap ? 'TAP ' : ''}${this.name}, mtu ${this.currentMtu})`;
   }
 }
 

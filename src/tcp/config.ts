@@ -36,8 +36,13 @@ export interface TcpConfig {
   keepaliveIdle: number;
   keepaliveInterval: number;
   keepaliveCount: number;
-  /** Makes each connection's congestion controller (default NewReno, src/tcp/congestion.ts). */
+  /** Makes each connection's congestion controller (default CUBIC, src/tcp/congestion/cubic.ts, as
+   *  Linux; NewReno is `newReno` in src/tcp/congestion.ts). */
   congestionControl?: CongestionFactory;
+  /** Offer and accept selective acknowledgments (RFC 2018; recovery by RFC 6675 and RACK-TLP). */
+  sack: boolean;
+  /** Offer and accept the timestamps option (RFC 7323: RTT measurement, PAWS). */
+  timestamps: boolean;
 }
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
@@ -58,4 +63,6 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   keepaliveIdle: 7_200_000,
   keepaliveInterval: 75_000,
   keepaliveCount: 9,
+  sack: true,
+  timestamps: true,
 };

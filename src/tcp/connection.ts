@@ -20,11 +20,12 @@ import { invalidReplyAllowed, invalidReplyLimitApplies } from './ratelimit.js';
 import { Receiver } from './receiver.js';
 import type { SegmentText } from './receiver.js';
 import { Sender } from './sender.js';
-import { seqAdd, seqGt, seqSub } from './seq.js';
+import { seqAdd, seqGt, seqLeq, seqLt, seqMin, seqSub } from './seq.js';
 import type { TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, writeTcp } from './segment.js';
 import { TcpState, canReceiveData, isSynchronized } from './state.js';
 import { Deadlines, Keepalive, peerAlive, runTimers } from './timers.js';
+import type { Timestamps } from './timestamps.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
 
 export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPROTO';
@@ -104,6 +105,11 @@ export class Connection {
   activeOpen = false;
   /** Both SYNs carried the window-scale option (RFC 7323 §2.2). */
   wscaleOk = false;
+  /** Timestamps (RFC 7323): present from the start when we offer them; kept only if the peer agrees. */
+  ts: Timestamps | undefined;
+  /** Both SYNs carried SACK-permitted (RFC 2018 §2): the sender recovers from a scoreboard
+   *  (`snd.recovery`) and our ACKs carry SACK blocks (`rcv.sack`). */
+  sackOk = false;
   lastReceived = 0;
   /** The last ICMP soft error (icmp-errors.ts), reported if the connection times out. */
   softError: SoftError | undefined;
@@ -155,15 +161,15 @@ export class Connection {
   // User calls (RFC 9293 §3.10.1 - §3.10.6)
   // ===================================================================================
 
-  /** Active OPEN: send a SYN. */
-  openActive(iss: number, now: number): void {
-    openActive(this, iss, now);
+  /** Active OPEN: send a SYN. `tsOffset`: this connection's timestamp clock offset (RFC 7323 §5.4). */
+  openActive(iss: number, now: number, tsOffset = 0): void {
+    openActive(this, iss, now, tsOffset);
   }
 
   /** Passive open: `listener` received `syn`; we answer with SYN-ACK in SYN-RECEIVED (§3.10.7.2). */
-  openPassive(listener: Listener, syn: TcpSegment, iss: number, now: number): void {
+  openPassive(listener: Listener, syn: TcpSegment, iss: number, now: number, tsOffset = 0): void {
     listener.adopt(this);
-    openPassive(this, syn, iss, listener.port, now);
+    openPassive(this, syn, iss, listener.port, now, tsOffset);
   }
 
   /** Queue user data. Returns true while the send buffer is below its limit. */
@@ -278,12 +284,16 @@ export class Connection {
     this.checkFin(text, now);
   }
 
-  /** §3.10.7.4 first: the acceptability test, then trimming to the window. Undefined: dropped. */
+  /** §3.10.7.4 first: PAWS, the acceptability test, then trimming to the window. Undefined: dropped. */
   private checkSequence(seg: TcpSegment, now: number): SegmentText | undefined {
     const flags = seg.flags;
     const text: SegmentText = { seq: seg.seq, payload: seg.payload, syn: (flags & SYN) !== 0, fin: (flags & FIN) !== 0 };
     const segLen = seg.payload.length + (text.syn ? 1 : 0) + (text.fin ? 1 : 0);
+    if (this.isOldByTimestamp(seg, now)) return undefined;
     if (!crossedSynAck(this, seg) && !this.rcv.acceptable(seg.seq, segLen)) {
+      // Data entirely below RCV.NXT is a duplicate: report it with a D-SACK (RFC 2883 §4).
+      const end = seqAdd(seg.seq, seg.payload.length);
+      if (seg.payload.length > 0 && seqLeq(end, this.rcv.nxt)) this.rcv.duplicate(seg.seq, end);
       // "send an acknowledgment ... <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" (also answers zero-window
       // probes), rate-limited like any answer to an invalid segment.
       if (!(flags & RST) && this.replyToInvalid(seg.payload.length, text.syn, now)) this.scheduleAck();
@@ -292,8 +302,32 @@ export class Connection {
       if (this.state === TcpState.TIME_WAIT && text.fin && !(flags & RST)) this.restartTimeWait(now);
       return undefined;
     }
+    // RFC 7323 §4.3: an acceptable segment may move TS.Recent (the rules are in timestamps.ts).
+    const tso = seg.options.timestamp;
+    if (this.ts?.enabled && tso !== undefined && !(flags & RST)) this.ts.update(seg.seq, tso.value, now);
     this.rcv.trim(text, (flags & RST) !== 0);
     return text;
+  }
+
+  /**
+   * RFC 7323 §5.3 R1 (PAWS), before the sequence check: a segment whose timestamp is older than
+   * TS.Recent is an old duplicate from an earlier wrap of the sequence space. It is dropped and,
+   * unless it is a RST (§5.3: RSTs are exempt), answered with an ACK as an unacceptable segment is.
+   * A pure ACK at RCV.NXT is let through (Linux's tcp_disordered_ack): ACKs overtaking each other
+   * carry no data to protect, and dropping them would only slow the sender down.
+   */
+  private isOldByTimestamp(seg: TcpSegment, now: number): boolean {
+    const tso = seg.options.timestamp;
+    if (!this.ts?.enabled || tso === undefined || seg.flags & RST) return false;
+    const pureAck = seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && seg.seq === this.rcv.nxt;
+    if (pureAck || !this.ts.isOld(tso.value, now)) return false;
+    this.host.count('tcp.drop.paws');
+    // Data below RCV.NXT is also a duplicate: D-SACK it (as Linux's tcp_send_dupack).
+    if (seg.payload.length > 0 && seqLt(seg.seq, this.rcv.nxt)) {
+      this.rcv.duplicate(seg.seq, seqMin(seqAdd(seg.seq, seg.payload.length), this.rcv.nxt));
+    }
+    this.scheduleAck();
+    return true;
   }
 
   /** §3.10.7.4 second: RFC 5961 §3.2 — reset only on an exact match, else a challenge ACK. */
@@ -504,6 +538,7 @@ export class Connection {
   /** Build one segment (header, options, `len` bytes from the send buffer at `seq`) and hand it to the host. */
   emitSegment(seq: number, len: number, flags: number, now: number, options?: TcpOptions): void {
     const window = flags & RST && !(flags & ACK) ? 0 : this.rcv.windowField((flags & SYN) !== 0);
+    if (!(flags & (SYN | RST))) options = this.segmentOptions(len, (flags & ACK) !== 0, now);
     const optLen = options ? optionsLength(options) : 0;
     const tcpOff = IPV4_HEADER_LEN;
     const packet = Buffer.allocUnsafe(tcpOff + TCP_HEADER_LEN + optLen + len);
@@ -511,9 +546,32 @@ export class Connection {
     const ack = flags & ACK ? this.rcv.nxt : 0;
     const fields = { srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window, options };
     writeTcp(packet, tcpOff, fields, len, this.localAddr, this.remoteAddr);
-    if (flags & ACK) this.rcv.ackSent();
+    if (flags & ACK) {
+      this.rcv.ackSent();
+      this.ts?.ackSent(this.rcv.nxt); // RFC 7323 §4.3 Last.ACK.sent
+    }
     this.host.count('tcp.out');
     this.host.output(this, packet, now);
+  }
+
+  /**
+   * Options of a synchronized, non-RST segment: the timestamp on every one (RFC 7323 §3.2), and on
+   * an ACK the SACK blocks (RFC 2018 §4, D-SACK first, RFC 2883) that fit in the option space and
+   * leave header + data within the peer's MSS (the data was already cut to leave room for the
+   * timestamp; blocks come out of what is left).
+   */
+  private segmentOptions(len: number, isAck: boolean, now: number): TcpOptions | undefined {
+    const ts = this.ts?.enabled ? this.ts : undefined;
+    const sack = this.rcv.sack;
+    if (ts === undefined && sack === undefined) return undefined;
+    const o: TcpOptions = {};
+    if (ts) o.timestamp = { value: ts.value(now), echo: ts.echo() };
+    if (sack && isAck && (sack.pendingDsack !== undefined || this.rcv.oooRanges > 0)) {
+      const room = this.snd.mss - len; // bytes a full segment has left besides the timestamp's
+      const blocks = sack.blocks(this.rcv.sackRanges(), Math.min(ts ? 3 : 4, Math.floor((room - 4) / 8)));
+      if (blocks.length > 0) o.sack = blocks;
+    }
+    return o;
   }
 
   // ===================================================================================
@@ -573,6 +631,7 @@ export class Connection {
     this.transition(TcpState.CLOSED, cause);
     this.timers.clear();
     this.snd.buffer.clear();
+    this.snd.recovery?.clear();
     this.rcv.dropOutOfOrder();
     this.rcv.ackNow = false;
     // Give back everything, unread data included: the application may still read that, but it

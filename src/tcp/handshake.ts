@@ -1,27 +1,33 @@
 /**
  * The three-way handshake (RFC 9293 §3.5; gVisor's connect.go): opening actively (SYN-SENT) or
- * from a listener (SYN-RECEIVED), the SYN's options (MSS §3.7.1, window scale RFC 7323 §2.2),
- * segment arrival in SYN-SENT (§3.10.7.3), and the SYN-RECEIVED cases of §3.10.7.4.
+ * from a listener (SYN-RECEIVED), the SYN's options (MSS §3.7.1, window scale and timestamps
+ * RFC 7323 §2.2 / §3.2, SACK-permitted RFC 2018 §2), segment arrival in SYN-SENT (§3.10.7.3), and
+ * the SYN-RECEIVED cases of §3.10.7.4.
  */
 import type { Connection } from './connection.js';
+import { SackRecovery } from './recovery.js';
+import { SackReporter } from './sack.js';
+import { TS_OPTION_LEN, Timestamps } from './timestamps.js';
 import type { TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN } from './segment.js';
 import { seqAdd, seqGt, seqLeq, seqLt } from './seq.js';
 import { TcpState } from './state.js';
 
 /** Active OPEN (§3.10.1): send a SYN from SYN-SENT. */
-export function openActive(c: Connection, iss: number, now: number): void {
+export function openActive(c: Connection, iss: number, now: number, tsOffset: number): void {
   c.activeOpen = true;
+  if (c.config.timestamps) c.ts = new Timestamps(tsOffset);
   c.snd.init(iss);
   c.transition(TcpState.SYN_SENT, 'active open');
   sendSyn(c, now);
 }
 
 /** A listener received `syn` (§3.10.7.2): answer with SYN-ACK from SYN-RECEIVED. */
-export function openPassive(c: Connection, syn: TcpSegment, iss: number, port: number, now: number): void {
+export function openPassive(c: Connection, syn: TcpSegment, iss: number, port: number, now: number, tsOffset: number): void {
+  if (c.config.timestamps) c.ts = new Timestamps(tsOffset);
   c.snd.init(iss);
   c.rcv.init(syn.seq);
-  applySynOptions(c, syn.options);
+  applySynOptions(c, syn.options, now);
   // RFC 7323 §2.2: the window field of a SYN is never scaled.
   c.snd.wnd = syn.window;
   c.snd.maxWnd = syn.window;
@@ -59,10 +65,19 @@ export function openFromCookie(c: Connection, ack: TcpSegment, cookieMss: number
 /** Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), first or retransmitted. */
 export function sendSyn(c: Connection, now: number): void {
   const flags = c.state === TcpState.SYN_RECEIVED ? SYN | ACK : SYN;
+  // Like Linux: <mss, sackOK, TS val ecr, nop, wscale> (segment.ts lays them out).
   const opts: TcpOptions = { mss: c.rcv.mss };
-  // RFC 7323 §2.2: offer scaling in a SYN; in a SYN-ACK only if the peer offered it.
-  if (c.state === TcpState.SYN_SENT) opts.wscale = offeredWscale(c);
-  else if (c.wscaleOk) opts.wscale = c.rcv.wscale;
+  if (c.state === TcpState.SYN_SENT) {
+    // RFC 7323 §2.2, §3.2, RFC 2018 §2: a SYN offers scaling, timestamps (TSecr 0) and SACK.
+    opts.wscale = offeredWscale(c);
+    if (c.config.sack) opts.sackPermitted = true;
+    if (c.ts) opts.timestamp = { value: c.ts.value(now), echo: 0 };
+  } else {
+    // A SYN-ACK agrees only to what the peer's SYN offered.
+    if (c.wscaleOk) opts.wscale = c.rcv.wscale;
+    if (c.sackOk) opts.sackPermitted = true;
+    if (c.ts?.enabled) opts.timestamp = { value: c.ts.value(now), echo: c.ts.echo() };
+  }
   c.snd.timeSyn(now);
   c.emitSegment(c.snd.iss, 0, flags, now, opts);
   c.timers.retransmitAt = now + c.snd.rto.rto;
@@ -82,17 +97,31 @@ function offeredWscale(c: Connection): number {
   return shift;
 }
 
-function applySynOptions(c: Connection, o: TcpOptions): void {
+function applySynOptions(c: Connection, o: TcpOptions, now: number): void {
   // RFC 9293 §3.7.1: the peer's MSS bounds our segments; without the option, 536.
   const peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : 536;
   // A floor of 64 keeps a hostile peer from asking for 1-byte segments, but our own link's
   // limit (rcv.mss = MTU - 40) and the path's (RFC 1191, lowered by ICMP) come last: on a link under 104 bytes a 64-byte segment would
   // not fit, and every data segment would be dropped before it left.
-  c.snd.mss = Math.min(Math.max(64, peerMss), c.rcv.mss, c.snd.pathMss);
+  const mss = Math.min(Math.max(64, peerMss), c.rcv.mss, c.snd.pathMss);
   // RFC 7323 §2.2: scaling is on only when both SYNs carry the option (we always offer it).
   c.wscaleOk = o.wscale !== undefined;
   c.snd.wscale = c.wscaleOk ? Math.min(o.wscale!, 14) : 0;
   c.rcv.wscale = c.wscaleOk ? offeredWscale(c) : 0;
+  // RFC 7323 §3.2: timestamps are used only when both SYNs carry them; the peer's TSval starts
+  // TS.Recent. RFC 2018 §2: SACK only when both SYNs carry SACK-permitted.
+  if (c.ts !== undefined && o.timestamp !== undefined) {
+    c.ts.enabled = true;
+    c.ts.onSyn(o.timestamp.value, now);
+  } else {
+    c.ts = undefined;
+  }
+  c.sackOk = c.config.sack && o.sackPermitted === true;
+  // Every segment carries the timestamps option: its bytes come out of the MSS (RFC 6691 §2, as
+  // Linux's mss_cache), so header + options + data still fit the MTU.
+  c.snd.mss = Math.max(mss - (c.ts ? TS_OPTION_LEN : 0), 1);
+  c.snd.recovery = c.sackOk ? new SackRecovery(c.snd.mss) : undefined;
+  c.rcv.sack = c.sackOk ? new SackReporter() : undefined;
   c.snd.cc.setMss(c.snd.mss);
 }
 
@@ -122,7 +151,7 @@ export function synSentArrives(c: Connection, seg: TcpSegment, now: number): voi
   c.rcv.init(seg.seq);
   // The peer may send as much as our SYN's (unscaled) window allowed.
   c.rcv.adv = seqAdd(c.rcv.nxt, Math.min(c.config.rcvBuf, 65535));
-  applySynOptions(c, seg.options);
+  applySynOptions(c, seg.options, now);
   c.snd.wnd = seg.window; // never scaled in a SYN (RFC 7323 §2.2)
   c.snd.maxWnd = seg.window;
   c.snd.wl1 = seg.seq;

@@ -121,6 +121,8 @@ export function siphash24(key: Uint8Array, msg: Uint8Array): { hi: number; lo: n
 
 export class IsnGenerator {
   readonly #key = new Uint8Array(SIPHASH_KEY_LEN);
+  /** A second key, for timestamp offsets: a TSval must tell nothing about our ISNs and vice versa. */
+  readonly #tsKey = new Uint8Array(SIPHASH_KEY_LEN);
   /** The 4-tuple as hashed: local addr, local port, remote addr, remote port, network byte order. */
   readonly #tuple = new Uint8Array(12);
 
@@ -135,16 +137,39 @@ export class IsnGenerator {
       throw new RangeError(`IsnGenerator: secret needs at least ${SIPHASH_KEY_LEN} bytes`);
     }
     for (let i = 0; i < secret.length; i++) this.#key[i % SIPHASH_KEY_LEN] ^= secret[i]!;
+    // The timestamp key: SipHash (a PRF) of two fixed labels under the ISN key, 2 x 64 bits.
+    const label = new TextEncoder().encode('tcp-ts-offset-0');
+    for (let half = 0; half < 2; half++) {
+      label[label.length - 1] = half;
+      const { hi, lo } = siphash24(this.#key, label);
+      for (let b = 0; b < 4; b++) {
+        this.#tsKey[half * 8 + b] = hi >>> (24 - 8 * b);
+        this.#tsKey[half * 8 + 4 + b] = lo >>> (24 - 8 * b);
+      }
+    }
   }
 
-  /** ISN for a new connection on this 4-tuple at time `now` (ms). */
-  isn(localAddr: number, localPort: number, remoteAddr: number, remotePort: number, now: number): number {
+  /**
+   * The offset added to this connection's timestamp clock (RFC 7323 §5.4, §7.1): a keyed hash of
+   * the 4-tuple, like F in the ISN, so TSvals leak no uptime and differ between connections, while
+   * a new incarnation of the same 4-tuple continues the same clock (which RFC 6191 relies on).
+   */
+  tsOffset(localAddr: number, localPort: number, remoteAddr: number, remotePort: number): number {
+    return siphash24(this.#tsKey, this.#packTuple(localAddr, localPort, remoteAddr, remotePort)).lo;
+  }
+
+  #packTuple(localAddr: number, localPort: number, remoteAddr: number, remotePort: number): Uint8Array {
     const t = this.#tuple;
     t[0] = localAddr >>> 24; t[1] = localAddr >>> 16; t[2] = localAddr >>> 8; t[3] = localAddr;
     t[4] = localPort >>> 8; t[5] = localPort;
     t[6] = remoteAddr >>> 24; t[7] = remoteAddr >>> 16; t[8] = remoteAddr >>> 8; t[9] = remoteAddr;
     t[10] = remotePort >>> 8; t[11] = remotePort;
-    const f = siphash24(this.#key, t).lo;
+    return t;
+  }
+
+  /** ISN for a new connection on this 4-tuple at time `now` (ms). */
+  isn(localAddr: number, localPort: number, remoteAddr: number, remotePort: number, now: number): number {
+    const f = siphash24(this.#key, this.#packTuple(localAddr, localPort, remoteAddr, remotePort)).lo;
     // M: one tick per 4 µs = 250 ticks per ms (RFC 9293 §3.4.1), modulo 2^32.
     const m = Math.floor(now * 250);
     return (m + f) >>> 0; // >>> 0 reduces modulo 2^32 (exact: the sum is far below 2^53)

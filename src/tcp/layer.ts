@@ -112,15 +112,17 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       if (this.log?.isLevelEnabled('debug')) this.log.debug({ reason: seg.error, src: formatIpv4(ip.src) }, 'tcp: dropped segment');
       return;
     }
-    // A malformed option is ignored, not the segment (Linux does the same): counted only.
-    if (seg.badOptions) this.count('tcp.option.malformed');
+    // A malformed option was ignored (segment.ts), not the segment; counted here (Linux ignores it silently).
+    if (seg.badOptions) this.count('tcp.bad-option');
     const key = connKey(ip.src, seg.srcPort, seg.dstPort);
     const conn = this.conns.get(key);
     if (conn) {
       if (conn.state === TcpState.TIME_WAIT && (seg.flags & (SYN | ACK | RST)) === SYN) {
         // RFC 9293 §3.10.7.4 / RFC 6191 / RFC 1122 §4.2.2.13: a new SYN for a 4-tuple in TIME-WAIT
-        // may reopen it when its sequence number is beyond the old connection's receive space.
-        if (seqGt(seg.seq, conn.rcv.nxt) && this.listeners.has(seg.dstPort)) {
+        // may reopen it when its sequence number is beyond the old connection's receive space, or —
+        // when both incarnations use timestamps — when its timestamp is newer (RFC 6191 §2).
+        const newer = conn.ts?.synIsNewer(seg.options.timestamp?.value) ?? seqGt(seg.seq, conn.rcv.nxt);
+        if (newer && this.listeners.has(seg.dstPort)) {
           this.count('tcp.time-wait.reused');
           const isnFloor = seqAdd(conn.snd.max, 65536 + 2);
           conn.toClosed('new SYN in TIME-WAIT');
@@ -171,7 +173,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     let iss = this.isn.isn(this.addr, l.port, ip.src, seg.srcPort, now);
     if (isnFloor !== undefined && seqLt(iss, isnFloor)) iss = isnFloor;
     this.count('tcp.passive-open');
-    conn.openPassive(l, seg, iss, now);
+    conn.openPassive(l, seg, iss, now, this.isn.tsOffset(this.addr, l.port, ip.src, seg.srcPort));
   }
 
   /**
@@ -292,7 +294,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     const conn = new Connection(this, this.config, this.addr, port, remoteAddr, remotePort, this.mtu, key);
     this.conns.set(key, conn);
     this.count('tcp.active-open');
-    conn.openActive(this.isn.isn(this.addr, port, remoteAddr, remotePort, now), now);
+    conn.openActive(this.isn.isn(this.addr, port, remoteAddr, remotePort, now), now, this.isn.tsOffset(this.addr, port, remoteAddr, remotePort));
     return conn;
   }
 

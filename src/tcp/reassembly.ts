@@ -149,6 +149,17 @@ export class OutOfOrderQueue {
       .map((r): [number, number] => [r.start, seqAdd(r.start, r.length)]);
   }
 
+  /** Whether [seq, seq + len) is entirely held already (a duplicate, RFC 2883 §4.2). */
+  holds(seq: Seq, len: number, rcvNxt: Seq): boolean {
+    if (len <= 0) return false;
+    const off = seqSub(seq, rcvNxt);
+    const i = this.#indexAfter(off, rcvNxt) - 1;
+    if (i < 0) return false;
+    const r = this.#ranges[i]!;
+    const rs = seqSub(r.start, rcvNxt);
+    return rs <= off && off + len <= rs + r.length;
+  }
+
   clear(): void {
     this.#ranges = [];
     this.#bytes = 0;

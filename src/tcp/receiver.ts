@@ -2,10 +2,12 @@
  * The receiving half of a connection (gVisor's rcv.go): the receive sequence variables of RFC 9293
  * §3.3.1, the segment acceptability test and trimming (§3.10.7.4 "first"), in-order delivery to
  * the user's queue, the out-of-order queue, the receive window with receiver SWS avoidance
- * (RFC 1122 §4.2.3.3), and when an ACK is owed (delayed ACK, RFC 1122 §4.2.3.2 / RFC 5681 §4.2).
+ * (RFC 1122 §4.2.3.3), when an ACK is owed (delayed ACK, RFC 1122 §4.2.3.2 / RFC 5681 §4.2), and
+ * the SACK blocks it carries (RFC 2018 §4, D-SACK RFC 2883).
  */
 import type { Connection } from './connection.js';
 import { OutOfOrderQueue } from './reassembly.js';
+import type { SackReporter } from './sack.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from './seq.js';
 import { isSynchronized } from './state.js';
 
@@ -44,6 +46,8 @@ export class Receiver {
   ackNow = false;
   /** Sequence number of the peer's FIN when it arrived out of order. */
   peerFinSeq: number | undefined;
+  /** The SACK blocks our ACKs carry, when both SYNs agreed to SACK. */
+  sack: SackReporter | undefined;
 
   /** The receive buffer now: starts at config.initialRcvBuf, autotuned up to config.rcvBuf. */
   bufSize: number;
@@ -94,6 +98,10 @@ export class Receiver {
   trim(t: SegmentText, rst: boolean): void {
     if (seqLt(t.seq, this.nxt)) {
       let skip = seqSub(this.nxt, t.seq);
+      // The data below RCV.NXT arrived before: a duplicate (RFC 2883 §4, D-SACK).
+      const first = t.syn ? 1 : 0;
+      const dup = Math.min(skip - first, t.payload.length);
+      if (dup > 0) this.duplicate(seqAdd(t.seq, first), seqAdd(t.seq, first + dup));
       if (t.syn) {
         t.syn = false; // the SYN occupies the first sequence number: it is old
         skip--;
@@ -168,6 +176,8 @@ export class Receiver {
       const stored = this.ooo.insert(seq, payload, this.nxt, this.window());
       this.c.charge(this.ooo.bytes - held);
       this.c.host.count(stored > 0 ? 'tcp.ooo.queued' : 'tcp.ooo.dropped');
+      // Already held: a duplicate of out-of-order data (RFC 2883 §4.2).
+      if (stored === 0 && this.ooo.holds(seq, payload.length, this.nxt)) this.duplicate(seq, seqAdd(seq, payload.length));
     }
     if (fin) this.peerFinSeq = seqAdd(seq, payload.length);
     // One duplicate ACK per out-of-order segment, sent now rather than coalesced into the
@@ -302,6 +312,23 @@ export class Receiver {
     this.ackNow = false;
     this.unackedBytes = 0;
     this.c.timers.delayedAckAt = Infinity;
+  }
+
+  /** [start, end) arrived a second time: the next ACK reports it in a D-SACK block (RFC 2883). */
+  duplicate(start: number, end: number): void {
+    if (this.sack === undefined) return;
+    this.sack.duplicate(start, end);
+    this.c.host.count('tcp.dsack.out');
+  }
+
+  /** Out-of-order ranges held (what SACK blocks can report). */
+  get oooRanges(): number {
+    return this.ooo ? this.ooo.count : 0;
+  }
+
+  /** The out-of-order ranges as SACK blocks, most recently changed first (RFC 2018 §4). */
+  sackRanges(): Array<[number, number]> {
+    return this.ooo ? this.ooo.sackBlocks(4) : [];
   }
 
   /** Drop the out-of-order data (the connection is closing). */

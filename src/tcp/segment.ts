@@ -22,7 +22,7 @@
  *    |                             data                              |
  *
  * This module only checks what the wire format itself requires (lengths, offsets,
- * option lengths, checksum, port 0). Whether an option is allowed in a given
+ * checksum, port 0); a malformed option is ignored, not the segment (see parseOptions). Whether an option is allowed in a given
  * segment (MSS and window scale only on SYN, RFC 9293 §3.7.1 / RFC 7323 §2.2) is
  * the connection's decision.
  */
@@ -68,7 +68,7 @@ export interface TcpSegment {
   checksum: number;
   urgentPointer: number;
   options: TcpOptions;
-  /** An option was malformed: it and what followed it were ignored (the segment is not dropped). */
+  /** Some option was malformed and ignored (see parseOptions); the segment itself is fine. */
   badOptions?: true;
   /** The data: a view into the packet buffer, not a copy. */
   payload: Uint8Array;
@@ -111,7 +111,7 @@ export function parseTcp(
   if (dataOffset > TCP_HEADER_LEN) {
     const parsed = parseOptions(buf, TCP_HEADER_LEN, dataOffset);
     options = parsed.options;
-    badOptions = parsed.malformed;
+    badOptions = parsed.bad;
   }
 
   const seg: TcpSegment = {
@@ -149,15 +149,15 @@ function writeU16(buf: Uint8Array, off: number, v: number): void {
 
 /**
  * Options live in buf[start, end). RFC 9293 §3.2: an option is either one byte (EOL, NOP) or
- * kind, length, data, where length counts the kind and length bytes. Unknown kinds are skipped
- * by their length (MUST-6). A malformed option does not cost the segment (MUST-7 asks us to
- * survive it), as in Linux's tcp_parse_options: a known option with the wrong length is skipped
- * by its length, and a length below 2 or past the header ends the parsing, keeping the options
- * before it. `malformed` says one of these happened (the layer counts it).
+ * kind, length, data, where length counts the kind and length bytes. Unknown kinds are skipped by
+ * their length (MUST-6). A malformed option must not crash us (MUST-7); like Linux
+ * (tcp_parse_options), we ignore it rather than the segment: a known option with the wrong
+ * length is skipped by its length, and a length below 2 or past the header end ends the parsing
+ * (what came before it is kept). `bad` says that something was ignored, so it can be counted.
  */
-function parseOptions(buf: Uint8Array, start: number, end: number): { options: TcpOptions; malformed: boolean } {
+function parseOptions(buf: Uint8Array, start: number, end: number): { options: TcpOptions; bad: boolean } {
   const o: TcpOptions = {};
-  let malformed = false;
+  let bad = false;
   let i = start;
   while (i < end) {
     const kind = buf[i]!;
@@ -166,29 +166,29 @@ function parseOptions(buf: Uint8Array, start: number, end: number): { options: T
       i++;
       continue;
     }
-    const optLen = i + 1 < end ? buf[i + 1]! : 0;
+    const optLen = i + 1 < end ? buf[i + 1]! : 0; // no room for the length byte: as a bad length
     if (optLen < 2 || i + optLen > end) {
-      malformed = true; // no room for the length byte, a silly length, or past the header: stop
+      bad = true;
       break;
     }
     switch (kind) {
       case OPT_MSS:
         if (optLen === 4) o.mss = (buf[i + 2]! << 8) | buf[i + 3]!;
-        else malformed = true;
+        else bad = true;
         break;
       case OPT_WSCALE:
         // RFC 7323 §2.3: a shift above 14 MUST be treated as 14.
         if (optLen === 3) o.wscale = Math.min(buf[i + 2]!, MAX_WSCALE);
-        else malformed = true;
+        else bad = true;
         break;
       case OPT_SACK_PERMITTED:
         if (optLen === 2) o.sackPermitted = true;
-        else malformed = true;
+        else bad = true;
         break;
       case OPT_SACK: {
         // RFC 2018 §3: 2 + 8n bytes, n >= 1 blocks of (left edge, right edge).
         if (optLen < 10 || (optLen - 2) % 8 !== 0) {
-          malformed = true;
+          bad = true;
           break;
         }
         const blocks: Array<[number, number]> = [];
@@ -198,14 +198,14 @@ function parseOptions(buf: Uint8Array, start: number, end: number): { options: T
       }
       case OPT_TIMESTAMP:
         if (optLen === 10) o.timestamp = { value: readU32(buf, i + 2), echo: readU32(buf, i + 6) };
-        else malformed = true;
+        else bad = true;
         break;
       default:
         break; // unknown option: skip it by its length
     }
     i += optLen;
   }
-  return { options: o, malformed };
+  return { options: o, bad };
 }
 
 /*

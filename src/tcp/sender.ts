@@ -2,15 +2,20 @@
  * The sending half of a connection (gVisor's snd.go): the send sequence variables of RFC 9293
  * §3.3.1, the send buffer, and every rule about when bytes go out — the send window and cwnd,
  * Nagle (RFC 896), sender SWS avoidance (RFC 1122 §4.2.3.4), zero-window probing (§3.8.6.1),
- * RTT sampling (Karn, RFC 6298) and retransmission (RFC 6298 timeout, RFC 5681 fast retransmit).
+ * RTT sampling (Karn, RFC 6298; timestamps, RFC 7323 §4), retransmission (RFC 6298 timeout, RFC 5681
+ * fast retransmit, RFC 3042 limited transmit), SACK-based recovery (RFC 6675 with RACK-TLP, RFC 8985,
+ * through recovery.ts) and the restart after idle (RFC 5681 §4.1).
  * The connection owns it; segments leave through `Connection.emitSegment`.
  */
 import type { CongestionControl } from './congestion.js';
-import { newReno } from './congestion.js';
+import { cubic } from './congestion/cubic.js';
 import type { TcpConfig } from './config.js';
 import type { Connection } from './connection.js';
 import { sendSyn } from './handshake.js';
 import { SYNACK_RETRIES_UNDER_PRESSURE } from './listener.js';
+import type { SackRecovery } from './recovery.js';
+import { DUP_THRESH } from './sack.js';
+import { TS_OPTION_LEN } from './timestamps.js';
 import { RtoEstimator } from './rto.js';
 import type { TcpSegment } from './segment.js';
 import { ACK, FIN, PSH, SYN, TCP_HEADER_LEN } from './segment.js';
@@ -48,10 +53,13 @@ export class Sender {
   maxWnd = 0;
   /** The peer's window scale shift (RFC 7323 §2.2). */
   wscale = 0;
-  /** Effective send MSS: min(peer's MSS option, ours, the path's). */
+  /** Effective send MSS: min(peer's MSS option, ours, the path's), less the bytes of the options
+   *  every segment carries (timestamps), so that header + options + data never exceed the MTU (RFC 6691). */
   mss = 536; // RFC 9293 §3.7.1: default when the peer sends no MSS option
   /** The largest segment the path carries: our link's MTU - 40 until an ICMP message says less (RFC 1191). */
   pathMss: number;
+  /** SACK-based loss recovery (scoreboard, RACK-TLP), when both SYNs agreed to SACK. */
+  recovery: SackRecovery | undefined;
 
   /** Bytes the user wrote that are not yet acknowledged. */
   readonly buffer = new SendBuffer();
@@ -81,6 +89,8 @@ export class Sender {
   private hasSmallOutstanding = false;
   /** Zero-window probes sent since the connection was orphaned (not reset by the peer's ACKs). */
   private orphanProbes = 0;
+  /** When data was last sent (restart after idle, RFC 5681 §4.1). */
+  private lastDataSentAt = -Infinity;
 
   constructor(
     private readonly c: Connection,
@@ -89,7 +99,7 @@ export class Sender {
     this.pathMss = c.rcv.mss;
     this.rto = new RtoEstimator({ minRto: config.minRto, maxRto: config.maxRto, initialRto: config.initialRto });
     this.bufLimit = Math.min(config.initialSndBuf, config.sndBuf);
-    this.cc = (config.congestionControl ?? newReno)(this.mss);
+    this.cc = (config.congestionControl ?? cubic)(this.mss);
   }
 
   /** Our initial sequence number; the SYN occupies it. */
@@ -120,11 +130,17 @@ export class Sender {
     }
     this.c.host.count('tcp.pmtu.lowered');
     this.pathMss = mss;
-    if (mss >= this.mss) return;
-    this.mss = mss;
-    this.cc.setMss(mss);
+    // Data segments leave room for the timestamps option, as at the handshake (RFC 6691).
+    const dataMss = Math.max(mss - (this.c.ts ? TS_OPTION_LEN : 0), 1);
+    if (dataMss >= this.mss) return;
+    this.mss = dataMss;
+    this.cc.setMss(dataMss);
+    if (this.recovery) this.recovery.mss = dataMss;
     if (!isSynchronized(this.c.state) || this.flight === 0) return;
-    this.nxt = this.una;
+    // Resend everything outstanding at the new size: with SACK, from the scoreboard (all of it
+    // lost, what the peer holds skipped); without, by going back to SND.UNA.
+    if (this.recovery) this.recovery.sb.markAllLost();
+    else this.nxt = this.una;
     this.rttTiming = false; // Karn: what follows is retransmitted
     this.hasSmallOutstanding = false;
     this.c.markDirty();
@@ -183,10 +199,12 @@ export class Sender {
     if (!this.ackAcceptable(ack, seg, now)) return false;
     const window = seg.window << this.wscale;
     const flight = this.flight;
-    if (seqGt(ack, this.una)) this.newDataAcked(ack, flight, now);
+    let tsRtt: number | undefined;
+    if (seqGt(ack, this.una)) tsRtt = this.newDataAcked(seg, flight, now);
     else if (ack === this.una && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && window === this.wnd && flight > 0) {
       this.duplicateAck(ack, flight, now);
     }
+    if (this.recovery && ack === this.una) this.sackAck(seg, flight, tsRtt, now);
     this.updateWindow(seg, window);
     return true;
   }
@@ -204,7 +222,9 @@ export class Sender {
     return false;
   }
 
-  private newDataAcked(ack: number, flight: number, now: number): void {
+  /** New data acknowledged up to SEG.ACK. Returns the RTT measured from the timestamp echo, if any. */
+  private newDataAcked(seg: TcpSegment, flight: number, now: number): number | undefined {
+    const ack = seg.ack;
     const acked = seqSub(ack, this.una);
     const dataAcked = Math.min(acked, this.buffer.length);
     if (this.c.finSent && acked > this.buffer.length) this.c.finAcked = true;
@@ -213,36 +233,81 @@ export class Sender {
     this.una = ack;
     if (seqLt(this.nxt, ack)) this.nxt = ack;
     if (this.hasSmallOutstanding && seqGeq(ack, this.lastSmallEnd)) this.hasSmallOutstanding = false;
-    // Karn's algorithm: rttTiming is cleared whenever the timed segment is retransmitted.
-    if (this.rttTiming && seqGeq(ack, this.rttSeq)) {
+    // RFC 7323 §4.1: with timestamps every ACK of new data gives an RTT sample from its echo,
+    // unambiguous even for retransmitted segments (so Karn's rule is not needed).
+    const tso = this.c.ts?.enabled ? seg.options.timestamp : undefined;
+    const tsRtt = tso !== undefined && tso.echo !== 0 ? this.c.ts!.rtt(tso.echo, now) : undefined;
+    if (tsRtt !== undefined) {
+      this.rto.sample(tsRtt);
+      this.rttTiming = false;
+    } else if (this.rttTiming && seqGeq(ack, this.rttSeq)) {
+      // Karn's algorithm: rttTiming is cleared whenever the timed segment is retransmitted.
       this.rto.sample(now - this.rttStart);
       this.rttTiming = false;
     }
     this.retries = 0;
     this.dupAcks = 0;
     this.c.softError = undefined; // the peer is reachable after all (as Linux clears sk_err_soft)
-    const verdict = this.cc.onAck(acked, ack, flight, now);
+    const verdict = this.cc.onAck(acked, ack, flight, now, this.rto.srtt);
+    if (verdict === 'exit') this.recovery?.rack.onRecoveryEnd();
     // Send-buffer autotuning (Linux tcp_sndbuf_expand): room for two congestion windows, so the
     // application keeps the pipe full; not while the stack is under memory pressure.
     const want = Math.min(this.c.config.sndBuf, 2 * this.cc.cwnd);
     if (want > this.bufLimit && !this.c.host.memory.underPressure) this.bufLimit = want;
     // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
     this.c.timers.retransmitAt = this.una === this.max ? Infinity : now + this.rto.rto;
-    if (verdict === 'partial') this.retransmitFirst(now);
+    if (verdict === 'partial' && !this.recovery) this.retransmitFirst(now);
     if (dataAcked > 0) this.c.user.onWritable?.();
     this.c.markDirty();
+    return tsRtt;
   }
 
   /** RFC 5681 §2: a duplicate ACK; the congestion controller decides on fast retransmit (§3.2). */
   private duplicateAck(ack: number, flight: number, now: number): void {
     this.dupAcks++;
     this.c.host.count('tcp.dupack.in');
-    if (this.cc.onDupAck(this.dupAcks, ack, flight, this.max) === 'retransmit') {
+    if (this.recovery) {
+      // RFC 6675 §5 step 4: DupThresh duplicates mean SND.UNA's segment is lost even when the
+      // peer's ACKs carried no SACK blocks to show it (the scoreboard decides everything else).
+      const first = this.recovery.sb.first();
+      if (this.dupAcks >= DUP_THRESH && first !== undefined && !first.lost && !first.sacked) this.recovery.sb.markLost(first);
+    } else if (this.cc.onDupAck(this.dupAcks, ack, flight, this.max) === 'retransmit') {
       this.c.host.count('tcp.fast-retransmit');
       this.rttTiming = false;
       this.retransmitFirst(now);
     }
-    this.c.markDirty(); // in recovery, an inflated cwnd may allow new data
+    this.c.markDirty(); // in recovery an inflated cwnd, and before it limited transmit, may allow new data
+  }
+
+  /**
+   * An acceptable ACK on a SACK connection: update the scoreboard and RACK, detect losses (RFC 6675
+   * IsLost, RFC 8985 RACK), enter recovery once per loss event, and re-arm the RACK and TLP timers.
+   */
+  private sackAck(seg: TcpSegment, flight: number, tsRtt: number | undefined, now: number): void {
+    const rec = this.recovery!;
+    const c = this.c;
+    const out = rec.onAck(seg.ack, seg.options.sack, this.max, now, this.cc.inRecovery, this.rto.srtt ?? this.rto.rto, tsRtt === undefined ? undefined : now - tsRtt);
+    if (out.invalid > 0) c.host.count('tcp.sack.invalid', out.invalid);
+    if (out.dsack) c.host.count('tcp.dsack.in');
+    if (out.probeRepairedLoss) {
+      // RFC 8985 §7.4.2: the probe repaired a loss that no recovery saw: reduce the window once.
+      c.host.count('tcp.tlp.recovered');
+      this.cc.onRepairedLoss(flight, now);
+    }
+    if (out.lossDetected) this.lossDetected(flight, now);
+    c.timers.reorderAt = out.reorderAt;
+    c.timers.probeAt = rec.probeDeadline(now, this.rto.srtt, this.flight, this.mss, this.cc.inRecovery, c.timers.retransmitAt);
+    c.host.reschedule(c);
+  }
+
+  /** The scoreboard holds lost segments: start a recovery (once per loss event) and send. */
+  private lossDetected(flight: number, now: number): void {
+    if (!this.cc.inRecovery && this.cc.enterRecovery(this.una, flight, this.max, now)) {
+      this.c.host.count('tcp.fast-retransmit');
+      this.c.host.count('tcp.sack.recovery');
+    }
+    this.rttTiming = false;
+    this.c.markDirty();
   }
 
   /** §3.10.7.4 fifth: the window is updated only from a segment newer than the last one that did. */
@@ -272,11 +337,32 @@ export class Sender {
   sendData(now: number): boolean {
     let sent = false;
     const mss = this.mss;
+    // RFC 5681 §4.1: after an idle period longer than the RTO the ACK clock is gone; restart from
+    // at most the initial window rather than sending a stale cwnd at line rate.
+    if (this.una === this.max && this.buffer.length > 0 && now - this.lastDataSentAt > this.rto.rto) {
+      if (this.lastDataSentAt !== -Infinity) this.c.host.count('tcp.idle-restart');
+      this.cc.onIdleRestart(now);
+    }
+    const rec = this.recovery;
     for (let guard = 0; guard < 100_000; guard++) {
+      if (rec) {
+        // RFC 6675 §5 NextSeg: a lost hole goes before new data, while pipe leaves room in cwnd.
+        const lost = rec.nextRetransmit();
+        if (lost !== undefined) {
+          if (this.cc.cwnd - rec.pipe < Math.min(mss, seqSub(lost.end, lost.start))) break;
+          this.resend(lost.start, seqSub(lost.end, lost.start), now);
+          sent = true;
+          continue;
+        }
+      }
       const offset = seqSub(this.nxt, this.una);
       const remaining = this.buffer.length - offset;
       if (remaining < 0) break; // the FIN is already out
-      const usable = Math.min(this.wnd, this.cc.cwnd) - offset;
+      // In flight: with SACK, RFC 6675's pipe; without, everything outstanding. RFC 3042 limited
+      // transmit: each of the first two duplicate ACKs lets one new segment out beyond cwnd (with
+      // SACK, pipe accounting does that by itself).
+      const limited = !rec && !this.cc.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_THRESH ? this.dupAcks * mss : 0;
+      const usable = Math.min(this.wnd - offset, this.cc.cwnd + limited - (rec ? rec.pipe : offset));
       const len = Math.min(remaining, mss, Math.max(usable, 0));
       const fin = this.c.finQueued && len === remaining;
       if (len === 0 && !(fin && remaining === 0)) {
@@ -287,6 +373,7 @@ export class Sender {
       // Nagle and SWS avoidance decide when NEW data may go; bytes already sent once (resent after
       // a timeout) were allowed then, and holding them back now could stall the connection for good.
       if (len > 0 && len < mss && !fin && !isRetransmission && this.holdSmall(len, remaining, offset, now)) break;
+      if (limited > 0 && offset + len > this.cc.cwnd) this.c.host.count('tcp.limited-transmit');
       this.transmit(len, remaining, fin, isRetransmission, now);
       sent = true;
       if (fin) break;
@@ -313,6 +400,8 @@ export class Sender {
   private transmit(len: number, remaining: number, fin: boolean, isRetransmission: boolean, now: number): void {
     const flags = ACK | (len === remaining && len > 0 ? PSH : 0) | (fin ? FIN : 0);
     this.c.emitSegment(this.nxt, len, flags, now);
+    this.recovery?.onSent(this.nxt, len + (fin ? 1 : 0), now);
+    if (len > 0) this.lastDataSentAt = now;
     this.swsOverride = false;
     if (isRetransmission) {
       this.retransmits++;
@@ -335,6 +424,31 @@ export class Sender {
       this.c.host.reschedule(this.c);
     }
     timers.persistAt = Infinity;
+    if (this.recovery && !isRetransmission) {
+      // RFC 8985 §7.2: new data (re)arms the tail loss probe.
+      timers.probeAt = this.recovery.probeDeadline(now, this.rto.srtt, this.flight, this.mss, this.cc.inRecovery, timers.retransmitAt);
+      this.c.host.reschedule(this.c);
+    }
+  }
+
+  /**
+   * Retransmit up to one MSS of [start, start + len) (a hole from the scoreboard, or a tail loss
+   * probe), with the FIN if it lies there, without moving SND.NXT.
+   */
+  private resend(start: number, len: number, now: number): void {
+    const offset = seqSub(start, this.una);
+    const dataLen = Math.max(0, Math.min(len, this.mss, this.buffer.length - offset));
+    const fin = this.c.finSent && offset + dataLen === this.buffer.length && len > dataLen;
+    this.c.emitSegment(start, dataLen, ACK | (fin ? FIN : 0), now);
+    this.recovery?.onSent(start, dataLen + (fin ? 1 : 0), now);
+    if (dataLen > 0) this.lastDataSentAt = now;
+    this.retransmits++;
+    this.c.host.count('tcp.retransmit');
+    this.rttTiming = false; // Karn
+    if (this.c.timers.retransmitAt === Infinity) {
+      this.c.timers.retransmitAt = now + this.rto.rto;
+      this.c.host.reschedule(this.c);
+    }
   }
 
   /** Retransmit the first unacknowledged segment without moving SND.NXT (fast retransmit, partial ACK). */
@@ -352,6 +466,45 @@ export class Sender {
   // ===================================================================================
   // Timeouts
   // ===================================================================================
+
+  /** RFC 8985 §6.3: the reordering window has passed for a segment RACK was unsure about. */
+  onReorderTimeout(now: number): void {
+    const rec = this.recovery;
+    if (!rec) return;
+    const { lost, reorderAt } = rec.onReorderTimeout(now, this.cc.inRecovery, this.rto.srtt ?? this.rto.rto);
+    this.c.timers.reorderAt = reorderAt;
+    if (lost) this.lossDetected(this.flight, now);
+    this.c.host.reschedule(this.c);
+  }
+
+  /**
+   * RFC 8985 §7.3, the tail loss probe: one new segment if the peer's window allows it, else the
+   * last segment sent again; either way an ACK (with SACK blocks) comes back and RACK can find
+   * what was lost at the tail without waiting for the RTO.
+   */
+  onProbeTimeout(now: number): void {
+    const rec = this.recovery;
+    if (!rec || this.una === this.max) return;
+    const c = this.c;
+    const offset = seqSub(this.nxt, this.una);
+    const remaining = this.buffer.length - offset;
+    const len = Math.min(remaining, this.mss);
+    c.host.count('tcp.tlp.probe');
+    if (len > 0 && this.wnd - offset >= len) {
+      this.transmit(len, remaining, c.finQueued && len === remaining, false, now);
+      rec.rack.onProbeSent(this.max, false);
+    } else {
+      const last = rec.sb.last();
+      if (last === undefined) return;
+      const start = seqMax(last.start, seqAdd(last.end, -this.mss));
+      this.resend(start, seqSub(last.end, start), now);
+      rec.rack.onProbeSent(this.max, true);
+    }
+    // RFC 8985 §7.3: the RTO is re-armed for the probe; no second probe until this one is answered.
+    c.timers.retransmitAt = now + this.rto.rto;
+    c.timers.probeAt = Infinity;
+    c.host.reschedule(c);
+  }
 
   /** RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment, back off, restart. */
   onRetransmitTimeout(now: number): void {
@@ -378,10 +531,17 @@ export class Sender {
     }
     this.cc.onRto(this.flight, this.max, this.retries > 1);
     this.dupAcks = 0;
-    // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
-    this.nxt = this.una;
     this.hasSmallOutstanding = false;
-    if (this.wnd === 0 && this.buffer.length > 0) {
+    c.timers.probeAt = c.timers.reorderAt = Infinity;
+    if (this.recovery) {
+      // With SACK: everything not SACKed is lost and is resent from the scoreboard as cwnd (one
+      // segment now) allows, skipping what the peer holds (RFC 6675 §5.1, Linux's tcp_enter_loss).
+      if (this.recovery.onRto()) c.host.count('tcp.sack.reneged');
+    } else {
+      // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
+      this.nxt = this.una;
+    }
+    if (!this.recovery && this.wnd === 0 && this.buffer.length > 0) {
       // The peer's window is closed: nothing may be resent, and unless we send something its
       // window update may never come (it was lost, or the peer has nothing to send). Probe the
       // zero window (RFC 9293 §3.8.6.1); the persist timer takes over from the retransmission timer.

@@ -3,7 +3,7 @@
  * keeps one of each kind (`Deadlines`), the layer keeps one heap of connections ordered by their
  * earliest deadline (`TimerHeap`), and the runtime arms one real timer for the earliest of all.
  * `runTimers` is what happens when a connection's deadline comes: it hands each expired deadline
- * to its concern (the sender for retransmission and persist, the receiver for the delayed ACK),
+ * to its concern (the sender for retransmission, RACK-TLP and persist, the receiver for the delayed ACK),
  * and handles keepalive, FIN-WAIT-2 and TIME-WAIT here.
  */
 import type { Connection } from './connection.js';
@@ -25,13 +25,27 @@ export class Deadlines {
   finWait2At = Infinity;
   /** End of TIME-WAIT (2*MSL, RFC 9293 §3.4.2). */
   timeWaitUntil = Infinity;
+  /** RACK's reordering timer: look for losses again once the reordering window has passed (RFC 8985 §6.3). */
+  reorderAt = Infinity;
+  /** Tail loss probe (RFC 8985 §7.2), before the retransmission timer. */
+  probeAt = Infinity;
 
   next(): number {
-    return Math.min(this.retransmitAt, this.persistAt, this.delayedAckAt, this.keepaliveAt, this.finWait2At, this.timeWaitUntil);
+    return Math.min(
+      this.retransmitAt,
+      this.persistAt,
+      this.delayedAckAt,
+      this.keepaliveAt,
+      this.finWait2At,
+      this.timeWaitUntil,
+      this.reorderAt,
+      this.probeAt,
+    );
   }
 
   clear(): void {
     this.retransmitAt = this.persistAt = this.delayedAckAt = this.keepaliveAt = this.finWait2At = this.timeWaitUntil = Infinity;
+    this.reorderAt = this.probeAt = Infinity;
   }
 }
 
@@ -60,6 +74,15 @@ export function runTimers(c: Connection, now: number): void {
     c.host.count('tcp.fin-wait-2.timeout');
     c.toClosed('FIN-WAIT-2 timeout');
     return;
+  }
+  if (now >= d.reorderAt) {
+    d.reorderAt = Infinity;
+    if (isSynchronized(c.state)) c.snd.onReorderTimeout(now);
+  }
+  if (now >= d.probeAt) {
+    d.probeAt = Infinity;
+    // The probe goes before the RTO; if both are due, the RTO's go-back handles it.
+    if (isSynchronized(c.state) && now < d.retransmitAt) c.snd.onProbeTimeout(now);
   }
   if (now >= d.retransmitAt) {
     d.retransmitAt = Infinity;

@@ -19,8 +19,12 @@
  *          the other side's ISN. Like packetdrill, the SYN is at 0 and the first data byte at 1.
  *   win    the raw 16-bit window field. In a `recv` line it defaults to 65535; in a `send`
  *          line it is checked only when given.
- *   <opts> mss N, wscale N, sackOK, TS val N ecr N, nop (ignored). In a `send` line, no
- *          `<...>` means "no options"; `<*>` means "don't check".
+ *   <opts> mss N, wscale N, sackOK, TS val N ecr N, sack L:R L:R..., nop (ignored). In a `send`
+ *          line, no `<...>` means "no options"; `<*>` means "don't check". The stack's timestamp
+ *          clock is relative too: its first SYN or SYN-ACK carries `TS val 0`, and values count
+ *          milliseconds from there (`TS val` in `send` lines, `ecr` in `recv` lines); the peer's
+ *          own values are absolute. SACK blocks count from the ISN of the side whose data they
+ *          cover (the stack's in `recv` lines, the peer's in `send` lines).
  *
  * Data the peer sends is a fixed function of its relative sequence number (`peerBytes`), so a
  * test can check exactly which bytes reached the application, in what order.
@@ -76,6 +80,8 @@ export interface Captured {
   /** The stack's ISN and the peer's ISN when it was sent (for relative numbering). */
   ourIsn: number;
   peerIsn: number;
+  /** The stack's TSval in its SYN (relative timestamps). */
+  ourTs0?: number;
 }
 
 /** What happened to the socket a script watches (accepted or connected). */
@@ -98,6 +104,8 @@ export class ScriptHost {
   readonly peerIsn: number;
   /** The stack's current ISN; 0 until it sends a SYN (every new SYN rebases it). */
   ourIsn = 0;
+  /** The stack's TSval in its latest SYN or SYN-ACK: `TS val 0` in relative lines. */
+  ourTs0 = 0;
   /** Every ISN the stack has used, in order. */
   readonly ourIsns: number[] = [];
   /** Every packet the stack sent. */
@@ -211,7 +219,10 @@ export class ScriptHost {
     const p = parseLine(line);
     if (p.ack === undefined && p.flags & ACK) throw new Error(`script: '${line}': an ACK segment needs "ack N"`);
     const payload = this.peerBytes(p.start, p.start + p.len);
-    const options: TcpOptions = p.options === '*' ? {} : p.options;
+    const options: TcpOptions = p.options === '*' ? {} : { ...p.options };
+    // Relative numbers in the line: the echo counts from the stack's first TSval, SACK blocks from its ISN.
+    if (options.timestamp) options.timestamp = { value: options.timestamp.value, echo: (this.ourTs0 + options.timestamp.echo) >>> 0 };
+    if (options.sack) options.sack = options.sack.map(([l, r]): [number, number] => [(this.ourIsn + l) >>> 0, (this.ourIsn + r) >>> 0]);
     const optLen = optionsLength(options);
     const packet = Buffer.alloc(IPV4_HEADER_LEN + TCP_HEADER_LEN + optLen + p.len);
     payload.copy(packet, IPV4_HEADER_LEN + TCP_HEADER_LEN + optLen);
@@ -269,7 +280,7 @@ export class ScriptHost {
   /** `c` as a relative line; `withWindow` false leaves the window out (for comparing with a line that omits it). */
   describe(c: Captured, withWindow = true, withOptions = true): string {
     if (!c.seg) return c.raw;
-    return formatRelative(c.seg, c.ourIsn, c.peerIsn, withWindow, withOptions);
+    return formatRelative(c.seg, c.ourIsn, c.peerIsn, withWindow, withOptions, c.ourTs0 ?? 0);
   }
 
   /** A failure message with the seed and the transcript. */
@@ -312,8 +323,9 @@ export class ScriptHost {
     if (seg.flags & SYN && seg.seq !== this.ourIsn) {
       this.ourIsn = seg.seq;
       this.ourIsns.push(seg.seq);
+      this.ourTs0 = seg.options.timestamp?.value ?? 0;
     }
-    const c: Captured = { at, seg, raw: '', ourIsn: this.ourIsn, peerIsn: this.peerIsn };
+    const c: Captured = { at, seg, raw: '', ourIsn: this.ourIsn, peerIsn: this.peerIsn, ourTs0: this.ourTs0 };
     if (seg.dstPort !== this.peerPort || seg.srcPort !== this.localPort) c.raw = `ports ${seg.srcPort} > ${seg.dstPort}`;
     this.record(c);
   }
@@ -506,6 +518,7 @@ function parseOptions(text: string, line: string): TcpOptions {
     else if ((m = /^wscale (\d+)$/.exec(part))) o.wscale = Number(m[1]);
     else if (part === 'sackOK') o.sackPermitted = true;
     else if ((m = /^TS val (\d+) ecr (\d+)$/.exec(part))) o.timestamp = { value: Number(m[1]), echo: Number(m[2]) };
+    else if ((m = /^sack((?: \d+:\d+)+)$/.exec(part))) o.sack = m[1]!.trim().split(' ').map((b): [number, number] => b.split(':').map(Number) as [number, number]);
     else throw new Error(`script: '${line}': unknown option '${part}'`);
   }
   return o;
@@ -531,14 +544,17 @@ function formatExpected(p: ParsedLine): string {
 }
 
 /** A segment the stack sent, numbered relative to the two ISNs. */
-function formatRelative(seg: TcpSegment, ourIsn: number, peerIsn: number, withWindow: boolean, withOptions: boolean): string {
+function formatRelative(seg: TcpSegment, ourIsn: number, peerIsn: number, withWindow: boolean, withOptions: boolean, ourTs0 = 0): string {
   const start = (seg.seq - ourIsn) >>> 0;
   const len = seg.payload.length;
   let s = `${flagString(seg.flags) || 'none'} ${start}:${start + len}(${len})`;
   if (seg.flags & ACK) s += ` ack ${(seg.ack - peerIsn) >>> 0}`;
   if (withWindow) s += ` win ${seg.window}`;
   if (withOptions) {
-    const opts = formatOptions(seg.options);
+    const o: TcpOptions = { ...seg.options };
+    if (o.timestamp) o.timestamp = { value: (o.timestamp.value - ourTs0) >>> 0, echo: o.timestamp.echo };
+    if (o.sack) o.sack = o.sack.map(([l, r]): [number, number] => [(l - peerIsn) >>> 0, (r - peerIsn) >>> 0]);
+    const opts = formatOptions(o);
     if (opts) s += ` <${opts}>`;
   }
   return s;

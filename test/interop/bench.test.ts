@@ -53,7 +53,7 @@ async function leftovers(before: string[]): Promise<string[]> {
 }
 
 const SIDE_BY_SIDE = [
-  'bulk_download', 'bulk_upload', 'keepalive', 'latency_p50', 'latency_p99', 'newconn', 'keepalive_small', 'newconn_small',
+  'bulk_download', 'bulk_upload', 'bulk_download_loss', 'keepalive', 'latency_p50', 'latency_p99', 'newconn', 'keepalive_small', 'newconn_small',
   // The reverse proxy: its "kernel" side is Debian's nginx.
   'proxy_keepalive', 'proxy_newconn',
 ];

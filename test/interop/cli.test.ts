@@ -10,7 +10,8 @@ import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { spawnInNs, waitForLine } from '../helpers/cli.js';
 import { createNetns, describeInterop, run } from '../helpers/netns.js';
 import type { ExecResult, Netns } from '../helpers/netns.js';
 
@@ -36,26 +37,6 @@ function expectOneLineError(r: ExecResult, sentence: string | RegExp): void {
   expect(r.stdout).not.toContain('netstack is up');
 }
 
-/** Wait (bounded) until the child prints a line matching `re` on stdout. */
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; got: ${buf}`)), timeoutMs);
-    child.stdout!.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const line = buf.split('\n').find((l) => re.test(l));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the CLI exited (code ${code}) before printing ${re}; stdout: ${buf}`));
-    });
-  });
-}
-
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
@@ -72,15 +53,11 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
   it('comes up, answers ping, records a pcap, and on SIGINT exits 0 and removes the device', async () => {
     const pcapFile = join(dir, 'up.pcap');
     const dev = `nsup${process.pid % 10000}`;
-    const child = ns.spawn(
+    const { child, stderr: stderrOf } = spawnInNs(
+      ns,
       [...cliArgv, 'up', '--dev', dev, '--host', '10.66.0.1/24', '--addr', '10.66.0.2', '--pcap', pcapFile],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo },
+      repo,
     );
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
 
     const ready = await waitForLine(child, /netstack is up/);
     expect(ready).toBe(`netstack is up: 10.66.0.2 on ${dev} (host 10.66.0.1/24). Try: ping 10.66.0.2  or  curl http://10.66.0.2/`);
@@ -105,9 +82,9 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
 
     child.kill('SIGINT');
     const exit = await exitOf(child);
-    expect(exit, stderr).toEqual({ code: 0, signal: null });
-    expect(stderr).toContain('shutting down'); // JSON log lines on stderr when not a TTY
-    expect(stderr).not.toMatch(/"level":(50|60)/); // no error or fatal lines
+    expect(exit, stderrOf()).toEqual({ code: 0, signal: null });
+    expect(stderrOf()).toContain('shutting down'); // JSON log lines on stderr when not a TTY
+    expect(stderrOf()).not.toMatch(/"level":(50|60)/); // no error or fatal lines
     const after = await ns.exec(['ip', 'link', 'show', dev]);
     expect(after.code, 'the device should be gone').not.toBe(0);
 
@@ -168,6 +145,7 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
     [['up', '--mtu', '65536'], '--mtu must be an integer from 68 to 65535 (got "65536")'],
     [['up', '--port', '0'], '--port must be an integer from 1 to 65535'],
     [['up', '--log-level', 'loud'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
+    [['up', '--cc', 'bbr'], '--cc must be one of cubic, newreno (got "bbr")'],
     [['up', '--dev', 'much-too-long-name'], '--dev must be 1 to 15 characters'],
     [['up', '--max-orphans', 'lots'], '--max-orphans must be an integer from 0 to 999999 (got "lots")'],
     [['up', '--mem-limit', '0'], '--mem-limit must be an integer from 1 to 999999 (got "0")'],
@@ -183,10 +161,10 @@ describeInterop('netstack up (the CLI in a namespace)', () => {
   it('--help describes every option', async () => {
     const top = await cli(ns, ['--help']);
     expect(top.code).toBe(0);
-    expect(top.stdout).toMatch(/netstack up\s+create a TUN device/);
+    expect(top.stdout).toMatch(/netstack up\s+create a TUN \(or with --tap a TAP\) device/);
     const up = await cli(ns, ['up', '--help']);
     expect(up.code).toBe(0);
-    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--admin', '--mem-limit', '--max-connections', '--max-time-wait', '--max-orphans', '--orphan-retries', '--syn-cookies', '--log-level']) {
+    for (const opt of ['--dev', '--host', '--addr', '--mtu', '--port', '--pcap', '--log-level', '--cc', '--tap', '--mac', '--admin', '--mem-limit', '--max-connections', '--max-time-wait', '--max-orphans', '--orphan-retries', '--syn-cookies']) {
       expect(up.stdout).toMatch(new RegExp(`^\\s+${opt}\\s+\\S`, 'm'));
     }
   });

@@ -2,7 +2,7 @@
  * `netstack get` as a user runs it, in a fresh namespace: against a Node HTTP server and
  * dnsmasq on the kernel side (body intact, the timeline complete and in order), against a
  * `netstack up --dns` routed through the kernel (stack to stack), and every way it fails
- * ending in one sentence.
+ * (a malformed response among them) ending in one sentence.
  */
 import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
@@ -21,13 +21,21 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const BODY_BYTES = 1 << 20;
 
-/** A Node HTTP server serving a fixed 1 MiB body at any path, on every address of the namespace. */
+/**
+ * A Node HTTP server serving a fixed 1 MiB body at any path, on every address of the namespace,
+ * and on port 8002 a raw TCP server answering with a response framed two ways (smuggling).
+ */
 const SERVER = `
 const http = require('http');
+const net = require('net');
 const body = Buffer.alloc(${BODY_BYTES});
 for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 8)) & 255;
+let ready = 0;
+const up = () => { if (++ready === 2) console.log('listening'); };
 http.createServer((req, res) => { res.setHeader('Content-Length', body.length); res.end(body); })
-  .listen(8000, '0.0.0.0', () => console.log('listening'));
+  .listen(8000, '0.0.0.0', up);
+net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.end('HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n')); })
+  .listen(8002, '0.0.0.0', up);
 `;
 
 function expectedSha(): string {
@@ -173,6 +181,7 @@ describeInterop('netstack get (the journey of a request)', () => {
     [['--resolver', '10.78.0.1', '--timeout', '5', 'http://nothere.test:8000/'], 'netstack: nothere.test: name not found (the DNS server 10.78.0.1 answered NXDOMAIN)'],
     [['--timeout', '5', 'http://10.78.0.1:8001/'], 'netstack: connection refused by 10.78.0.1:8001: nothing listens there'],
     [['--resolver', '10.78.0.77', '--timeout', '1.5', 'http://web.test/'], 'netstack: timed out after 1.5 s waiting for the DNS answer'],
+    [['--timeout', '5', 'http://10.78.0.1:8002/'], 'netstack: bad response from 10.78.0.1:8002: the response has both Content-Length and Transfer-Encoding'],
   ])('fails with one sentence: %j', async (args, sentence) => {
     // A dnsmasq that knows nothing under .test, for the NXDOMAIN case.
     spawnIn(ns, ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--bind-dynamic', '--listen-address=10.78.0.1', '--local=/test/', '--pid-file=']);

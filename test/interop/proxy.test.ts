@@ -227,9 +227,14 @@ describeInterop('reverse proxy on netstack TCP (Node upstreams on the kernel sid
       await sleep(1000);
       expect(ours(8011, 'TIME-WAIT') + ours(8012, 'TIME-WAIT')).toBe(0);
       // One upstream connection per request, each closed first by the server: in TIME-WAIT
-      // on the kernel's side (or still on its way there, if our FIN is in flight).
+      // on the kernel's side (or still on its way there, if our FIN is in flight). Not exactly
+      // one entry per request: our ephemeral ports start at random, so with ~2,000 connections
+      // over ~28,000 ports some 4-tuples come round again while the kernel still holds them in
+      // TIME-WAIT, and the kernel reuses that entry for the new SYN (RFC 6191) — about n²/2P
+      // of them, ~3% here. Nine in ten is far above what a side that kept its own TIME-WAITs
+      // (zero on the kernel's side) would show.
       const ss = await t.exec(['ss', '-Htan', 'state', 'time-wait', 'state', 'fin-wait-1', 'state', 'fin-wait-2', '( sport = :8011 or sport = :8012 )']);
-      expect(ss.stdout.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(w.requests);
+      expect(ss.stdout.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(Math.floor(w.requests * 0.9));
     } finally {
       for (const c of extra) await stop(c);
     }

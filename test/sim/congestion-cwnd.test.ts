@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim, randomBytes } from '../helpers/sim.js';
 import type { Sim } from '../helpers/sim.js';
-import { NewReno } from '../../src/tcp/congestion.js';
+import { NewReno, newReno } from '../../src/tcp/congestion.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import type { FaultyOptions } from '../../src/link/faulty.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
@@ -31,11 +31,15 @@ interface Run {
   trace: Sample[];
 }
 
+/** These traces show NewReno (RFC 5681) as it was before SACK, timestamps and CUBIC: the sender is
+ *  configured for it (CUBIC's curve is in test/unit/cubic.test.ts, SACK recovery in congestion-loss). */
+const RENO: Partial<TcpConfig> = { congestionControl: newReno, sack: false, timestamps: false };
+
 /** A sends `size` bytes to B over `aToB` (ACKs come back over a clean link with the same delay). */
 async function bulk(size: number, aToB: Omit<FaultyOptions, 'seed'>, tcpA: Partial<TcpConfig> = {}, seed = 3): Promise<Run> {
   // Buffers at their full size from the start: the trace is of cwnd alone, not of buffer autotuning.
   const full = { initialRcvBuf: 1 << 20, initialSndBuf: 1 << 20 };
-  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcp: full, tcpA });
+  const sim = createSim({ seed, aToB, bToA: { delayMs: aToB.delayMs }, tcp: full, tcpA: { ...RENO, ...tcpA } });
   const { clock, a, b } = sim;
   const data = randomBytes(size, seed);
   const got: Buffer[] = [];
@@ -127,7 +131,7 @@ describe('cwnd trace (RFC 5681 §3.1)', () => {
   });
 
   it('[cc.trace-rto-collapse] a timeout (a 2 s blackout) collapses cwnd to one segment and halves ssthresh; slow start climbs back to it', async () => {
-    const sim = createSim({ seed: 5, aToB: { delayMs: 10 }, bToA: { delayMs: 10 } });
+    const sim = createSim({ seed: 5, aToB: { delayMs: 10 }, bToA: { delayMs: 10 }, tcpA: RENO });
     const { clock, a, b } = sim;
     const size = 3_000_000;
     let received = 0;

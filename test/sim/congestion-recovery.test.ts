@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { passiveOpen, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
+import { newReno } from '../../src/tcp/congestion.js';
 
 function open(h: ScriptHost) {
   return passiveOpen(h, { win: 60000, peerOpts: '<mss 1000>' });
@@ -12,7 +13,7 @@ function open(h: ScriptHost) {
 
 describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)', () => {
   it('[cc.newreno-timeline] 3 dup ACKs -> retransmit; inflation sends new data; a partial ACK retransmits the next hole at once; the full ACK deflates', async () => {
-    const h = scriptHost();
+    const h = scriptHost({ tcp: { congestionControl: newReno } });
     h.listen();
     await open(h)
       .do((h) => h.socket.write(Buffer.alloc(30_000, 5)))
@@ -31,29 +32,34 @@ describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)',
       .send('. 10001:11001(1000) ack 1')
       .send('. 11001:12001(1000) ack 1')
       .recv('. 1:1(0) ack 1001 win 60000')
+      // RFC 3042 limited transmit: each of the first two duplicates sends one new segment
+      // beyond cwnd, cwnd itself unchanged.
+      .send('. 12001:13001(1000) ack 1')
+      .do((h) => expect(h.conn!.snd.cc.cwnd).toBe(11_000))
       .recv('. 1:1(0) ack 1001 win 60000')
-      .quiet(0) // two duplicates: nothing yet
+      .send('. 13001:14001(1000) ack 1')
       .recv('. 1:1(0) ack 1001 win 60000')
-      // Third: ssthresh = 11000 / 2 = 5500, cwnd = 5500 + 3 * 1000; retransmit the missing segment.
+      // Third: ssthresh = 13000 / 2 = 6500, cwnd = 6500 + 3 * 1000; retransmit the missing segment.
       .send('. 1001:2001(1000) ack 1')
-      .do((h) => expect([h.conn!.snd.cc.ssthresh, h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([5500, 8500, true]))
+      .do((h) => expect([h.conn!.snd.cc.ssthresh, h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([6500, 9500, true]))
       .recv('. 1:1(0) ack 1001 win 60000') // each further duplicate inflates cwnd by one MSS...
       .recv('. 1:1(0) ack 1001 win 60000')
-      .recv('. 1:1(0) ack 1001 win 60000') // 11 500: 500 bytes usable, held (sender SWS)
+      .recv('. 1:1(0) ack 1001 win 60000')
+      .recv('. 1:1(0) ack 1001 win 60000') // 13 500: 500 bytes usable, held (sender SWS)
       .quiet(0)
-      .recv('. 1:1(0) ack 1001 win 60000') // 12 500 > 11 000 in flight: a new segment
-      .send('. 12001:13001(1000) ack 1')
+      .recv('. 1:1(0) ack 1001 win 60000') // 14 500 > 13 000 in flight: a new segment
+      .send('. 14001:15001(1000) ack 1')
       // Partial ACK (covers the retransmission, stops at the second hole): retransmit it at once,
-      // without waiting for three more duplicates or the RTO; cwnd 12500 - 4000 + 1000.
+      // without waiting for three more duplicates or the RTO; cwnd 14500 - 4000 + 1000.
       .recv('. 1:1(0) ack 5001 win 60000')
       .send('. 5001:6001(1000) ack 1')
-      .send('. 13001:14001(1000) ack 1')
-      .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([9500, true]))
-      // Full ACK (everything up to "recover" = 12001, and more): leave recovery with
-      // cwnd = min(ssthresh, FlightSize + MSS) = min(5500, 1000 + 1000).
-      .recv('. 1:1(0) ack 13001 win 60000')
+      .send('. 15001:16001(1000) ack 1')
+      .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([11_500, true]))
+      // Full ACK (everything up to "recover" = 14001, and more): leave recovery with
+      // cwnd = min(ssthresh, FlightSize + MSS) = min(6500, 1000 + 1000).
+      .recv('. 1:1(0) ack 15001 win 60000')
       .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.cc.inRecovery]).toEqual([2000, false]))
-      .send('. 14001:15001(1000) ack 1');
+      .send('. 16001:17001(1000) ack 1');
     const s = h.stack.stats();
     expect(s['tcp.fast-retransmit']).toBe(1);
     expect(s['tcp.rto']).toBeUndefined();
@@ -63,7 +69,7 @@ describe('fast retransmit and NewReno fast recovery (RFC 5681 §3.2, RFC 6582)',
 
 describe('retransmission timer (RFC 6298 §5)', () => {
   it('[rto.timer-rules] restarted by an ACK of new data (5.3), doubled on expiry (5.5), stopped when all is acknowledged (5.2)', async () => {
-    const h = scriptHost();
+    const h = scriptHost({ tcp: { congestionControl: newReno } });
     h.listen();
     await open(h)
       .do((h) => h.socket.write(Buffer.alloc(3000, 6)))
@@ -89,7 +95,7 @@ describe('retransmission timer (RFC 6298 §5)', () => {
   });
 
   it("[rto.karn] Karn's algorithm: no RTT sample from a retransmitted segment; the backed-off RTO stays until a fresh sample (RFC 6298 §3, §5)", async () => {
-    const h = scriptHost();
+    const h = scriptHost({ tcp: { congestionControl: newReno } });
     h.listen();
     await open(h)
       .do((h) => h.socket.write(Buffer.alloc(1000, 7)))

@@ -214,10 +214,13 @@ describe('giving up', () => {
     expect(ok).toBe(true);
     expect(client.events).toEqual(['connect', 'error ETIMEDOUT', 'close']);
     expect(sim.states('a')).toEqual([...ACTIVE_OPEN, 'ESTABLISHED>CLOSED']);
-    // RTO 200 ms (the handshake's RTT is 0), doubled after each of the 4 retransmissions.
-    expect(sim.transitions('a')[2]!.at - start).toBe(200 + 400 + 800 + 1600 + 3200);
-    // The initial flight (5000 bytes in 4 segments of 1460) plus one retransmission per timeout.
-    expect(sim.aOut!.stats.sent - sentBefore).toBe(4 + 4);
+    // A tail loss probe first, 2·SRTT + 2 ms = 2 ms after the flight (the handshake's RTT is 0,
+    // RFC 8985 §7.2), which restarts the RTO (§7.3); then RTO 200 ms, doubled after each of the 4
+    // retransmissions.
+    expect(sim.a.stats()['tcp.tlp.probe']).toBe(1);
+    expect(sim.transitions('a')[2]!.at - start).toBe(2 + 200 + 400 + 800 + 1600 + 3200);
+    // The initial flight (5000 bytes in 4 segments of 1448), the probe, and one retransmission per timeout.
+    expect(sim.aOut!.stats.sent - sentBefore).toBe(4 + 1 + 4);
     expect(sim.a.stats()['tcp.timeout']).toBe(1);
     // B never learns: its connection is still open; it is torn down by hand.
     expect(sim.states('b')).toEqual(PASSIVE_OPEN);

@@ -85,7 +85,7 @@ const EXPECTED_COUNTER: Record<string, string | string[]> = {
   'bad-src': 'ip.drop.bad-src',
   'unknown-protocol': 'ip.drop.unknown-protocol',
   'tcp-bad-checksum': 'tcp.drop.bad-checksum',
-  'tcp-bad-option': 'tcp.option.malformed', // ignored, like Linux: the segment itself goes on
+  'tcp-bad-option': 'tcp.bad-option', // ignored, not the segment (as Linux)
   'tcp-bad-data-offset': 'tcp.drop.bad-data-offset',
   'tcp-truncated': 'tcp.drop.truncated',
   'tcp-bad-ports': 'tcp.drop.bad-ports',

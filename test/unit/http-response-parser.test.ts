@@ -174,6 +174,13 @@ describe('hostile responses are errors (the proxy answers 502)', () => {
     expect(parse(big).error).toBe('header-too-large');
   });
 
+  it('a status line that never ends is refused at the limit, not buffered', () => {
+    const p = new ResponseParser('GET', { maxHeaderBytes: 64 * 1024 });
+    p.feed(Buffer.alloc(70 * 1024, 0x41));
+    expect(p.next()).toEqual({ type: 'error', reason: 'header-too-large' });
+    expect(p.bufferedBytes).toBe(0);
+  });
+
   it('endless interim responses', () => {
     expect(parse('HTTP/1.1 100 Continue\r\n\r\n'.repeat(20)).error).toBe('too-many-informational');
   });

@@ -149,3 +149,34 @@ describe('status page with many connections', () => {
     expect(html).toContain(`… and ${5150 - MAX_LISTED} more`);
   });
 });
+
+describe('the neighbour cache on the pages (TAP mode)', () => {
+  const view: StackView = {
+    addr: '10.0.0.2',
+    startedAt: 0,
+    stats: () => ({}),
+    connections: () => [],
+    neighbours: () => [
+      { ip: '10.0.0.1', mac: '02:00:00:00:00:01', state: 'REACHABLE', queued: 0, probes: 0, confirmedAgoMs: 1500 },
+      { ip: '10.0.0.9', mac: '', state: 'INCOMPLETE', queued: 2, probes: 1, confirmedAgoMs: -1 },
+    ],
+  };
+
+  it('/metrics has the entries per state and one sample per entry', () => {
+    const text = renderMetrics(view, 0);
+    expect(text).toContain('# TYPE netstack_neighbours gauge\n');
+    expect(text).toContain('netstack_neighbours{state="INCOMPLETE"} 1\nnetstack_neighbours{state="REACHABLE"} 1\n');
+    expect(text).toContain('netstack_neighbour{ip="10.0.0.1",mac="02:00:00:00:00:01",state="REACHABLE"} 1\n');
+    expect(text).toContain('netstack_neighbour{ip="10.0.0.9",mac="",state="INCOMPLETE"} 1\n');
+  });
+
+  it('the status page lists them like ip neigh; a TUN stack (no neighbours()) has no such table', () => {
+    const html = renderStatusPage(view, 0);
+    expect(html).toContain('<h2>Neighbours (ARP)</h2>');
+    expect(html).toContain('<tr><td>10.0.0.1</td><td>02:00:00:00:00:01</td><td>REACHABLE</td><td>1.5</td><td>0</td></tr>');
+    expect(html).toContain('<tr><td>10.0.0.9</td><td>(incomplete)</td><td>INCOMPLETE</td><td></td><td>2</td></tr>');
+    const { neighbours: _, ...tun } = view;
+    expect(renderStatusPage(tun, 0)).not.toContain('Neighbours');
+    expect(renderMetrics(tun, 0)).not.toContain('netstack_neighbour');
+  });
+});

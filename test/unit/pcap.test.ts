@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { internetChecksum } from '../../src/ip/checksum.js';
 import { parseIpv4, writeIpv4 } from '../../src/ip/addr.js';
 import { MemoryLink } from '../../src/link/memory.js';
-import { LINKTYPE_RAW, PcapWriter, pcapGlobalHeader, wrapLink } from '../../src/link/pcap.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter, pcapGlobalHeader, wrapLink } from '../../src/link/pcap.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'netstack-pcap-'));
@@ -177,5 +177,14 @@ describe('PcapWriter', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/10\.9\.8\.1 > 10\.9\.8\.2: ICMP echo request, id 4660, seq 5, length 64/);
     expect(lines[1]).toMatch(/10\.9\.8\.2 > 10\.9\.8\.1: ICMP echo reply, id 4660, seq 5, length 64/);
+  });
+});
+
+describe('pcap link type', () => {
+  it('is LINKTYPE_RAW (101) for TUN and LINKTYPE_ETHERNET (1) for TAP', () => {
+    const linktype = (h: Uint8Array) => new DataView(h.buffer, h.byteOffset).getUint32(20, true);
+    expect(linktype(pcapGlobalHeader())).toBe(LINKTYPE_RAW);
+    expect(LINKTYPE_RAW).toBe(101);
+    expect(linktype(pcapGlobalHeader(65535, LINKTYPE_ETHERNET))).toBe(1);
   });
 });

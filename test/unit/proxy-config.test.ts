@@ -28,7 +28,7 @@ function errorOf(text: string): string {
 }
 
 describe('a valid configuration', () => {
-  it("reads the issue's example completely", () => {
+  it("reads a full configuration (upstream with weights, max_fails, backup, keepalive; server with proxy and root locations) completely", () => {
     const c = parseProxyConfig(EXAMPLE, 'ex.conf');
     expect(c.listen).toBe(80);
     const app = c.upstreams.get('app')!;

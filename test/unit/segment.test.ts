@@ -236,20 +236,22 @@ describe('parseTcp: option parsing', () => {
     ['a good option followed by a bad one', [2, 4, 5, 180, 3, 0, 0, 0]],
   ];
   for (const [name, bytes] of hostile) {
-    it(`ignores ${name} and keeps the segment, like Linux (marked badOptions)`, () => {
-      const s = ok(parseTcp(withRawOptions(bytes, [9, 8, 7]), SRC, DST));
+    it(`ignores ${name}, not the segment, and flags it (as Linux)`, () => {
+      const s = parseTcp(withRawOptions(bytes), SRC, DST);
+      if ('error' in s) throw new Error(`dropped: ${s.error}`);
       expect(s.badOptions).toBe(true);
-      expect(Array.from(s.payload)).toEqual([9, 8, 7]);
+      expect(s.payload.length).toBe(0);
+      // Only what parsed cleanly before the bad option survives.
+      expect(s.options).toEqual(name === 'a good option followed by a bad one' ? { mss: 1460 } : {});
     });
   }
-
-  it('keeps the good options before a malformed one (a SYN with a bad option still gets its MSS)', () => {
-    const s = ok(parseTcp(withRawOptions([2, 4, 5, 180, 3, 0, 0, 0]), SRC, DST));
-    expect(s.options).toEqual({ mss: 1460 });
-    expect(s.badOptions).toBe(true);
-    // A known option with the wrong length is skipped by its length; what follows still counts.
-    const t = ok(parseTcp(withRawOptions([2, 3, 5, 4, 2, 1, 1, 1]), SRC, DST));
-    expect(t.options).toEqual({ sackPermitted: true });
+  it('[opt.malformed-ignored] a malformed option is ignored, not the segment: a wrong length of a known option is skipped by its length, a bad length ends the options (as Linux)', () => {
+    const s = parseTcp(withRawOptions([2, 3, 5, 1, 4, 2, 1, 1]), SRC, DST); // MSS len 3, then sackOK
+    if ('error' in s) throw new Error(s.error);
+    expect([s.options, s.badOptions]).toEqual([{ sackPermitted: true }, true]);
+    const ok = parseTcp(withRawOptions([2, 4, 5, 180]), SRC, DST);
+    if ('error' in ok) throw new Error(ok.error);
+    expect(ok.badOptions).toBeUndefined();
   });
 });
 

@@ -558,7 +558,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .state('SYN-SENT')
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1400,wscale 2>')
       .send('. 1:1(0) ack 1')
@@ -571,13 +571,13 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost({ tcp: { synRetries: 2, initialRto: 1000 } });
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .quiet(999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
       .quiet(1999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 3000 ecr 0,wscale 7>')
       .quiet(3999)
       .after(1)
       .state('CLOSED')
@@ -590,7 +590,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('R. 0:0(0) ack 5') // not our SYN's ACK: ignored
       .state('SYN-SENT')
       .recv('R. 0:0(0) ack 1')
@@ -603,7 +603,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S. 0:0(0) ack 7 win 65535 <mss 1460>')
       .send('R 7:7(0) win 0')
       .state('SYN-SENT');
@@ -613,7 +613,7 @@ describe('active open (RFC 9293 §3.10.7.3)', () => {
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
       .state('SYN-RECEIVED')
@@ -633,7 +633,7 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
       const h = scriptHost();
       await script(h)
         .do((h) => h.connect())
-        .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+        .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
         .icmp(UNREACHABLE, code, { seq: 0 })
         .state('CLOSED')
         .quiet(60_000);
@@ -646,12 +646,12 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
     const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .icmp(UNREACHABLE, HOST, { seq: 0 })
       .state('SYN-SENT')
       .quiet(999)
       .after(1)
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
       .quiet(1999)
       .after(1)
       .state('CLOSED');
@@ -689,7 +689,7 @@ describe('ICMP errors about our segments (RFC 1122 §4.2.3.9, RFC 1191, RFC 5927
     const h = scriptHost();
     await script(h)
       .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .icmp(UNREACHABLE, PORT, { seq: 1 }) // past SND.NXT
       .icmp(UNREACHABLE, PORT, { seq: -1 }) // before SND.UNA
       .icmp(UNREACHABLE, PORT, { seq: 0, srcPort: 1234 }) // not our connection
@@ -1027,7 +1027,7 @@ describe('keepalive (RFC 1122 §4.2.3.6) and odd application calls', () => {
         const socket = h.connect();
         socket.on('connect', () => socket.destroy());
       })
-      .send('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
       .send('R. 1:1(0) ack 1')
       .state('CLOSED')

@@ -44,23 +44,23 @@ describe('ladder rows of a scripted connection', () => {
     const story = watcher.story(1)!;
     expect(story.closedAt).toBeDefined();
     expect(ladderRows(story).map(line)).toEqual([
-      '0 peer -> S 0:0(0) win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer SYN-SENT]',
+      '0 peer -> S 0:0(0) win 65535 <mss 1460,sackOK,TS val 4071903821 ecr 0,wscale 7>  [us SYN-RECEIVED, peer SYN-SENT]',
       // A listener's child is born in SYN-RECEIVED (the listener stays in LISTEN).
       '0 us CLOSED -> SYN-RECEIVED (SYN to listener :80)',
-      '0 <- us   S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  [us SYN-RECEIVED, peer ESTABLISHED]',
-      // The client's ACK of our SYN rides on its request.
-      '0 peer -> P. 1:28(27) ack 1 win 8192  [us ESTABLISHED, peer ESTABLISHED]',
+      '0 <- us   S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 4139130261 ecr 4071903821,wscale 7>  [us SYN-RECEIVED, peer ESTABLISHED]',
+      // The client's ACK of our SYN rides on its request. The app answers and ends in the same
+      // instant (the virtual clock settles the app's work before time moves), so no delayed ACK:
+      // the response carries our FIN, and the row shows our state once that batch was done.
+      '0 peer -> P. 1:28(27) ack 1 win 8192  [us FIN-WAIT-1, peer ESTABLISHED]',
       '0 us SYN-RECEIVED -> ESTABLISHED (ACK of our SYN)',
-      // Delayed ACK (40 ms), then the response with our FIN (the app ended it).
-      '40 <- us   . 1:1(0) ack 28 win 8192  [us ESTABLISHED, peer ESTABLISHED]',
-      '40 us ESTABLISHED -> FIN-WAIT-1 (close)',
-      '40 <- us   FP. 1:44(43) ack 28 win 8192  [us FIN-WAIT-1, peer CLOSE-WAIT]',
-      '40 peer -> . 28:28(0) ack 45 win 8192  [us FIN-WAIT-2, peer CLOSE-WAIT]',
-      '40 us FIN-WAIT-1 -> FIN-WAIT-2 (ACK of our FIN)',
-      '200 peer -> F. 28:28(0) ack 45 win 8192  [us TIME-WAIT, peer LAST-ACK]',
-      '200 us FIN-WAIT-2 -> TIME-WAIT (FIN received)',
-      '200 <- us   . 45:45(0) ack 29 win 8192  [us TIME-WAIT, peer CLOSED]',
-      '60200 us TIME-WAIT -> CLOSED (2*MSL timeout)',
+      '0 us ESTABLISHED -> FIN-WAIT-1 (close)',
+      '0 <- us   FP. 1:44(43) ack 28 win 8192  [us FIN-WAIT-1, peer CLOSE-WAIT]',
+      '0 peer -> . 28:28(0) ack 45 win 8192  [us FIN-WAIT-2, peer CLOSE-WAIT]',
+      '0 us FIN-WAIT-1 -> FIN-WAIT-2 (ACK of our FIN)',
+      '0 peer -> F. 28:28(0) ack 45 win 8192  [us TIME-WAIT, peer LAST-ACK]',
+      '0 us FIN-WAIT-2 -> TIME-WAIT (FIN received)',
+      '0 <- us   . 45:45(0) ack 29 win 8192  [us TIME-WAIT, peer CLOSED]',
+      '60000 us TIME-WAIT -> CLOSED (2*MSL timeout)',
     ]);
   });
 
@@ -68,22 +68,22 @@ describe('ladder rows of a scripted connection', () => {
     const { watcher } = await scriptedRequest();
     const text = formatLadder(watcher.story(1)!).split('\n');
     expect(text[0]).toMatch(/^ +time  peer +10\.0\.0\.1:\d+ ⇄ 10\.0\.0\.2:80 +netstack$/);
-    expect(text[1]).toBe('  0.000 ms  SYN-SENT      S 0:0(0) win 65535 <mss 1460,wscale 7> ──▶  SYN-RECEIVED');
+    expect(text[1]).toBe('  0.000 ms  SYN-SENT      S 0:0(0) win 65535 <mss 1460,sackOK,TS val 4071903821 ecr 0,wscale 7> ──▶  SYN-RECEIVED');
     expect(text[2]).toBe(`  0.000 ms${' '.repeat(58)}CLOSED → SYN-RECEIVED (SYN to listener :80)`);
-    expect(text[3]).toBe('  0.000 ms  ESTABLISHED   ◀── S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>  SYN-RECEIVED');
+    expect(text[3]).toBe('  0.000 ms  ESTABLISHED   ◀── S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 4139130261 ecr 4071903821,wscale 7>  SYN-RECEIVED');
   });
 
   it('give the time-sequence series: data sent, the ACKs and the scaled window edge', async () => {
     const { watcher } = await scriptedRequest();
     const g = graphSeries(watcher.story(1)!);
-    expect(g.sent).toEqual([[40, 1, 44, 0]]);
-    expect(g.acks).toEqual([[0, 1], [40, 45], [200, 45]]);
+    expect(g.sent).toEqual([[0, 1, 44, 0]]);
+    expect(g.acks).toEqual([[0, 1], [0, 45], [0, 45]]);
     // Both SYNs carried wscale 7: the peer's 8192 means 8192 << 7 bytes past the ACK.
-    expect(g.window).toEqual([[0, 1 + 8192 * 128], [40, 45 + 8192 * 128], [200, 45 + 8192 * 128]]);
+    expect(g.window).toEqual([[0, 1 + 8192 * 128], [0, 45 + 8192 * 128], [0, 45 + 8192 * 128]]);
     // A sample at every transition (6 after the listener's) and at most one per RTT between.
     const times = g.cwnd.map(([t]) => t);
     expect(times[0]).toBe(0);
-    expect(times.at(-1)).toBe(60200);
+    expect(times.at(-1)).toBe(60000);
     expect(times).toEqual([...times].sort((x, y) => x - y));
     for (const [, cwnd] of g.cwnd) expect(cwnd).toBeGreaterThanOrEqual(1460);
     for (const [, , rto] of g.rtt) expect(rto).toBeGreaterThan(0);

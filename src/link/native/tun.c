@@ -2,7 +2,8 @@
  * netstack_tun: a small Node-API addon that owns one Linux TUN device.
  *
  * It does only what JavaScript cannot do by itself:
- *   - open /dev/net/tun and TUNSETIFF (IFF_TUN | IFF_NO_PI: raw IPv4 packets, no header),
+ *   - open /dev/net/tun and TUNSETIFF (IFF_TUN | IFF_NO_PI: raw IPv4 packets, no header;
+ *     or IFF_TAP | IFF_NO_PI: Ethernet frames),
  *   - configure the interface by ioctl on an AF_INET socket (address, netmask, MTU, up),
  *   - watch the non-blocking fd with uv_poll and read every ready packet (up to a bound)
  *     in one wake-up, handing them to JavaScript in ONE callback as views of one ArrayBuffer,
@@ -10,7 +11,8 @@
  * All protocol logic lives in TypeScript (src/link/tun.ts wraps this).
  *
  * Exports (all synchronous, errors thrown as Error with .code = errno name, .syscall):
- *   open(name)                          -> { handle, name }   ("" lets the kernel pick tunN)
+ *   open(name, tap)                     -> { handle, name }   ("" lets the kernel pick tunN/tapN);
+ *                                       tap true: IFF_TAP, whole Ethernet frames instead of IPv4 packets
  *   setAddress(name, addr, netmask)     addr/netmask: uint32 in host order (10.0.0.1 = 0x0a000001)
  *   setMtu(name, mtu) / getMtu(name) / setTxQueueLen(name, packets)
  *   setUp(name, up)
@@ -24,6 +26,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <linux/if_tun.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +43,7 @@
  * (after timers and other I/O had their chance). */
 #define MAX_BATCH_PACKETS 256
 #define SLAB_FILL_LIMIT (1024 * 1024)
-#define MAX_PACKET 65536 /* an IPv4 packet is at most 65535 bytes: one read never truncates */
+#define MAX_PACKET (65536 + 32) /* an IPv4 packet is at most 65535 bytes (+ an Ethernet header in TAP mode) */
 #define SLAB_SIZE (SLAB_FILL_LIMIT + MAX_PACKET)
 
 typedef struct tun_handle {
@@ -283,9 +286,13 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
 /* ---------- exported functions ---------- */
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
   char name[IFNAMSIZ] = {0};
+  bool tap = false;
   if (!get_args(env, info, 1, argv) || !get_ifname(env, argv[0], name)) return NULL;
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &tap) != napi_ok) return throw_type(env, "tap must be a boolean");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -294,7 +301,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI; /* layer 3, no 4-byte packet-info prefix */
+  /* layer 3 (TUN) or layer 2 (TAP), no 4-byte packet-info prefix */
+  ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, IFNAMSIZ);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
