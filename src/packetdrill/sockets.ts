@@ -282,7 +282,7 @@ export class FdTable {
     const fd = this.get(num);
     if (!fd) return err('EBADF');
     const int = typeof value === 'number' ? value : 0;
-    const stackWide = (key: 'rcvBuf' | 'sndBuf' | 'keepaliveInterval' | 'keepaliveCount', v: number): CallResult => {
+    const stackWide = (key: 'rcvBuf' | 'sndBuf' | 'initialRcvBuf' | 'initialSndBuf' | 'keepaliveInterval' | 'keepaliveCount', v: number): CallResult => {
       if (this.env.hasStack() && this.env.config[key] !== v) {
         throw new Unsupported(`${name} after the first listen/connect (netstack sets it for the whole stack, before it starts)`);
       }
@@ -293,9 +293,13 @@ export class FdTable {
       case 'SO_REUSEADDR':
       case 'SO_REUSEPORT':
         return { ret: 0 };
+      // Linux: a buffer size set by the application is locked (SOCK_RCVBUF_LOCK / SOCK_SNDBUF_LOCK):
+      // tcp_rcv_space_adjust and tcp_sndbuf_expand leave it alone, so it starts at that size too.
       case 'SO_RCVBUF':
+        stackWide('initialRcvBuf', int);
         return stackWide('rcvBuf', int);
       case 'SO_SNDBUF':
+        stackWide('initialSndBuf', int);
         return stackWide('sndBuf', int);
       case 'TCP_KEEPINTVL':
         return stackWide('keepaliveInterval', int * 1000);

@@ -29,15 +29,17 @@ function openWithSack(h: ScriptHost, rttMs: number) {
     .recv('. 1:1(0) ack 1 win 60000');
 }
 
+// Our segments say win 512: the receive buffer starts at 64 KiB (initialRcvBuf, autotuned up from
+// there, like Linux's 64240) and 65536 >> 7 = 512.
 describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () => {
   it('[ts.negotiate-passive] a Linux SYN <mss, sackOK, TS, nop, wscale> is answered in kind; every later segment carries TS, and data segments leave room for it (MSS 1460 - 12)', async () => {
     const h = scriptHost();
     await openLinuxLike(h)
       .state('ESTABLISHED')
       .do((h) => h.socket.write(Buffer.alloc(3000, 7)))
-      .send('. 1:1449(1448) ack 1 win 8192 <TS val 20 ecr 1020>')
-      .send('. 1449:2897(1448) ack 1 win 8192 <TS val 20 ecr 1020>')
-      .send('P. 2897:3001(104) ack 1 win 8192 <TS val 20 ecr 1020>')
+      .send('. 1:1449(1448) ack 1 win 512 <TS val 20 ecr 1020>')
+      .send('. 1449:2897(1448) ack 1 win 512 <TS val 20 ecr 1020>')
+      .send('P. 2897:3001(104) ack 1 win 512 <TS val 20 ecr 1020>')
       .after(20)
       .recv('. 1:1(0) ack 3001 win 512 <TS val 1040 ecr 20>')
       .quiet(1000);
@@ -54,7 +56,7 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,wscale 7>')
       .recv('. 1:1(0) ack 1 win 512')
       .do((h) => h.socket.write(Buffer.alloc(10, 1)))
-      .send('P. 1:11(10) ack 1 win 8192');
+      .send('P. 1:11(10) ack 1 win 512');
     expect([h2.conn!.snd.mss, h2.conn!.sackOk, h2.conn!.ts]).toEqual([1460, true, undefined]);
   });
 
@@ -65,7 +67,7 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
       .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .after(7)
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 5000 ecr 0,nop,wscale 7>')
-      .send('. 1:1(0) ack 1 win 8192 <TS val 7 ecr 5000>')
+      .send('. 1:1(0) ack 1 win 512 <TS val 7 ecr 5000>')
       .state('ESTABLISHED');
     expect([h.conn!.sackOk, h.conn!.ts?.enabled, h.conn!.snd.mss]).toEqual([true, true, 1448]);
     expect(h.conn!.snd.rto.srtt).toBe(7);
@@ -74,9 +76,9 @@ describe('timestamps and SACK negotiation (RFC 7323 §3.2, RFC 2018 §2)', () =>
       .do((h) => h.connect())
       .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
       .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
-      .send('. 1:1(0) ack 1 win 8192')
+      .send('. 1:1(0) ack 1 win 512')
       .do((h) => h.socket.write(Buffer.alloc(10, 1)))
-      .send('P. 1:11(10) ack 1 win 8192');
+      .send('P. 1:11(10) ack 1 win 512');
     expect([h2.conn!.sackOk, h2.conn!.ts]).toEqual([false, undefined]);
   });
 });
@@ -87,15 +89,15 @@ describe('PAWS (RFC 7323 §5)', () => {
     await openLinuxLike(h)
       .recv('P. 1:101(100) ack 1 win 512 <TS val 2000 ecr 0>')
       .after(40)
-      .send('. 1:1(0) ack 101 win 8192 <TS val 60 ecr 2000>')
+      .send('. 1:1(0) ack 101 win 512 <TS val 60 ecr 2000>')
       // An old duplicate from a previous wrap of the sequence space: new sequence numbers, old clock.
       .recv('P. 101:201(100) ack 1 win 512 <TS val 1500 ecr 0>')
-      .send('. 1:1(0) ack 101 win 8192 <TS val 60 ecr 2000>')
+      .send('. 1:1(0) ack 101 win 512 <TS val 60 ecr 2000>')
       .do((h) => expect(h.received.length).toBe(100))
       // The real segment, with a current clock, is taken.
       .recv('P. 101:201(100) ack 1 win 512 <TS val 2001 ecr 0>')
       .after(40)
-      .send('. 1:1(0) ack 201 win 8192 <TS val 100 ecr 2001>')
+      .send('. 1:1(0) ack 201 win 512 <TS val 100 ecr 2001>')
       // A RST with an old timestamp still resets (§5.3: acceptable regardless of its timestamp).
       .recv('R. 201:201(0) ack 1 win 0 <TS val 5 ecr 0>')
       .state('CLOSED');

@@ -51,15 +51,15 @@ describe('ladder rows of a scripted connection', () => {
       // The client's ACK of our SYN rides on its request. The app answers and ends in the same
       // instant (the virtual clock settles the app's work before time moves), so no delayed ACK:
       // the response carries our FIN, and the row shows our state once that batch was done.
-      '0 peer -> P. 1:28(27) ack 1 win 8192  [us FIN-WAIT-1, peer ESTABLISHED]',
+      '0 peer -> P. 1:28(27) ack 1 win 512  [us FIN-WAIT-1, peer ESTABLISHED]',
       '0 us SYN-RECEIVED -> ESTABLISHED (ACK of our SYN)',
       '0 us ESTABLISHED -> FIN-WAIT-1 (close)',
-      '0 <- us   FP. 1:44(43) ack 28 win 8192  [us FIN-WAIT-1, peer CLOSE-WAIT]',
-      '0 peer -> . 28:28(0) ack 45 win 8192  [us FIN-WAIT-2, peer CLOSE-WAIT]',
+      '0 <- us   FP. 1:44(43) ack 28 win 512  [us FIN-WAIT-1, peer CLOSE-WAIT]',
+      '0 peer -> . 28:28(0) ack 45 win 512  [us FIN-WAIT-2, peer CLOSE-WAIT]',
       '0 us FIN-WAIT-1 -> FIN-WAIT-2 (ACK of our FIN)',
-      '0 peer -> F. 28:28(0) ack 45 win 8192  [us TIME-WAIT, peer LAST-ACK]',
+      '0 peer -> F. 28:28(0) ack 45 win 512  [us TIME-WAIT, peer LAST-ACK]',
       '0 us FIN-WAIT-2 -> TIME-WAIT (FIN received)',
-      '0 <- us   . 45:45(0) ack 29 win 8192  [us TIME-WAIT, peer CLOSED]',
+      '0 <- us   . 45:45(0) ack 29 win 512  [us TIME-WAIT, peer CLOSED]',
       '60000 us TIME-WAIT -> CLOSED (2*MSL timeout)',
     ]);
   });
@@ -78,8 +78,8 @@ describe('ladder rows of a scripted connection', () => {
     const g = graphSeries(watcher.story(1)!);
     expect(g.sent).toEqual([[0, 1, 44, 0]]);
     expect(g.acks).toEqual([[0, 1], [0, 45], [0, 45]]);
-    // Both SYNs carried wscale 7: the peer's 8192 means 8192 << 7 bytes past the ACK.
-    expect(g.window).toEqual([[0, 1 + 8192 * 128], [0, 45 + 8192 * 128], [0, 45 + 8192 * 128]]);
+    // Both SYNs carried wscale 7: the peer's 512 (a 64 KiB receive buffer, before autotuning) means 512 << 7 bytes past the ACK.
+    expect(g.window).toEqual([[0, 1 + 512 * 128], [0, 45 + 512 * 128], [0, 45 + 512 * 128]]);
     // A sample at every transition (6 after the listener's) and at most one per RTT between.
     const times = g.cwnd.map(([t]) => t);
     expect(times[0]).toBe(0);
