@@ -231,7 +231,7 @@ export function upOptions(y: Argv): Argv<UpArgs> {
     })
     .option('syn-cookies', {
       type: 'boolean',
-      default: DEFAULT_TCP_LIMITS.synCookies,
+      default: DEFAULT_TCP_LIMITS.synCookies !== false,
       describe: "answer SYNs with SYN cookies when a listener's SYN queue is full (Linux tcp_syncookies); --no-syn-cookies drops them",
     })
     .option('log-level', {

@@ -21,6 +21,7 @@ import { MemoryLink } from '../link/memory.js';
 import { VirtualClock } from '../runtime/clock.js';
 import { seededRandom } from '../runtime/random.js';
 import { Stack } from '../stack.js';
+import type { TcpLimits } from '../tcp/limits.js';
 import type { Captured, Flow, OutSegment } from './packet.js';
 import { TCP_FLAG_BITS, buildIcmpError, buildInbound, decodeOutbound, formatOut, formatSpec, matchOutbound } from './packet.js';
 import type { Expr, PacketSpec, Script, ScriptEvent, SyscallSpec } from './parse.js';
@@ -58,6 +59,34 @@ export const LINUX_PROFILE: TcpSettings = {
   initialRto: 1000,
   delayedAckMs: 40,
 };
+
+/**
+ * The Linux sysctls a script may set in a shell line (`` `sysctl -q net.ipv4.tcp_syncookies=2` ``),
+ * mapped to netstack's limits (src/tcp/limits.ts). They are read before the script runs and set
+ * for the whole stack; no other shell command is run.
+ */
+const SYSCTLS: Record<string, (v: number) => Partial<TcpLimits>> = {
+  'net.ipv4.tcp_syncookies': (v) => ({ synCookies: v === 2 ? 'always' : v !== 0 }),
+  'net.ipv4.tcp_max_syn_backlog': (v) => ({ maxSynBacklog: v }),
+  'net.ipv4.tcp_max_tw_buckets': (v) => ({ maxTimeWait: v }),
+  'net.ipv4.tcp_max_orphans': (v) => ({ maxOrphans: v }),
+  // Linux: 0 means 8 (tcp_orphan_retries()).
+  'net.ipv4.tcp_orphan_retries': (v) => ({ orphanRetries: v === 0 ? 8 : v }),
+  'net.ipv4.tcp_invalid_ratelimit': (v) => ({ invalidReplyIntervalMs: v }),
+  'net.ipv4.tcp_challenge_ack_limit': (v) => ({ challengeAcksPerSecond: v }),
+};
+
+/** The limits set by `sysctl -q name=value[; ...]`, or undefined when the command is anything else. */
+export function parseSysctls(command: string): Partial<TcpLimits> | undefined {
+  const out: Partial<TcpLimits> = {};
+  for (const part of command.split(/;|&&/).map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^sysctl(?:\s+-[qw]+)*\s+([\w.]+)=(\d+)$/.exec(part);
+    const set = m ? SYSCTLS[m[1]!] : undefined;
+    if (!m || !set) return undefined;
+    Object.assign(out, set(Number(m[2])));
+  }
+  return out;
+}
 
 const KNOWN_OPTIONS = new Set([
   'tolerance_usecs', 'tolerance_percent', 'local_ip', 'remote_ip', 'bind_port', 'connect_port', 'mtu', 'ip_version', 'gateway_ip', 'netmask_ip',
@@ -100,6 +129,8 @@ class Run {
    *  and SYN-ACK lines carry neither): scripts run with both off. A script that wants them needs the
    *  runner to match our TSval loosely first (it is a keyed hash of the 4-tuple plus the clock). */
   private readonly config: TcpSettings = { sack: false, timestamps: false };
+  /** Set by the script's sysctl lines (parseSysctls). */
+  private readonly limits: Partial<TcpLimits> = {};
   private readonly fds: FdTable;
   private readonly flow: Flow;
   private readonly out: Captured[] = [];
@@ -190,7 +221,11 @@ class Run {
   check(): void {
     for (const ev of this.script.events) {
       const a = ev.action;
-      if (a.type === 'shell' && !/defaults\.sh/.test(a.command)) throw new Unsupported(`line ${ev.line}: shell command \`${a.command}\` (shell lines are never executed)`);
+      if (a.type === 'shell' && !/defaults\.sh/.test(a.command)) {
+        const limits = parseSysctls(a.command);
+        if (!limits) throw new Unsupported(`line ${ev.line}: shell command \`${a.command}\` (shell lines are never executed; only the sysctls of src/tcp/limits.ts are read)`);
+        Object.assign(this.limits, limits);
+      }
       if (a.type === 'python') throw new Unsupported(`line ${ev.line}: %{ python }% assertions`);
       if (a.type === 'unsupported') throw new Unsupported(`line ${ev.line}: ${a.what}`);
       if (a.type === 'icmp' && a.icmp.dir === 'out') throw new Unsupported(`line ${ev.line}: outbound ICMP lines`);
@@ -221,6 +256,7 @@ class Run {
         isnSecret: secret,
         random: seededRandom(this.seed * 7919 + 2),
         tcp: { ...this.config },
+        limits: { ...this.limits },
         name: 'packetdrill',
       });
     }

@@ -28,8 +28,11 @@ export interface TcpLimits {
   orphanRetries: number;
   /** Half-open (SYN-RECEIVED) connections per listener, also bounded by its backlog (Linux tcp_max_syn_backlog). */
   maxSynBacklog: number;
-  /** Answer SYNs with SYN cookies when a listener's SYN queue is full (Linux tcp_syncookies = 1). */
-  synCookies: boolean;
+  /**
+   * Answer SYNs with SYN cookies when a listener's SYN queue is full (Linux tcp_syncookies = 1);
+   * 'always': every SYN, queue full or not (tcp_syncookies = 2, for tests); false: never (0).
+   */
+  synCookies: boolean | 'always';
   /** RSTs per second for segments that belong to no connection (burst: one second's worth). */
   rstPerSecond: number;
   /** Replies to invalid segments per connection: at most one per this many ms (Linux tcp_invalid_ratelimit). */

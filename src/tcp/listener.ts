@@ -41,8 +41,8 @@ export class Listener {
     readonly port: number,
     readonly backlog: number,
     readonly maxSynBacklog: number,
-    /** Answer SYNs with cookies when the SYN queue is full (else drop them). */
-    readonly synCookies = true,
+    /** Answer SYNs with cookies when the SYN queue is full (else drop them); 'always': every SYN. */
+    readonly synCookies: boolean | 'always' = true,
   ) {}
 
   /** §3.10.7.2: SEGMENT ARRIVES in LISTEN. */
@@ -60,7 +60,7 @@ export class Listener {
     // client retransmits). Like Linux, the backlog given to listen() bounds the half-open
     // connections too; when they fill it, a SYN gets a cookie instead of a queue entry.
     if (this.acceptQueueFull) return 'queue-full';
-    if (this.synQueueFull) {
+    if (this.synQueueFull || this.synCookies === 'always') {
       if (!this.synCookies) return 'queue-full';
       this.lastCookieAt = now;
       return 'cookie';
