@@ -43,7 +43,9 @@ interface Result {
 async function transfer(loss: number, seed: number, tcp: Partial<TcpConfig>, reorder = 0): Promise<Result> {
   const sim = createSim({
     seed,
-    tcp,
+    // Buffers at their full size from the start (autotuning starts them at 64 KiB): the table
+    // compares loss recovery, not how fast the receive window opens.
+    tcp: { initialRcvBuf: 1 << 20, initialSndBuf: 1 << 20, ...tcp },
     aToB: { loss, reorder, delayMs: 10, rateBytesPerMs: 12_500 },
     bToA: { loss, reorder, delayMs: 10 },
   });
