@@ -4,6 +4,7 @@
  * RFC 7323 §2.2 / §3.2, SACK-permitted RFC 2018 §2), segment arrival in SYN-SENT (§3.10.7.3), and
  * the SYN-RECEIVED cases of §3.10.7.4.
  */
+import type { TcpConfig } from './config.js';
 import type { Connection } from './connection.js';
 import { SackRecovery } from './recovery.js';
 import { SackReporter } from './sack.js';
@@ -42,21 +43,30 @@ export function openPassive(c: Connection, syn: TcpSegment, iss: number, port: n
 /**
  * The ACK that returns a valid SYN cookie (RFC 4987 §3.6; syncookie.ts): rebuild SYN-RECEIVED as
  * if the SYN had been queued and our SYN-ACK sent, then the caller hands the ACK to
- * `onSegment`, which completes the handshake as for any other. What the cookie could not carry
- * is off: no window scaling (the window stays under 64 KiB for the connection's life, RFC 7323
- * §2.2) until timestamps can carry it, as Linux does without them.
+ * `onSegment`, which completes the handshake as for any other. `synOptions` is what the cookie
+ * recovered of the SYN: the MSS from the ISN and, when the ACK echoed our cookie TSval, the window
+ * scale, SACK-permitted and the timestamps themselves (TS.Recent starts at the ACK's TSval, as in
+ * Linux's cookie_v4_check). Without timestamps: no window scaling (the window stays under 64 KiB
+ * for the connection's life, RFC 7323 §2.2) and no SACK, as Linux.
  */
-export function openFromCookie(c: Connection, ack: TcpSegment, cookieMss: number, synAckWindow: number, port: number, now: number): void {
+export function openFromCookie(
+  c: Connection,
+  ack: TcpSegment,
+  synOptions: TcpOptions,
+  tsOffset: number | undefined,
+  synAckWindow: number,
+  port: number,
+  now: number,
+): void {
   const iss = seqAdd(ack.ack, -1);
   const irs = seqAdd(ack.seq, -1);
   c.snd.init(iss);
   c.rcv.init(irs);
-  c.snd.mss = Math.min(cookieMss, c.rcv.mss);
-  c.snd.cc.setMss(c.snd.mss);
-  c.wscaleOk = false;
+  c.ts = tsOffset !== undefined && synOptions.timestamp !== undefined ? new Timestamps(tsOffset) : undefined;
+  applySynOptions(c, synOptions, now);
   c.snd.wl1 = irs;
   c.snd.wl2 = iss;
-  // What our cookie SYN-ACK offered: the peer may already send that much.
+  // What our cookie SYN-ACK offered (never scaled, RFC 7323 §2.2): the peer may already send that much.
   c.rcv.adv = seqAdd(c.rcv.nxt, synAckWindow);
   c.lastReceived = now;
   c.transition(TcpState.SYN_RECEIVED, `SYN cookie returned to listener :${port}`);
@@ -91,8 +101,13 @@ export function sendSyn(c: Connection, now: number): void {
  * receive buffer smaller than one unit a closed window could never open again.
  */
 function offeredWscale(c: Connection): number {
-  const step = Math.min(c.config.rcvBuf / 2, c.rcv.mss);
-  let shift = c.config.wscale;
+  return offeredWscaleFor(c.config, c.rcv.mss);
+}
+
+/** offeredWscale for a receive MSS of `rcvMss` (also what a SYN cookie SYN-ACK offers). */
+export function offeredWscaleFor(config: TcpConfig, rcvMss: number): number {
+  const step = Math.min(config.rcvBuf / 2, rcvMss);
+  let shift = config.wscale;
   while (shift > 0 && 2 ** shift > step) shift--;
   return shift;
 }

@@ -16,15 +16,15 @@ import { DEFAULT_TCP_CONFIG } from './config.js';
 import type { ConnectionHost, ConnectionInfo } from './connection.js';
 import { Connection } from './connection.js';
 import { icmpErrorArrives } from './icmp-errors.js';
-import { openFromCookie } from './handshake.js';
+import { offeredWscaleFor, openFromCookie } from './handshake.js';
 import { IsnGenerator } from './isn.js';
 import type { TcpLimits } from './limits.js';
 import { DEFAULT_TCP_LIMITS } from './limits.js';
 import { DEFAULT_BACKLOG, Listener } from './listener.js';
 import { MemoryBudget } from './memory.js';
 import { ChallengeAckBudget } from './ratelimit.js';
-import { SynCookies } from './syncookie.js';
-import type { TcpSegment } from './segment.js';
+import { SynCookies, cookieTimestamp, decodeCookieTimestamp } from './syncookie.js';
+import type { TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, parseTcp, writeTcp } from './segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
@@ -194,13 +194,24 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   /**
    * A SYN cookie SYN-ACK (RFC 4987 §3.6): the listener's SYN queue is full, so nothing is kept;
-   * the ISN carries the 4-tuple's keyed hash, the time and the MSS (syncookie.ts). It offers our
-   * MSS and an unscaled window, and no window scale: the cookie cannot carry one without timestamps.
+   * the ISN carries the 4-tuple's keyed hash, the time and the MSS (syncookie.ts). When the SYN
+   * carried timestamps, the low bits of our TSval carry its window scale and SACK-permitted, so
+   * we can offer both (as Linux); without them the SYN-ACK offers neither, and the window stays
+   * unscaled (under 64 KiB) for the connection's life.
    */
   private sendCookie(l: Listener, ip: Ipv4Header, seg: TcpSegment, now: number): void {
     const { iss } = this.cookies.encode(this.addr, l.port, ip.src, seg.srcPort, seg.seq, seg.options.mss, now);
     const ourMss = this.mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN;
-    const options = { mss: ourMss };
+    const options: TcpOptions = { mss: ourMss };
+    const peerTs = seg.options.timestamp;
+    if (peerTs !== undefined && this.config.timestamps) {
+      const peerWscale = seg.options.wscale;
+      const sackOk = this.config.sack && seg.options.sackPermitted === true;
+      const offset = this.isn.tsOffset(this.addr, l.port, ip.src, seg.srcPort);
+      options.timestamp = { value: (cookieTimestamp(Math.floor(now), peerWscale, sackOk) + offset) >>> 0, echo: peerTs.value };
+      if (peerWscale !== undefined) options.wscale = offeredWscaleFor(this.config, ourMss);
+      if (sackOk) options.sackPermitted = true;
+    }
     const packet = Buffer.allocUnsafe(IPV4_HEADER_LEN + TCP_HEADER_LEN + optionsLength(options));
     const fields = { srcPort: l.port, dstPort: seg.srcPort, seq: iss, ack: seqAdd(seg.seq, 1), flags: SYN | ACK, window: this.cookieWindow(), options };
     writeTcp(packet, IPV4_HEADER_LEN, fields, 0, ip.dst, ip.src);
@@ -231,7 +242,17 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
     this.conns.set(key, conn);
     l.adopt(conn);
-    openFromCookie(conn, seg, syn.mss, this.cookieWindow(), l.port, now);
+    // The options the SYN had, from the echo of our TSval (its offset taken away), if the ACK
+    // carries one; an ACK without timestamps gets none of them (Linux: cookie_timestamp_decode).
+    const echo = seg.options.timestamp;
+    let synOptions: TcpOptions = { mss: syn.mss };
+    let tsOffset: number | undefined;
+    if (echo !== undefined && this.config.timestamps) {
+      tsOffset = this.isn.tsOffset(this.addr, l.port, ip.src, seg.srcPort);
+      const { wscale, sackOk } = decodeCookieTimestamp((echo.echo - tsOffset) >>> 0);
+      synOptions = { mss: syn.mss, wscale, sackPermitted: sackOk || undefined, timestamp: { value: echo.value, echo: 0 } };
+    }
+    openFromCookie(conn, seg, synOptions, tsOffset, this.cookieWindow(), l.port, now);
     conn.onSegment(seg, now);
   }
 

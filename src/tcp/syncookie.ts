@@ -14,11 +14,12 @@
  * (Linux's msstab), so a forged cookie passes with odds of 4 in 2^24 per count value tried.
  * H is SipHash-2-4 (as in isn.ts, and as Linux); the keys are drawn once and can be rotated.
  *
- * What does NOT fit: window scaling, SACK-permitted, ECN. Linux hides them in the low bits
- * of the SYN-ACK's timestamp value when the client sent timestamps. Until this stack has
- * timestamps, a cookie SYN-ACK offers no window scale, so such a connection's window is at
- * most 64 KiB (RFC 7323 §2.2: scaling needs the option in both SYNs). `CookieSyn` is what a
- * cookie recovers; the timestamp encoding can add its fields there.
+ * What does not fit in the ISN: the peer's window scale and SACK-permitted. As Linux does
+ * (cookie_init_timestamp / cookie_timestamp_decode), they travel in the low COOKIE_TS_BITS bits
+ * of our SYN-ACK's TSval when the SYN carried timestamps, and come back in the ACK's TSecr
+ * (`cookieTimestamp`, `decodeCookieTimestamp`). Without timestamps a cookie SYN-ACK offers no
+ * window scale and no SACK, so such a connection's window is at most 64 KiB (RFC 7323 §2.2:
+ * scaling needs the option in both SYNs) — Linux behaves the same.
  *
  * Sans-I/O: `now` (ms) comes from the caller; the keys are the only randomness.
  */
@@ -31,6 +32,13 @@ export const COOKIE_MSS_TABLE: readonly number[] = [536, 1300, 1440, 1460];
 export const COOKIE_PERIOD_MS = 60_000;
 /** A cookie is valid while the clock moved on by fewer ticks than this (Linux MAX_SYNCOOKIE_AGE). */
 export const COOKIE_MAX_AGE = 2;
+
+/** Low bits of a cookie SYN-ACK's TSval that carry the SYN's options (Linux's TSBITS). */
+export const COOKIE_TS_BITS = 6;
+/** In those bits: the peer's window scale, 0..14, or 15 for "no window scaling" (TS_OPT_WSCALE_MASK). */
+const TS_WSCALE_MASK = 0xf;
+/** ...and SACK-permitted (TS_OPT_SACK). Bit 5 is Linux's ECN, which this stack does not do. */
+const TS_SACK = 0x10;
 
 const COOKIE_BITS = 24;
 const COOKIE_MASK = (1 << COOKIE_BITS) - 1;
@@ -140,6 +148,28 @@ export class SynCookies {
     m[12] = count >>> 24; m[13] = count >>> 16; m[14] = count >>> 8; m[15] = count;
     return siphash24(key, m).lo;
   }
+}
+
+/**
+ * The timestamp clock value (before the connection's offset) for a cookie SYN-ACK sent when the
+ * clock reads `clock`: its low COOKIE_TS_BITS bits say the SYN's window scale (`undefined`: it
+ * offered none) and SACK-permitted, the rest is the clock, moved back by one step if need be so
+ * that it is never ahead of the clock (Linux's cookie_init_timestamp). The connection's later
+ * TSvals are the clock itself, so they never go backwards from it.
+ */
+export function cookieTimestamp(clock: number, wscale: number | undefined, sackOk: boolean): number {
+  const options = (wscale === undefined ? TS_WSCALE_MASK : Math.min(wscale, 14)) | (sackOk ? TS_SACK : 0);
+  const now = clock >>> 0;
+  let ts = ((now >>> COOKIE_TS_BITS) << COOKIE_TS_BITS) >>> 0;
+  ts = (ts | options) >>> 0;
+  if (ts > now) ts = (ts - (1 << COOKIE_TS_BITS)) >>> 0;
+  return ts;
+}
+
+/** What the ACK's TSecr (less the connection's offset) says about the SYN (Linux's cookie_timestamp_decode). */
+export function decodeCookieTimestamp(echo: number): { wscale: number | undefined; sackOk: boolean } {
+  const w = echo & TS_WSCALE_MASK;
+  return { wscale: w === TS_WSCALE_MASK ? undefined : Math.min(w, 14), sackOk: (echo & TS_SACK) !== 0 };
 }
 
 /** The cookie clock: whole COOKIE_PERIOD_MS since time 0, as a uint32. */

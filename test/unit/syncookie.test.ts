@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/addr.js';
 import { seededRandom } from '../../src/runtime/random.js';
-import { COOKIE_MAX_AGE, COOKIE_MSS_TABLE, COOKIE_PERIOD_MS, SynCookies } from '../../src/tcp/syncookie.js';
+import { COOKIE_MAX_AGE, COOKIE_MSS_TABLE, COOKIE_PERIOD_MS, COOKIE_TS_BITS, SynCookies, cookieTimestamp, decodeCookieTimestamp } from '../../src/tcp/syncookie.js';
 
 const US = parseIpv4('10.0.0.1')!;
 const PEER = parseIpv4('10.0.0.2')!;
@@ -93,5 +93,26 @@ describe('SynCookies: key rotation', () => {
 describe('COOKIE_MSS_TABLE', () => {
   it("is Linux's msstab: four values fit the cookie's two MSS bits", () => {
     expect(COOKIE_MSS_TABLE).toEqual([536, 1300, 1440, 1460]);
+  });
+});
+
+describe('cookie timestamps (Linux cookie_init_timestamp / cookie_timestamp_decode)', () => {
+  it('carry every window scale 0..14 or "none", and SACK-permitted, in the low bits; never ahead of the clock, at most one step behind', () => {
+    const rand = seededRandom(5);
+    const clocks = [0, 1, 63, 64, 65, 0xffffffff, 0xffffffc0, ...Array.from({ length: 200 }, () => Math.floor(rand() * 2 ** 32))];
+    for (const clock of clocks) {
+      for (const wscale of [undefined, 0, 1, 7, 14]) {
+        for (const sackOk of [false, true]) {
+          const ts = cookieTimestamp(clock, wscale, sackOk);
+          const behind = (clock - ts) >>> 0; // on the 32-bit circle
+          expect(behind, `clock ${clock}`).toBeLessThan(2 ** COOKIE_TS_BITS);
+          expect(decodeCookieTimestamp(ts), `clock ${clock}`).toEqual({ wscale, sackOk });
+        }
+      }
+    }
+  });
+
+  it('a shift above 14 is carried as 14 (RFC 7323 §2.3)', () => {
+    expect(decodeCookieTimestamp(cookieTimestamp(1000, 15, false)).wscale).toBe(14);
   });
 });

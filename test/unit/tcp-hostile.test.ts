@@ -53,6 +53,68 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
     expect(h.stack.stats()['tcp.syncookies.accepted']).toBe(1);
   });
 
+  /** As fullQueue, but client 40001 is Linux-like: its SYN offers SACK, timestamps and window scale 7. */
+  function fullQueueWithTimestamps(h: ScriptHost, synOptions = 'mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7') {
+    h.listen({ backlog: 1 });
+    return script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .do((host) => {
+        host.peerPort = 40001;
+      })
+      .recv(`S 0:0(0) win 65535 <${synOptions}>`);
+  }
+
+  /** The options Linux's encoding put in the low 6 bits of the cookie SYN-ACK's TSval (its offset taken away). */
+  function cookieTsBits(h: ScriptHost): number {
+    const synAck = h.out.find((p) => p.seg && p.seg.flags === (SYN | ACK) && p.seg.dstPort === 40001)!.seg!;
+    return ((synAck.options.timestamp!.value - h.conn!.ts!.offset) >>> 0) & 63;
+  }
+
+  it('[limits.syncookie-ts] with timestamps, the window scale and SACK-permitted ride in the low bits of our TSval (Linux\'s encoding): the cookie connection keeps both', async () => {
+    const h = scriptHost();
+    await fullQueueWithTimestamps(h)
+      // Still a cookie (nothing stored), but now it can offer what the SYN offered.
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
+      .do((host) => expect(host.conn).toBeUndefined())
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>')
+      .state('ESTABLISHED')
+      // A hole: the out-of-order segment is reported with a SACK block, at once.
+      .recv('P. 101:201(100) ack 1 win 512 <TS val 1030 ecr 0>')
+      .send('. 1:1(0) ack 1 <*>');
+    const c = h.conn!;
+    expect(cookieTsBits(h)).toBe(7 | 16); // peer's wscale 7, SACK-permitted (TS_OPT_SACK)
+    expect([c.wscaleOk, c.snd.wscale, c.rcv.wscale, c.sackOk, c.ts?.enabled]).toEqual([true, 7, 7, true, true]);
+    expect(c.snd.mss).toBe(1460 - 12); // the timestamps option comes out of every segment
+    const dupAck = h.out[h.out.length - 1]!.seg!;
+    expect(dupAck.options.sack).toEqual([[(h.peerIsn + 101) >>> 0, (h.peerIsn + 201) >>> 0]]);
+    expect(dupAck.options.timestamp?.echo).toBe(1020); // TS.Recent from the ACK; the segment after the hole does not move it
+    expect(h.stack.stats()['tcp.syncookies.accepted']).toBe(1);
+  });
+
+  it('with timestamps but no window scale or SACK in the SYN, the cookie says so and the connection has neither', async () => {
+    const h = scriptHost();
+    await fullQueueWithTimestamps(h, 'mss 1460,nop,nop,TS val 1000 ecr 0')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,TS val 0 ecr 1000>')
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 65535 <TS val 1020 ecr 0>')
+      .state('ESTABLISHED');
+    expect(cookieTsBits(h)).toBe(15); // "no window scaling"
+    expect([h.conn!.wscaleOk, h.conn!.sackOk, h.conn!.ts?.enabled]).toEqual([false, false, true]);
+  });
+
+  it('a cookie TSval is never ahead of the clock, and an ACK without timestamps gets none of the options', async () => {
+    const h = scriptHost();
+    await fullQueueWithTimestamps(h)
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 512') // the peer dropped timestamps: scale and SACK cannot be recovered
+      .state('ESTABLISHED');
+    const c = h.conn!;
+    expect([c.wscaleOk, c.sackOk, c.ts]).toEqual([false, false, undefined]);
+  });
+
   it('the ACK may carry the first data: it is delivered with the handshake', async () => {
     const h = scriptHost();
     await fullQueue(h)
