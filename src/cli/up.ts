@@ -362,6 +362,8 @@ export function buildHttpApp(
     canSeeDetails?: (remoteAddress: string) => boolean;
     /** A reverse proxy: it owns every path, the built-in pages move under /_netstack/. */
     proxy?: ProxyConfig | undefined;
+    /** More counters for the status page and /metrics (the DNS server's). */
+    moreStats?: () => Record<string, number>;
   },
 ): { close(): void; proxy: ProxyApp | undefined } {
   const startedAt = Date.now();
@@ -373,6 +375,7 @@ export function buildHttpApp(
       const out: Record<string, number> = { ...stack.stats() };
       for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
       for (const [k, v] of Object.entries(proxy?.proxy.stats ?? {})) out[`proxy.${k}`] = v;
+      if (opts.moreStats) Object.assign(out, opts.moreStats());
       return out;
     },
     connections: (limit?: number) => stack.connections(limit),
@@ -483,8 +486,16 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     logger,
     tcp: { congestionControl: CONGESTION_CONTROLS[cfg.cc] },
   });
-  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
+  const app = buildHttpApp(stack, {
+    port: cfg.port,
+    root: cfg.root,
+    logger,
+    live: cfg.live,
+    hostAddr: cfg.hostAddr,
+    proxy: cfg.proxy,
+    ...(dns ? { moreStats: () => dns.stats() } : {}),
+  });
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 
   const addr = formatIpv4(cfg.addr);
