@@ -442,6 +442,8 @@ export function buildHttpApp(
     canSeeDetails?: (remoteAddress: string) => boolean;
     /** A reverse proxy: it owns every path, the built-in pages move under /_netstack/. */
     proxy?: ProxyConfig | undefined;
+    /** More counters for the status page and /metrics (the DNS server's). */
+    moreStats?: () => Record<string, number>;
   },
 ): { close(): void; proxy: ProxyApp | undefined } {
   const startedAt = Date.now();
@@ -453,6 +455,7 @@ export function buildHttpApp(
       const out: Record<string, number> = { ...stack.stats() };
       for (const [k, v] of Object.entries(http.stats)) out[`http.${k}`] = v;
       for (const [k, v] of Object.entries(proxy?.proxy.stats ?? {})) out[`proxy.${k}`] = v;
+      if (opts.moreStats) Object.assign(out, opts.moreStats());
       return out;
     },
     connections: (limit?: number, offset?: number) => stack.connections(limit, offset),
@@ -568,8 +571,17 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   });
   // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
   const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);
-  const app = buildHttpApp(stack, { port: cfg.port, root: cfg.root, logger, live: cfg.live, hostAddr: cfg.hostAddr, proxy: cfg.proxy, canSeeDetails });
   const dns = cfg.dnsZones ? new DnsService(stack, cfg.dnsZones, { onError: (err) => logger.error({ err: err.message }, 'dns server failed') }) : undefined;
+  const app = buildHttpApp(stack, {
+    port: cfg.port,
+    root: cfg.root,
+    logger,
+    live: cfg.live,
+    hostAddr: cfg.hostAddr,
+    proxy: cfg.proxy,
+    canSeeDetails,
+    ...(dns ? { moreStats: () => dns.stats() } : {}),
+  });
   if (dns) logger.info({ zones: cfg.dnsZones!.map((z) => z.origin) }, 'DNS server on UDP and TCP port 53');
 
   const addr = formatIpv4(cfg.addr);

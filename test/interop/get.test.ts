@@ -167,7 +167,11 @@ describeInterop('netstack get (the journey of a request)', () => {
     const up = spawnIn(ns, [...cliArgv, 'up', '--dns', '--dev', dev, '--host', '10.77.0.1/24', '--addr', '10.77.0.2', '--log-level', 'warn']);
     await waitForLine(up, /netstack is up/);
     const r = await get(ns, ['--resolver', '10.77.0.2', 'http://netstack.test/']);
+    const metrics = await get(ns, ['http://10.77.0.2/metrics']);
     up.kill('SIGINT');
+    // The DNS server's counters are on /metrics beside the stack's.
+    expect(metrics.stdout).toMatch(/^netstack_dns_server_queries_udp_total [1-9]\d*$/m);
+    expect(metrics.stdout).toMatch(/^netstack_dns_server_answered_total [1-9]\d*$/m);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('<h1>netstack</h1>');
     expect(r.stderr).toMatch(/DNS\s+query {2}A netstack\.test {2}→ {2}10\.77\.0\.2:53 {2}\(UDP 10\.78\.0\.2:\d+, id 0x[0-9a-f]{4}\)/);
