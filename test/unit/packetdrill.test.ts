@@ -12,7 +12,7 @@ import type { OutSegment } from '../../src/packetdrill/packet.js';
 import { decodeOptions, encodeOptions, matchOutbound } from '../../src/packetdrill/packet.js';
 import type { PacketSpec, TcpOpt } from '../../src/packetdrill/parse.js';
 import { PacketdrillSyntaxError, parsePacket, parseScript, parseSyscall, statements } from '../../src/packetdrill/parse.js';
-import { runScript } from '../../src/packetdrill/runner.js';
+import { parseSysctls, runScript } from '../../src/packetdrill/runner.js';
 
 describe('packetdrill parser', () => {
   it('resolves absolute, relative, any and range times; a blocking call counts both ends from the previous event', () => {
@@ -188,13 +188,21 @@ describe('packetdrill runner verdicts', () => {
   });
 
   it('skips what netstack cannot honour, with the reason, before running anything', async () => {
-    expect(await runScript('`sysctl -q net.ipv4.tcp_sack=0`\n' + LISTEN)).toEqual({ status: 'skip', reason: 'line 1: shell command `sysctl -q net.ipv4.tcp_sack=0` (shell lines are never executed)' });
+    expect(await runScript('`sysctl -q net.ipv4.tcp_sack=0`\n' + LISTEN)).toEqual({ status: 'skip', reason: 'line 1: shell command `sysctl -q net.ipv4.tcp_sack=0` (shell lines are never executed; only the sysctls of src/tcp/limits.ts are read)' });
     expect((await runScript('--ip_version=ipv6\n' + LISTEN)).reason).toBe('--ip_version=ipv6 (netstack is IPv4 only)');
     expect((await runScript('--no_such_flag=1\n' + LISTEN)).reason).toBe('option --no_such_flag');
     expect((await runScript(LISTEN + '+0 > . 1:1(0) ack 1 <nop,nop,sack 1:2>\n')).reason).toMatch(/SACK/);
     expect((await runScript(LISTEN + '+0 sendfile(4, 5, ..., 10) = 10\n')).reason).toBe('line 9: system call sendfile()');
     expect((await runScript(LISTEN + '+0 setsockopt(4, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) = 0\n')).reason).toBe('setsockopt IPPROTO_TCP TCP_CONGESTION');
     expect((await runScript(LISTEN + '+0 %{ assert tcpi_rto == 1000 }%\n')).status).toBe('skip');
+  });
+
+  it("reads Linux's sysctls for TCP's limits from a shell line, and nothing else", () => {
+    expect(parseSysctls('sysctl -q net.ipv4.tcp_syncookies=2')).toEqual({ synCookies: 'always' });
+    expect(parseSysctls('sysctl -q net.ipv4.tcp_syncookies=0; sysctl -w net.ipv4.tcp_max_tw_buckets=5')).toEqual({ synCookies: false, maxTimeWait: 5 });
+    expect(parseSysctls('sysctl -q net.ipv4.tcp_orphan_retries=0')).toEqual({ orphanRetries: 8 }); // Linux: 0 means 8
+    expect(parseSysctls('sysctl -q net.ipv4.tcp_sack=0')).toBeUndefined();
+    expect(parseSysctls('sysctl -q net.ipv4.tcp_syncookies=2; rm -rf /')).toBeUndefined();
   });
 
   it('a syntax error is a failure that names the line', async () => {
