@@ -11,7 +11,8 @@ import { IpLayer } from './ip/layer.js';
 import type { ArpConfig, NeighbourInfo } from './link/arp.js';
 import type { Mac } from './link/ethernet.js';
 import { EthernetLayer } from './link/ethernet-layer.js';
-import type { Link } from './link/link.js';
+import type { Link, PacketMeta } from './link/link.js';
+import { checkRx, completeChecksum } from './link/virtio.js';
 import type { Clock, ClockTimer } from './runtime/clock.js';
 import { RealClock } from './runtime/clock.js';
 import type { Logger } from './runtime/log.js';
@@ -55,6 +56,12 @@ export interface StackOptions {
   trace?: boolean;
   /** A name for trace lines when several stacks share a process. */
   name?: string;
+  /**
+   * Use the link's offloads when it has them (default true): TCP sends super-segments of up to
+   * 64 KiB with partial checksums and the link cuts them into MSS-sized segments (src/link/virtio.ts).
+   * False keeps one MSS per packet and checksums computed here. TUN only (not in TAP mode).
+   */
+  offload?: boolean;
 }
 
 /** A protocol module with deadlines of its own (IP reassembly, TCP; ARP, DNS, the proxy). */
@@ -76,6 +83,11 @@ export class Stack implements SocketRuntime {
   readonly ethernet: EthernetLayer | undefined;
   readonly name: string;
   private outbox: Uint8Array[] = [];
+  /** Offload headers of outbox's packets (same indices), once any has one. */
+  private outMeta: Array<PacketMeta | undefined> | undefined;
+  /** TCP hands the link super-segments and partial checksums (StackOptions.offload and link.offload). */
+  readonly offload: boolean;
+  private readonly offloadCounters = { gsoIn: 0, trustedIn: 0, completedIn: 0 } as Record<string, number>;
   private readonly timer: ClockTimer;
   private kickScheduled = false;
   private closed = false;
@@ -94,6 +106,7 @@ export class Stack implements SocketRuntime {
     this.link = opts.link;
     this.name = opts.name ?? formatIpv4(opts.addr);
     const log = opts.logger;
+    this.offload = (opts.offload ?? true) && opts.link.offload === true && !opts.ethernet;
     const eth = opts.ethernet
       ? new EthernetLayer({
           mac: opts.ethernet.mac,
@@ -123,13 +136,17 @@ export class Stack implements SocketRuntime {
             this.packetTap?.(p, 'out', now);
             eth.send(p, hop, now);
           }
-        : (p) => this.outbox.push(p),
+        : (p, _hop, _now, meta) => {
+            if (meta !== undefined) (this.outMeta ??= [])[this.outbox.length] = meta;
+            this.outbox.push(p);
+          },
       log,
     });
     this.tcp = new TcpLayer({
       addr: opts.addr,
       mtu: opts.link.mtu,
-      send: (packet, dst, now) => this.ip.send(packet, dst, PROTO_TCP, now),
+      send: (packet, dst, now, meta) => this.ip.send(packet, dst, PROTO_TCP, now, meta && { meta }),
+      offload: this.offload,
       log,
       config: opts.tcp,
       limits: opts.limits,
@@ -146,15 +163,15 @@ export class Stack implements SocketRuntime {
     if (eth) this.addTimed(eth);
     this.addTimed(this.ip);
     this.addTimed(this.tcp);
-    this.link.onReceive((batch) => this.receive(batch));
+    this.link.onReceive((batch, meta) => this.receive(batch, meta));
     if (opts.trace ?? process.env['NETSTACK_TRACE'] === '1') {
       const prefix = opts.name ? `[${opts.name}] ` : '';
       this.tcp.onTransitionEvent((e) => process.stderr.write(`${prefix}${formatTransition(e)}\n`));
     }
   }
 
-  /** A batch of packets from the link: process all, then flush output once. */
-  receive(batch: Uint8Array[]): void {
+  /** A batch of packets from the link (with their offload headers, if any): process all, then flush output once. */
+  receive(batch: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void {
     if (this.closed) return;
     const now = this.clock.now();
     this.counters.batches++;
@@ -165,12 +182,40 @@ export class Stack implements SocketRuntime {
       if (eth) {
         eth.receive(batch[i]!, now); // IPv4 inside reaches the tap through `deliver`
       } else {
+        const m = meta?.[i];
+        const trusted = m !== undefined && this.offloadIn(batch[i]!, m);
+        if (trusted === undefined) continue;
         if (tap) tap(batch[i]!, 'in', now);
-        this.ip.receive(batch[i]!, now);
+        this.ip.receive(batch[i]!, now, trusted);
       }
     }
     this.tcp.flush(now);
     this.finish();
+  }
+
+  /**
+   * A received packet's offload header (virtio.ts checkRx): whether the transport checksum is
+   * vouched for, or undefined when the header does not fit the packet (dropped and counted).
+   */
+  private offloadIn(packet: Uint8Array, m: PacketMeta): boolean | undefined {
+    const verdict = checkRx(m, packet);
+    if (m.gsoType !== 0) this.offloadCounters['gsoIn']!++;
+    switch (verdict) {
+      case 'plain':
+        return false;
+      case 'trusted':
+        this.offloadCounters['trustedIn']!++;
+        return true;
+      case 'complete':
+        this.offloadCounters['completedIn']!++;
+        completeChecksum(packet, m.csumStart, m.csumOffset);
+        return false;
+      default: {
+        const key = `link.offload.drop.${verdict.drop}`;
+        this.offloadCounters[key] = (this.offloadCounters[key] ?? 0) + 1;
+        return undefined;
+      }
+    }
   }
 
   private onTimer(): void {
@@ -197,11 +242,14 @@ export class Stack implements SocketRuntime {
   private finish(): void {
     if (this.outbox.length > 0) {
       const out = this.outbox;
+      const meta = this.outMeta;
       this.outbox = [];
+      this.outMeta = undefined;
       this.counters.packetsOut += out.length;
       const tap = this.packetTap;
       if (tap && !this.ethernet) for (let i = 0, now = this.clock.now(); i < out.length; i++) tap(out[i]!, 'out', now);
-      this.link.send(out);
+      if (meta !== undefined) meta.length = out.length;
+      this.link.send(out, meta);
     }
     let at = Infinity;
     for (const m of this.timed) at = Math.min(at, m.nextDeadline());
@@ -261,6 +309,11 @@ export class Stack implements SocketRuntime {
       'stack.batches': this.counters.batches,
       'stack.packets.in': this.counters.packetsIn,
       'stack.packets.out': this.counters.packetsOut,
+      'link.offload': this.offload ? 1 : 0,
+      'link.offload.gso.in': this.offloadCounters['gsoIn']!,
+      'link.offload.csum.trusted': this.offloadCounters['trustedIn']!,
+      'link.offload.csum.completed': this.offloadCounters['completedIn']!,
+      ...Object.fromEntries(Object.entries(this.offloadCounters).filter(([k]) => k.startsWith('link.'))),
       ...this.ethernet?.stats(),
       ...this.ip.stats(),
       ...this.udp.stats(),

@@ -23,6 +23,7 @@ import {
 import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, hasSourceRoute, parseIpv4, writeIpv4Header } from './ipv4.js';
 import type { Ipv4Header } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
+import type { VirtioNetHdr } from '../link/virtio.js';
 import { Counters } from './stats.js';
 
 /** An ICMP error (RFC 792) about a datagram we sent, as the transport that sent it sees it. */
@@ -41,8 +42,9 @@ export interface IcmpErrorInfo {
 
 /** A transport protocol above IP (TCP, UDP). */
 export interface IpUpper {
-  /** A whole (reassembled if need be) datagram addressed to us. `payload` is a view. */
-  receive(header: Ipv4Header, payload: Uint8Array, now: number): void;
+  /** A whole (reassembled if need be) datagram addressed to us. `payload` is a view.
+   *  `checksumTrusted`: the link vouches for the transport checksum (offload, see virtio.ts checkRx). */
+  receive(header: Ipv4Header, payload: Uint8Array, now: number, checksumTrusted?: boolean): void;
   /** an ICMP error quoting a datagram this protocol sent (quoted src = our address); validated, counted */
   onIcmpError?(err: IcmpErrorInfo, now: number): void;
 }
@@ -53,8 +55,9 @@ export interface IpLayerOptions {
   addr: Ipv4Addr;
   /** Largest packet (header included) handed to `transmit`. */
   mtu: number;
-  /** Hand a packet to the link, for the host `nextHop` on it (ignored by point-to-point links). */
-  transmit: (packet: Uint8Array, nextHop: Ipv4Addr, now: number) => void;
+  /** Hand a packet to the link, for the host `nextHop` on it (ignored by point-to-point links),
+   *  with its offload header when it has one (a TCP super-segment, a partial checksum). */
+  transmit: (packet: Uint8Array, nextHop: Ipv4Addr, now: number, meta?: VirtioNetHdr) => void;
   /**
    * The on-link subnet (our address / prefix) and the gateway for everything else. Without
    * a gateway every destination is taken to be on-link (a point-to-point link such as TUN).
@@ -74,7 +77,7 @@ export interface IpLayerOptions {
 export class IpLayer {
   readonly addr: Ipv4Addr;
   readonly mtu: number;
-  private readonly transmit: (packet: Uint8Array, nextHop: Ipv4Addr, now: number) => void;
+  private readonly transmit: IpLayerOptions['transmit'];
   private readonly prefix: number;
   private readonly gateway: Ipv4Addr | undefined;
   private readonly log: Logger | undefined;
@@ -126,8 +129,8 @@ export class IpLayer {
     this.uppers[protocol] = upper;
   }
 
-  /** One raw IPv4 packet from the link. Never throws on any input. */
-  receive(packet: Uint8Array, now: number): void {
+  /** One raw IPv4 packet from the link. Never throws on any input. `checksumTrusted`: see IpUpper.receive. */
+  receive(packet: Uint8Array, now: number, checksumTrusted = false): void {
     this.counters.inc('ip.in');
     const parsed = parseIpv4(packet);
     if ('error' in parsed) return this.drop(parsed.error);
@@ -143,6 +146,7 @@ export class IpLayer {
     if (header.ihl > IPV4_HEADER_LEN && hasSourceRoute(packet, header.ihl)) return this.drop('source-route', header);
 
     if (header.mf || header.fragmentOffset > 0) {
+      checksumTrusted = false;
       this.counters.inc('ip.frag.in');
       const whole = this.reassembler.add(header, payload, now);
       if (whole === undefined) return;
@@ -160,7 +164,7 @@ export class IpLayer {
     const upper = this.uppers[header.protocol];
     if (upper) {
       this.counters.inc('ip.delivered');
-      upper.receive(header, payload, now);
+      upper.receive(header, payload, now, checksumTrusted);
       return;
     }
     // RFC 1122 section 3.2.2.1: a host SHOULD send Protocol Unreachable for a protocol it lacks.
@@ -172,18 +176,23 @@ export class IpLayer {
    * `packet` has IPV4_HEADER_LEN bytes of headroom at offset 0, then the transport header
    * and data. Writes the IPv4 header (src = our address, TTL 64, DF unless opts.df ===
    * false) and transmits; a packet larger than the MTU is fragmented if DF is off,
-   * otherwise counted and dropped.
+   * otherwise counted and dropped. A TCP super-segment (`opts.meta` with a GSO type, for a link
+   * that does offload) may be larger than the MTU: the link cuts it into `gsoSize` pieces, giving
+   * them consecutive IDs as Linux's TSO does, so the next ID skips past them.
    */
-  send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean }): void {
+  send(packet: Uint8Array, dst: Ipv4Addr, protocol: number, now: number, opts?: { df?: boolean; meta?: VirtioNetHdr }): void {
     const totalLength = packet.length;
     if (totalLength < IPV4_HEADER_LEN || totalLength > MAX_DATAGRAM) return this.drop('out-bad-length');
     const df = opts?.df ?? true;
+    const meta = opts?.meta;
     const id = this.nextId;
-    this.nextId = (id + 1) & 0xffff;
-    if (totalLength <= this.mtu) {
+    const gsoSize = meta !== undefined && meta.gsoType !== 0 ? meta.gsoSize : 0;
+    const pieces = gsoSize > 0 ? Math.max(1, Math.ceil((totalLength - meta!.hdrLen) / gsoSize)) : 1;
+    this.nextId = (id + pieces) & 0xffff;
+    if (totalLength <= this.mtu || gsoSize > 0) {
       writeIpv4Header(packet, 0, { totalLength, id, df, protocol, src: this.addr, dst });
       this.counters.inc('ip.out');
-      this.transmit(packet, this.nextHop(dst), now);
+      this.transmit(packet, this.nextHop(dst), now, meta);
       return;
     }
     if (df) return this.drop('out-too-big-df');

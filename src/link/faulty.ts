@@ -16,13 +16,19 @@
  * Delivery is scheduled on the VirtualClock with `clock.at`; packets that arrive at the
  * same instant are delivered to the peer as one batch, in the order they were sent.
  *
+ * Offload (see MemoryLink): a super-segment or partial checksum passes whole, faults applying to it
+ * as one packet, when the peer does offload and no corruption is configured; otherwise it is cut
+ * into wire-sized segments with complete checksums first, and each segment meets the faults alone
+ * (a corrupted byte must be caught by a checksum, as on a real wire).
+ *
  * Determinism: every packet draws the same number of random values whatever the options,
  * so a given seed and sequence of sends always produce the same deliveries.
  */
 import type { VirtualClock } from '../runtime/clock.js';
 import { seededRandom } from '../runtime/random.js';
-import type { Link, PacketBatchHandler } from './link.js';
+import type { Link, PacketBatchHandler, PacketMeta } from './link.js';
 import type { MemoryLink } from './memory.js';
+import { segment } from './virtio.js';
 
 export { seededRandom };
 
@@ -58,6 +64,7 @@ export interface FaultyStats {
 
 export class FaultyLink implements Link {
   readonly mtu: number;
+  readonly offload: boolean;
   readonly stats: FaultyStats = { sent: 0, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, delivered: 0 };
   private opts: FaultyOptions;
   private readonly random: () => number;
@@ -66,7 +73,7 @@ export class FaultyLink implements Link {
   /** Departure times of packets still in the bottleneck queue, oldest first. */
   private departures: number[] = [];
   /** Packets in flight, by arrival time; one clock event per distinct arrival time. */
-  private inFlight = new Map<number, Uint8Array[]>();
+  private inFlight = new Map<number, { packets: Uint8Array[]; meta: Array<PacketMeta | undefined> | undefined }>();
   private closed = false;
 
   constructor(
@@ -75,6 +82,7 @@ export class FaultyLink implements Link {
     opts: FaultyOptions,
   ) {
     this.mtu = inner.mtu;
+    this.offload = inner.offload;
     this.opts = { ...opts };
     this.random = seededRandom(opts.seed);
   }
@@ -88,9 +96,14 @@ export class FaultyLink implements Link {
     this.inner.onReceive(handler);
   }
 
-  send(packets: Uint8Array[]): void {
+  send(packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void {
     if (this.closed) return;
-    for (const p of packets) this.sendOne(p);
+    const whole = this.inner.peer?.offload === true && !(this.opts.corrupt ?? 0);
+    for (let i = 0; i < packets.length; i++) {
+      const m = meta?.[i];
+      if (m === undefined || whole) this.sendOne(packets[i]!, m);
+      else for (const s of segment(packets[i]!, m)) this.sendOne(s, undefined);
+    }
   }
 
   close(): void {
@@ -99,7 +112,7 @@ export class FaultyLink implements Link {
     this.inner.close();
   }
 
-  private sendOne(packet: Uint8Array): void {
+  private sendOne(packet: Uint8Array, meta: PacketMeta | undefined): void {
     const o = this.opts;
     const now = this.clock.now();
     this.stats.sent++;
@@ -141,26 +154,28 @@ export class FaultyLink implements Link {
       this.stats.reordered++;
     }
 
-    this.schedule(arrival, bytes);
+    this.schedule(arrival, bytes, meta);
     if (rDup < (o.duplicate ?? 0)) {
       this.stats.duplicated++;
-      this.schedule(arrival, bytes.slice());
+      this.schedule(arrival, bytes.slice(), meta);
     }
   }
 
-  private schedule(arrival: number, packet: Uint8Array): void {
+  private schedule(arrival: number, packet: Uint8Array, meta: PacketMeta | undefined): void {
     const batch = this.inFlight.get(arrival);
     if (batch) {
-      batch.push(packet);
+      if (meta !== undefined) (batch.meta ??= [])[batch.packets.length] = meta;
+      batch.packets.push(packet);
       return;
     }
-    this.inFlight.set(arrival, [packet]);
+    this.inFlight.set(arrival, { packets: [packet], meta: meta === undefined ? undefined : [meta] });
     this.clock.at(arrival, () => {
       const due = this.inFlight.get(arrival);
       this.inFlight.delete(arrival);
       if (this.closed || !due) return;
-      this.stats.delivered += due.length;
-      this.inner.peer?.deliver(due);
+      this.stats.delivered += due.packets.length;
+      if (due.meta !== undefined) due.meta.length = due.packets.length;
+      this.inner.peer?.deliver(due.packets, due.meta);
     });
   }
 }

@@ -3,16 +3,26 @@
  * stack, in batches. Everything above it is protocol code; everything below is I/O.
  *
  * Packets are Uint8Array (Buffer in practice). A Link never parses them.
+ *
+ * Offload (virtio-net header semantics, src/link/virtio.ts): a link with `offload` true accepts
+ * TCP super-segments (up to 64 KiB, cut into MSS-sized segments below us) and partial checksums,
+ * and may deliver the same. The per-packet header travels beside the packets, in an array of the
+ * same length (`meta[i]` belongs to `packets[i]`; undefined or absent: a plain packet).
  */
-export type PacketBatchHandler = (packets: Uint8Array[]) => void;
+import type { VirtioNetHdr } from './virtio.js';
+
+export type PacketMeta = VirtioNetHdr;
+export type PacketBatchHandler = (packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>) => void;
 
 export interface Link {
-  /** Largest IPv4 packet this link carries, in bytes. */
+  /** Largest IPv4 packet this link carries, in bytes (a super-segment with offload excepted). */
   readonly mtu: number;
+  /** The link takes (and may deliver) super-segments and partial checksums with their headers. */
+  readonly offload?: boolean;
   /** Install the receiver. Each call delivers every packet that was ready at once. */
   onReceive(handler: PacketBatchHandler): void;
   /** Queue packets for transmission. A link may batch them until the end of the turn. */
-  send(packets: Uint8Array[]): void;
+  send(packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void;
   /** Stop delivering and release the device. Idempotent. */
   close(): void;
 }

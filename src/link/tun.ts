@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { prefixMask } from '../ip/addr.js';
 import type { Ipv4Addr } from '../ip/addr.js';
-import type { Link, PacketBatchHandler } from './link.js';
+import type { Link, PacketBatchHandler, PacketMeta } from './link.js';
+import { VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_LEN, readVirtioHdr, writeVirtioHdr } from './virtio.js';
 
 /**
  * A Linux TUN device as a Link: raw IPv4 packets in and out, no link-layer header.
@@ -11,11 +12,17 @@ import type { Link, PacketBatchHandler } from './link.js';
  * The native addon (src/link/native/tun.c) watches the non-blocking fd with uv_poll and
  * delivers every packet that was ready in one callback; `send` queues packets and writes
  * them all with one native call at the end of the current turn of the event loop.
+ *
+ * Offload (`open({ offload: true })`, TUN only): the device is opened with IFF_VNET_HDR and the
+ * kernel is told we take partial checksums and TCP super-segments (TUNSETOFFLOAD CSUM|TSO4|TSO6).
+ * Every packet then comes and goes with a virtio-net header (src/link/virtio.ts), exposed as the
+ * per-packet `meta` of the Link interface. If the kernel refuses, the device is opened as before
+ * (`offload` false, `offloadError` says why).
  */
 
 /** The native addon's surface (see the comment at the top of tun.c). */
 interface NativeTun {
-  open(name: string, tap?: boolean): { handle: NativeHandle; name: string };
+  open(name: string, tap?: boolean, offload?: boolean): { handle: NativeHandle; name: string; vnetHdrLen: number; offloadError: string | undefined };
   setAddress(name: string, addr: number, netmask: number): void;
   setMtu(name: string, mtu: number): void;
   getMtu(name: string): number;
@@ -23,7 +30,7 @@ interface NativeTun {
   setUp(name: string, up: boolean): void;
   start(
     handle: NativeHandle,
-    onPackets: (packets: Uint8Array[]) => void,
+    onPackets: (packets: Uint8Array[], vnetHdrs: Uint8Array | undefined) => void,
     onWritable: () => void,
     onError: (err: Error) => void,
   ): void;
@@ -31,6 +38,7 @@ interface NativeTun {
     handle: NativeHandle,
     packets: Uint8Array[],
     start: number,
+    vnetHdrs?: Uint8Array,
   ): { consumed: number; failed: number; bytes: number; blocked: boolean };
   close(handle: NativeHandle): void;
 }
@@ -73,6 +81,9 @@ export interface TunStats {
   txBytes: number;
   /** Packets not written: queue full, link closed, or rejected by the kernel. */
   txDrops: number;
+  /** TCP super-segments (GSO) read from / written to the kernel (offload on). */
+  rxGso: number;
+  txGso: number;
 }
 
 export class TunLink implements Link {
@@ -80,13 +91,19 @@ export class TunLink implements Link {
   readonly name: string;
   /** A TAP device: the packets are Ethernet frames, `mtu` is still the largest IPv4 packet. */
   readonly tap: boolean;
-  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, txPackets: 0, txBytes: 0, txDrops: 0 };
+  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, txPackets: 0, txBytes: 0, txDrops: 0, rxGso: 0, txGso: 0 };
+  /** Opened with IFF_VNET_HDR and offloads: packets carry virtio-net headers (meta). */
+  readonly offload: boolean;
+  /** Why offload was asked for and is off (the ioctl the kernel refused), if it is. */
+  readonly offloadError: string | undefined;
 
   private readonly native: NativeTun;
   private handle: NativeHandle | undefined;
   private currentMtu: number;
   private handler: PacketBatchHandler | undefined;
   private txQueue: Uint8Array[] = [];
+  /** Headers of txQueue's packets (same indices), once any has one. */
+  private txMeta: Array<PacketMeta | undefined> | undefined;
   private flushScheduled = false;
   /** The kernel said EAGAIN: wait for the addon's onWritable before writing again. */
   private waitingForWritable = false;
@@ -94,8 +111,10 @@ export class TunLink implements Link {
   error: Error | undefined;
   private errorHandler: ((err: Error) => void) | undefined;
 
-  private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number, tap: boolean) {
+  private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number, tap: boolean, vnetHdrLen: number, offloadError: string | undefined) {
     this.native = native;
+    this.offload = vnetHdrLen === VIRTIO_NET_HDR_LEN;
+    this.offloadError = offloadError;
     this.tap = tap;
     this.handle = handle;
     this.name = name;
@@ -108,16 +127,16 @@ export class TunLink implements Link {
    * ENOENT (no /dev/net/tun), EBUSY (name taken by a busy TUN or by another kind of interface).
    * `tap: true` opens a TAP device (IFF_TAP): Ethernet frames instead of IPv4 packets.
    */
-  static open(opts: { name?: string; mtu?: number; txQueueLen?: number; tap?: boolean } = {}): TunLink {
+  static open(opts: { name?: string; mtu?: number; txQueueLen?: number; tap?: boolean; offload?: boolean } = {}): TunLink {
     const native = loadNativeTun();
     const tap = opts.tap ?? false;
-    const { handle, name } = native.open(opts.name ?? '', tap);
+    const { handle, name, vnetHdrLen, offloadError } = native.open(opts.name ?? '', tap, (opts.offload ?? false) && !tap);
     try {
       if (opts.mtu !== undefined) native.setMtu(name, opts.mtu);
       // The kernel queues packets for us while JS is busy; TUN's default of 500 overflows under
       // a 1 MB receive window and a busy event loop (drops seen with 200 HTTP clients).
       native.setTxQueueLen(name, opts.txQueueLen ?? DEFAULT_TX_QUEUE_LEN);
-      return new TunLink(native, handle, name, native.getMtu(name), tap);
+      return new TunLink(native, handle, name, native.getMtu(name), tap, vnetHdrLen, offloadError);
     } catch (err) {
       native.close(handle);
       throw err;
@@ -159,19 +178,29 @@ export class TunLink implements Link {
     if (first && this.handle) {
       this.native.start(
         this.handle,
-        (packets) => this.receive(packets),
+        (packets, hdrs) => this.receive(packets, hdrs),
         () => this.onWritable(),
         (err) => this.onReadError(err),
       );
     }
   }
 
-  private receive(packets: Uint8Array[]): void {
+  private receive(packets: Uint8Array[], hdrs: Uint8Array | undefined): void {
     const s = this.stats;
     s.rxBatches++;
     s.rxPackets += packets.length;
     for (const p of packets) s.rxBytes += p.byteLength;
-    this.handler?.(packets);
+    // Decode the headers; an all-zero one (a plain packet) stays undefined, allocating nothing.
+    let meta: Array<PacketMeta | undefined> | undefined;
+    if (hdrs !== undefined) {
+      for (let i = 0; i < packets.length; i++) {
+        const h = readVirtioHdr(hdrs, i * VIRTIO_NET_HDR_LEN);
+        if (h === undefined) continue;
+        (meta ??= new Array<PacketMeta | undefined>(packets.length))[i] = h;
+        if (h.gsoType !== VIRTIO_NET_HDR_GSO_NONE) s.rxGso++;
+      }
+    }
+    this.handler?.(packets, meta);
   }
 
   /** Called once if the device fails while reading (the link is closed by then). */
@@ -193,17 +222,19 @@ export class TunLink implements Link {
    * through the Stack: the same ~100k round trips/s within noise; the microtask sends
    * each reply before the loop moves on to timers and other I/O, so it keeps latency lowest.)
    */
-  send(packets: Uint8Array[]): void {
+  send(packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void {
     if (!this.handle) {
       this.stats.txDrops += packets.length;
       return;
     }
-    for (const p of packets) {
+    for (let i = 0; i < packets.length; i++) {
       if (this.txQueue.length >= TX_QUEUE_LIMIT) {
         this.stats.txDrops++;
         continue;
       }
-      this.txQueue.push(p);
+      const m = this.offload ? meta?.[i] : undefined; // a link without offload never gets asked (Stack checks)
+      if (m !== undefined) (this.txMeta ??= [])[this.txQueue.length] = m;
+      this.txQueue.push(packets[i]!);
     }
     if (!this.flushScheduled && !this.waitingForWritable && this.txQueue.length > 0) {
       this.flushScheduled = true;
@@ -215,7 +246,19 @@ export class TunLink implements Link {
     this.flushScheduled = false;
     if (!this.handle || this.waitingForWritable || this.txQueue.length === 0) return;
     const queue = this.txQueue;
-    const r = this.native.writeBatch(this.handle, queue, 0);
+    const meta = this.txMeta;
+    let hdrs: Uint8Array | undefined;
+    if (meta !== undefined) {
+      // One buffer of headers for the whole batch (zeros for plain packets).
+      hdrs = new Uint8Array(queue.length * VIRTIO_NET_HDR_LEN);
+      for (let i = 0; i < queue.length; i++) {
+        const m = meta[i];
+        if (m === undefined) continue;
+        writeVirtioHdr(hdrs, i * VIRTIO_NET_HDR_LEN, m);
+      }
+    }
+    const r = this.native.writeBatch(this.handle, queue, 0, hdrs);
+    if (meta !== undefined) for (let i = 0; i < r.consumed; i++) if (meta[i] !== undefined && meta[i]!.gsoType !== VIRTIO_NET_HDR_GSO_NONE) this.stats.txGso++;
     const written = r.consumed - r.failed;
     this.stats.txPackets += written;
     this.stats.txBytes += r.bytes;
@@ -223,9 +266,14 @@ export class TunLink implements Link {
     if (r.blocked) {
       // The kernel queue is full: keep the rest and let the addon tell us when to go on.
       this.txQueue = queue.slice(r.consumed);
+      if (meta !== undefined) {
+        meta.length = queue.length;
+        this.txMeta = meta.slice(r.consumed);
+      }
       this.waitingForWritable = true;
     } else {
       this.txQueue = [];
+      this.txMeta = undefined;
     }
   }
 
@@ -241,11 +289,12 @@ export class TunLink implements Link {
     this.handle = undefined;
     this.stats.txDrops += this.txQueue.length;
     this.txQueue = [];
+    this.txMeta = undefined;
     this.native.close(handle);
   }
 
   toString(): string {
-    return `TunLink(${this.tap ? 'TAP ' : ''}${this.name}, mtu ${this.currentMtu})`;
+    return `TunLink(${this.tap ? 'TAP ' : ''}${this.name}, mtu ${this.currentMtu}${this.offload ? ', offload' : ''})`;
   }
 }
 

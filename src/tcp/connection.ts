@@ -27,13 +27,18 @@ import { TcpState, canReceiveData, isSynchronized } from './state.js';
 import { Deadlines, Keepalive, peerAlive, runTimers } from './timers.js';
 import type { Timestamps } from './timestamps.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
+import type { VirtioNetHdr } from '../link/virtio.js';
+import { tcpTxHeader } from '../link/virtio.js';
 
 export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPROTO';
 
 /** What a connection needs from its surroundings (the TcpLayer). */
 export interface ConnectionHost {
-  /** Transmit a finished TCP segment; `packet` has IPv4 header room at offset 0. */
-  output(conn: Connection, packet: Uint8Array, now: number): void;
+  /** Transmit a finished TCP segment; `packet` has IPv4 header room at offset 0; `meta` asks the
+   *  link to complete the checksum and, for a super-segment, to cut it into `gsoSize` pieces. */
+  output(conn: Connection, packet: Uint8Array, now: number, meta?: VirtioNetHdr): void;
+  /** The link does offload: super-segments and partial checksums (TcpLayerOptions.offload). */
+  readonly offload?: boolean;
   onTransition(conn: Connection, from: TcpState, to: TcpState, cause: string): void;
   /** The connection's earliest deadline may have moved earlier. */
   reschedule(conn: Connection): void;
@@ -545,13 +550,18 @@ export class Connection {
     if (len > 0) this.snd.buffer.copyOut(seqSub(seq, this.snd.una), len, packet, tcpOff + TCP_HEADER_LEN + optLen);
     const ack = flags & ACK ? this.rcv.nxt : 0;
     const fields = { srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window, options };
-    writeTcp(packet, tcpOff, fields, len, this.localAddr, this.remoteAddr);
+    // With offload the link completes the checksum (the payload is then only copied, never summed
+    // here), and cuts a segment longer than the MSS into MSS-sized ones, each with this header.
+    const offload = this.host.offload === true;
+    writeTcp(packet, tcpOff, fields, len, this.localAddr, this.remoteAddr, offload);
     if (flags & ACK) {
       this.rcv.ackSent();
       this.ts?.ackSent(this.rcv.nxt); // RFC 7323 §4.3 Last.ACK.sent
     }
     this.host.count('tcp.out');
-    this.host.output(this, packet, now);
+    if (!offload) return this.host.output(this, packet, now);
+    if (len > this.snd.mss) this.host.count('tcp.out.gso');
+    this.host.output(this, packet, now, tcpTxHeader(tcpOff, TCP_HEADER_LEN + optLen, len, this.snd.mss));
   }
 
   /**
@@ -567,8 +577,10 @@ export class Connection {
     const o: TcpOptions = {};
     if (ts) o.timestamp = { value: ts.value(now), echo: ts.echo() };
     if (sack && isAck && (sack.pendingDsack !== undefined || this.rcv.oooRanges > 0)) {
-      const room = this.snd.mss - len; // bytes a full segment has left besides the timestamp's
-      const blocks = sack.blocks(this.rcv.sackRanges(), Math.min(ts ? 3 : 4, Math.floor((room - 4) / 8)));
+      // Bytes a full segment has left besides the timestamp's; none in a super-segment, whose
+      // pieces are full-sized and all carry this header.
+      const room = Math.max(0, this.snd.mss - len);
+      const blocks = sack.blocks(this.rcv.sackRanges(), Math.max(0, Math.min(ts ? 3 : 4, Math.floor((room - 4) / 8))));
       if (blocks.length > 0) o.sack = blocks;
     }
     return o;

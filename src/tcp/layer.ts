@@ -29,6 +29,7 @@ import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, parseTcp, writeTcp }
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { TcpState } from './state.js';
 import { TimerHeap } from './timers.js';
+import type { VirtioNetHdr } from '../link/virtio.js';
 
 export interface TransitionEvent {
   conn: Connection;
@@ -40,8 +41,8 @@ export interface TransitionEvent {
 export interface TcpLayerOptions {
   addr: Ipv4Addr;
   mtu: number;
-  /** Hand a segment (with IPv4 header room at offset 0) to the IP layer. */
-  send: (packet: Uint8Array, dst: Ipv4Addr, now: number) => void;
+  /** Hand a segment (with IPv4 header room at offset 0) to the IP layer, with its offload header if any. */
+  send: (packet: Uint8Array, dst: Ipv4Addr, now: number, meta?: VirtioNetHdr) => void;
   log?: Logger;
   config?: Partial<TcpConfig>;
   /** Key for RFC 6528 ISNs; random when absent. */
@@ -52,6 +53,11 @@ export interface TcpLayerOptions {
   limits?: Partial<TcpLimits>;
   /** 32 bytes of SYN-cookie keys; random when absent. */
   cookieSecret?: Uint8Array;
+  /**
+   * The link does offload (virtio.ts): connections send super-segments of up to 64 KiB that the
+   * link cuts into MSS-sized segments, and leave the checksum to it (partial checksums).
+   */
+  offload?: boolean;
 }
 
 export class TcpLayer implements IpUpper, ConnectionHost {
@@ -60,6 +66,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   readonly config: TcpConfig;
   readonly limits: TcpLimits;
   readonly memory: MemoryBudget;
+  readonly offload: boolean;
   private readonly sendPacket: TcpLayerOptions['send'];
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;
@@ -98,15 +105,17 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.rsts = new TokenBucket(this.limits.rstPerSecond, this.limits.rstPerSecond);
     this.cookies = new SynCookies(opts.cookieSecret);
     this.memory = new MemoryBudget(this.limits.memLimit);
+    this.offload = opts.offload ?? false;
   }
 
   // ===================================================================================
   // Receive path
   // ===================================================================================
 
-  receive(ip: Ipv4Header, payload: Uint8Array, now: number): void {
+  receive(ip: Ipv4Header, payload: Uint8Array, now: number, checksumTrusted = false): void {
     this.count('tcp.in');
-    const seg = parseTcp(payload, ip.src, ip.dst);
+    if (checksumTrusted) this.count('tcp.in.csum-offloaded');
+    const seg = parseTcp(payload, ip.src, ip.dst, !checksumTrusted);
     if ('error' in seg) {
       this.count(`tcp.drop.${seg.error}`);
       if (this.log?.isLevelEnabled('debug')) this.log.debug({ reason: seg.error, src: formatIpv4(ip.src) }, 'tcp: dropped segment');
@@ -351,8 +360,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   // --- ConnectionHost ---
 
-  output(conn: Connection, packet: Uint8Array, now: number): void {
-    this.sendPacket(packet, conn.remoteAddr, now);
+  output(conn: Connection, packet: Uint8Array, now: number, meta?: VirtioNetHdr): void {
+    this.sendPacket(packet, conn.remoteAddr, now, meta);
   }
 
   onTransition(conn: Connection, from: TcpState, to: TcpState, cause: string): void {

@@ -71,7 +71,7 @@ export class SackRecovery {
     if (res.dsack) this.rack.onDsack(una, sndMax);
     const probe = this.rack.onAckForProbe(una, res.dsack);
     this.sb.markLostByDupThresh();
-    const { timeout } = this.rack.detectLoss(this.sb, this.rack.reoWnd(inRecovery, this.sb.sackedCount, srtt), now);
+    const { timeout } = this.rack.detectLoss(this.sb, this.rack.reoWnd(inRecovery, this.sb.sackedSegments, srtt), now);
     return {
       reorderAt: timeout > 0 ? now + timeout : Infinity,
       lossDetected: this.sb.lostBytes > 0,
@@ -85,7 +85,7 @@ export class SackRecovery {
   /** The reordering timer fired: run RACK's loss detection again. Returns whether something is
    *  lost now, and the next reordering deadline. */
   onReorderTimeout(now: number, inRecovery: boolean, srtt: number): { lost: boolean; reorderAt: number } {
-    const { timeout } = this.rack.detectLoss(this.sb, this.rack.reoWnd(inRecovery, this.sb.sackedCount, srtt), now);
+    const { timeout } = this.rack.detectLoss(this.sb, this.rack.reoWnd(inRecovery, this.sb.sackedSegments, srtt), now);
     return { lost: this.sb.lostBytes > 0, reorderAt: timeout > 0 ? now + timeout : Infinity };
   }
 

@@ -95,6 +95,12 @@ export class Scoreboard {
     return this.#sackedCount;
   }
 
+  /** SACKed segments where a rule counts segments: a record sent as a super-segment (offload)
+   *  counts as the MSS-sized segments it was cut into. */
+  get sackedSegments(): number {
+    return Math.max(this.#sackedCount, Math.ceil(this.#sackedBytes / this.mss));
+  }
+
   /** Bytes marked lost and not yet retransmitted. */
   get lostBytes(): number {
     return this.#lostWaiting;
@@ -220,8 +226,10 @@ export class Scoreboard {
     for (let i = this.#recs.length - 1; i >= this.#head; i--) {
       const r = this.#recs[i]!;
       if (r.sacked) {
-        count++;
-        bytes += this.#len(r);
+        // A record sent as one super-segment (offload) counts as the segments it was cut into.
+        const n = this.#len(r);
+        count += Math.max(1, Math.ceil(n / this.mss));
+        bytes += n;
         continue;
       }
       if (count >= DUP_THRESH || bytes > (DUP_THRESH - 1) * this.mss) {

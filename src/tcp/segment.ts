@@ -269,6 +269,9 @@ export interface TcpHeaderFields {
  * because the checksum covers it. Returns the header length in bytes.
  * Throws RangeError for values that do not fit their fields (a bug in the caller,
  * never something a peer can cause).
+ * `partialChecksum`: for a link that completes checksums (offload, VIRTIO_NET_HDR_F_NEEDS_CSUM),
+ * store only the folded pseudo-header sum and leave the header and data to the device, so the
+ * payload is never read here.
  */
 export function writeTcp(
   buf: Uint8Array,
@@ -277,6 +280,7 @@ export function writeTcp(
   payloadLength: number,
   src: number,
   dst: number,
+  partialChecksum = false,
 ): number {
   const o = f.options ?? {};
   const fixed = fixedOptionsLength(o);
@@ -350,6 +354,10 @@ export function writeTcp(
     }
   }
 
+  if (partialChecksum) {
+    writeU16(buf, off + 16, pseudoHeaderSum(src, dst, TCP_PROTOCOL, total));
+    return hlen;
+  }
   // RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
   const sum = checksumPartial(buf, off, off + total, pseudoHeaderSum(src, dst, TCP_PROTOCOL, total));
   writeU16(buf, off + 16, checksumFinish(sum));

@@ -20,6 +20,7 @@ import { RtoEstimator } from './rto.js';
 import type { TcpSegment } from './segment.js';
 import { ACK, FIN, PSH, SYN, TCP_HEADER_LEN } from './segment.js';
 import { IPV4_HEADER_LEN, MIN_MTU } from '../ip/ipv4.js';
+import { GSO_MAX_PACKET, GSO_MAX_SEGS } from '../link/virtio.js';
 import { SendBuffer } from './sendbuffer.js';
 import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqSub } from './seq.js';
 import { TcpState, isSynchronized } from './state.js';
@@ -344,6 +345,7 @@ export class Sender {
       this.cc.onIdleRestart(now);
     }
     const rec = this.recovery;
+    const gsoMax = this.c.host.offload ? this.gsoMax() : mss;
     for (let guard = 0; guard < 100_000; guard++) {
       if (rec) {
         // RFC 6675 §5 NextSeg: a lost hole goes before new data, while pipe leaves room in cwnd.
@@ -363,13 +365,20 @@ export class Sender {
       // SACK, pipe accounting does that by itself).
       const limited = !rec && !this.cc.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_THRESH ? this.dupAcks * mss : 0;
       const usable = Math.min(this.wnd - offset, this.cc.cwnd + limited - (rec ? rec.pipe : offset));
-      const len = Math.min(remaining, mss, Math.max(usable, 0));
+      const isRetransmission = seqLt(this.nxt, this.max);
+      let len = Math.min(remaining, mss, Math.max(usable, 0));
+      if (len === mss && gsoMax > mss && !isRetransmission) {
+        // Offload: one super-segment of whole MSS-sized pieces (the link cuts it, each piece with
+        // this header), as much as the windows, the buffer and 64 KiB allow. A shorter tail goes on
+        // its own next time round, so Nagle and SWS avoidance judge it as they judge any small segment.
+        len = Math.min(remaining, gsoMax, Math.max(usable, 0));
+        len -= len % mss;
+      }
       const fin = this.c.finQueued && len === remaining;
       if (len === 0 && !(fin && remaining === 0)) {
         if (remaining > 0 && offset === 0 && this.c.timers.retransmitAt === Infinity) this.armPersist(now);
         break;
       }
-      const isRetransmission = seqLt(this.nxt, this.max);
       // Nagle and SWS avoidance decide when NEW data may go; bytes already sent once (resent after
       // a timeout) were allowed then, and holding them back now could stall the connection for good.
       if (len > 0 && len < mss && !fin && !isRetransmission && this.holdSmall(len, remaining, offset, now)) break;
@@ -379,6 +388,17 @@ export class Sender {
       if (fin) break;
     }
     return sent;
+  }
+
+  /**
+   * The largest super-segment (offload): whole MSS-sized pieces, at most GSO_MAX_SEGS of them, in one
+   * IPv4 packet of at most 64 KiB with the header every piece repeats (timestamps included: `mss`
+   * already leaves room for them, RFC 6691). Retransmissions and probes stay one MSS.
+   */
+  private gsoMax(): number {
+    const header = IPV4_HEADER_LEN + TCP_HEADER_LEN + (this.c.ts?.enabled ? TS_OPTION_LEN : 0);
+    const pieces = Math.min(GSO_MAX_SEGS, Math.floor((GSO_MAX_PACKET - header) / this.mss));
+    return Math.max(1, pieces) * this.mss;
   }
 
   /** Whether a small new segment of `len` bytes waits (Nagle, sender SWS avoidance). */

@@ -239,9 +239,10 @@ export async function createNetns(): Promise<Netns> {
  * @param opts.mtu MTU of the interface (default 1500)
  * @param opts.ipv6 keep IPv6 on the interface (default false: no router solicitations etc.)
  * @param opts.tap a TAP device (Ethernet frames; the stack needs `ethernet`) instead of TUN
+ * @param opts.offload open the TUN with virtio-net headers and offloads (default false: plain packets)
  */
 export async function createNetnsTun(
-  opts: { hostCidr?: string; stackAddr?: string; mtu?: number; ipv6?: boolean; tap?: boolean } = {},
+  opts: { hostCidr?: string; stackAddr?: string; mtu?: number; ipv6?: boolean; tap?: boolean; offload?: boolean } = {},
 ): Promise<NetnsTun> {
   const base = await createNetns();
   // This namespace's own number (the counter may have moved on if several are being created).
@@ -261,7 +262,7 @@ export async function createNetnsTun(
   const dev = `nst${process.pid.toString(36)}x${n.toString(36)}`;
   let link: TunLink | undefined;
   try {
-    link = TunLink.open({ name: dev, mtu: opts.mtu ?? 1500, tap: opts.tap ?? false });
+    link = TunLink.open({ name: dev, mtu: opts.mtu ?? 1500, tap: opts.tap ?? false, offload: opts.offload ?? false });
     await runOk(['ip', 'link', 'set', dev, 'netns', base.ns]);
     // Below 1280 bytes the kernel gives the interface no IPv6 at all: nothing to disable.
     if (!opts.ipv6 && (opts.mtu ?? 1500) >= 1280) {

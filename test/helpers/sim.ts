@@ -28,6 +28,8 @@ export interface SimOptions {
   tcpB?: Partial<TcpConfig>;
   /** Caps and rate limits of B, the usual server (src/tcp/limits.ts). */
   limitsB?: Partial<TcpLimits>;
+  /** Emulated offload on the links' endpoints (both, or [A's, B's]): super-segments (MemoryLink). */
+  offload?: boolean | [boolean, boolean];
 }
 
 export interface Sim {
@@ -56,7 +58,7 @@ export function createSim(opts: SimOptions = {}): Sim {
   const seed = opts.seed ?? 1;
   const rand = seededRandom(seed ^ 0x5eed);
   const clock = new VirtualClock(1_000_000);
-  const [la, lb] = MemoryLink.pair(clock, opts.mtu ?? 1500);
+  const [la, lb] = MemoryLink.pair(clock, opts.mtu ?? 1500, { offload: opts.offload });
   const aOut = opts.aToB ? new FaultyLink(la, clock, { seed: seed * 2 + 1, ...opts.aToB }) : undefined;
   const bOut = opts.bToA ? new FaultyLink(lb, clock, { seed: seed * 2 + 2, ...opts.bToA }) : undefined;
   const a = new Stack({

@@ -11,13 +11,24 @@
  * All protocol logic lives in TypeScript (src/link/tun.ts wraps this).
  *
  * Exports (all synchronous, errors thrown as Error with .code = errno name, .syscall):
- *   open(name, tap)                     -> { handle, name }   ("" lets the kernel pick tunN/tapN);
- *                                       tap true: IFF_TAP, whole Ethernet frames instead of IPv4 packets
+ *   open(name, tap, offload)            -> { handle, name, vnetHdrLen, offloadError }
+ *                                       ("" lets the kernel pick tunN/tapN);
+ *                                       tap true: IFF_TAP, whole Ethernet frames instead of IPv4 packets;
+ *                                       offload true (TUN only): IFF_VNET_HDR, TUNSETVNETHDRSZ(10),
+ *                                       TUNSETOFFLOAD(CSUM|TSO4|TSO6). If the kernel refuses any of
+ *                                       these, the device is reopened without them (vnetHdrLen 0) and
+ *                                       offloadError says which step failed.
+ *                                       With vnetHdrLen 10 every packet read or written is preceded by
+ *                                       a struct virtio_net_hdr (decoded in TypeScript, src/link/virtio.ts).
  *   setAddress(name, addr, netmask)     addr/netmask: uint32 in host order (10.0.0.1 = 0x0a000001)
  *   setMtu(name, mtu) / getMtu(name) / setTxQueueLen(name, packets)
  *   setUp(name, up)
  *   start(handle, onPackets, onWritable, onError)
- *   writeBatch(handle, packets, start)  -> { consumed, failed, bytes, blocked }
+ *                                       onPackets(packets, vnetHdrs): vnetHdrs is one Uint8Array with
+ *                                       vnetHdrLen bytes per packet (the headers, in order), or undefined
+ *   writeBatch(handle, packets, start, vnetHdrs?) -> { consumed, failed, bytes, blocked }
+ *                                       vnetHdrs: vnetHdrLen bytes per element of `packets` (index i at
+ *                                       i * vnetHdrLen); absent: an all-zero header (no offload asked)
  *   close(handle)                       idempotent
  */
 #define _GNU_SOURCE
@@ -33,6 +44,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -44,7 +56,13 @@
 #define MAX_BATCH_PACKETS 256
 #define SLAB_FILL_LIMIT (1024 * 1024)
 #define MAX_PACKET (65536 + 32) /* an IPv4 packet is at most 65535 bytes (+ an Ethernet header in TAP mode) */
-#define SLAB_SIZE (SLAB_FILL_LIMIT + MAX_PACKET)
+/* struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset. 10 bytes, not
+ * the 12 of virtio_net_hdr_mrg_rxbuf: its extra num_buffers field means nothing on a TUN (there are
+ * no merged receive buffers), 10 is the kernel's default for TUN, and it is what other user-space
+ * stacks on TUN use (gVisor's fdbased endpoint, wireguard-go). */
+#define VNET_HDR_LEN 10
+#define MAX_READ (VNET_HDR_LEN + MAX_PACKET)
+#define SLAB_SIZE (SLAB_FILL_LIMIT + MAX_READ)
 
 typedef struct tun_handle {
   napi_env env;
@@ -54,6 +72,7 @@ typedef struct tun_handle {
   int poll_initialised;  /* uv_poll_init succeeded: the handle must be uv_close()d */
   int poll_closing;      /* uv_close issued, waiting for on_poll_closed */
   int events;            /* UV_READABLE / UV_WRITABLE currently armed */
+  int vnet_hdr_len;      /* 0, or VNET_HDR_LEN when opened with IFF_VNET_HDR */
   uv_poll_t poll;
   napi_ref self_ref;     /* keeps the external alive while it is being polled */
   napi_ref on_packets;
@@ -221,13 +240,14 @@ static void read_batch(tun_handle *h) {
   uint32_t count = 0;
   int fatal = 0;
   while (count < MAX_BATCH_PACKETS && used < SLAB_FILL_LIMIT) {
-    ssize_t n = read(h->fd, h->slab + used, MAX_PACKET);
+    ssize_t n = read(h->fd, h->slab + used, MAX_READ);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) fatal = errno;
       break;
     }
     if (n == 0) break;
+    if (n < h->vnet_hdr_len) continue; /* cannot happen: the kernel always writes the header */
     h->lens[count++] = (uint32_t)n;
     used += (size_t)n;
   }
@@ -236,20 +256,33 @@ static void read_batch(tun_handle *h) {
     napi_env env = h->env;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    /* One allocation per batch: copy the slab into one ArrayBuffer, hand out views. */
-    void *data = NULL;
-    napi_value ab, arr;
-    napi_create_arraybuffer(env, used, &data, &ab);
-    memcpy(data, h->slab, used);
+    /* One allocation per batch: copy the slab into one ArrayBuffer, hand out views. With virtio
+     * headers, they go (packed, in order) into a second small buffer, and the views skip them. */
+    const size_t hl = (size_t)h->vnet_hdr_len;
+    void *data = NULL, *hdata = NULL;
+    napi_value ab, arr, argv[2];
+    napi_create_arraybuffer(env, used - hl * count, &data, &ab);
     napi_create_array_with_length(env, count, &arr);
-    size_t off = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      napi_value view;
-      napi_create_typedarray(env, napi_uint8_array, h->lens[i], ab, off, &view);
-      napi_set_element(env, arr, i, view);
-      off += h->lens[i];
+    if (hl > 0) {
+      napi_value hab;
+      napi_create_arraybuffer(env, hl * count, &hdata, &hab);
+      napi_create_typedarray(env, napi_uint8_array, hl * count, hab, 0, &argv[1]);
+    } else {
+      napi_get_undefined(env, &argv[1]);
     }
-    call_js(h, h->on_packets, 1, &arr);
+    size_t in = 0, out = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      size_t plen = h->lens[i] - hl;
+      if (hl > 0) memcpy((uint8_t *)hdata + hl * i, h->slab + in, hl);
+      memcpy((uint8_t *)data + out, h->slab + in + hl, plen);
+      napi_value view;
+      napi_create_typedarray(env, napi_uint8_array, plen, ab, out, &view);
+      napi_set_element(env, arr, i, view);
+      in += h->lens[i];
+      out += plen;
+    }
+    argv[0] = arr;
+    call_js(h, h->on_packets, 2, argv);
     napi_close_handle_scope(env, scope);
   }
 
@@ -285,28 +318,88 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
 
 /* ---------- exported functions ---------- */
 
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  char name[IFNAMSIZ] = {0};
-  bool tap = false;
-  if (!get_args(env, info, 1, argv) || !get_ifname(env, argv[0], name)) return NULL;
-  size_t argc = 2;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 2 && napi_get_value_bool(env, argv[1], &tap) != napi_ok) return throw_type(env, "tap must be a boolean");
-
+/* Open /dev/net/tun and TUNSETIFF. Returns the fd, or -1 with errno set (*step names the call). */
+static int open_tun(const char *name, bool tap, bool vnet, struct ifreq *ifr, const char **step) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
-    throw_errno(env, errno, "open", "/dev/net/tun");
-    return NULL;
+    *step = "open";
+    return -1;
   }
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
+  memset(ifr, 0, sizeof *ifr);
   /* layer 3 (TUN) or layer 2 (TAP), no 4-byte packet-info prefix */
-  ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, IFNAMSIZ);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  ifr->ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  memcpy(ifr->ifr_name, name, IFNAMSIZ);
+  if (ioctl(fd, TUNSETIFF, ifr) < 0) {
     int err = errno;
     close(fd);
+    errno = err;
+    *step = "TUNSETIFF";
+    return -1;
+  }
+  return fd;
+}
+
+/* The virtio-net header and offloads on an fd opened with IFF_VNET_HDR. 0, or errno (*step names the call). */
+static int set_offload(int fd, const char **step) {
+  int hdr_len = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
+    *step = "TUNSETVNETHDRSZ";
+    return errno;
+  }
+  /* The header's 16-bit fields are little-endian (what virtio 1.0 says). On a little-endian host
+   * that is the default anyway, so a kernel that refuses the ioctl changes nothing there. */
+  int le = 1;
+  if (ioctl(fd, TUNSETVNETLE, &le) < 0) {
+    uint16_t probe = 1;
+    if (*(uint8_t *)&probe != 1) {
+      *step = "TUNSETVNETLE";
+      return errno;
+    }
+  }
+  /* We accept partial checksums and TCP super-segments (TSO) both ways; the kernel then also sends
+   * us GSO packets and partial checksums. No UFO/USO: our UDP does not handle them. */
+  unsigned int offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+    *step = "TUNSETOFFLOAD";
+    return errno;
+  }
+  return 0;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char name[IFNAMSIZ] = {0};
+  bool tap = false, offload = false;
+  if (!get_args(env, info, 1, argv) || !get_ifname(env, argv[0], name)) return NULL;
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &tap) != napi_ok) return throw_type(env, "tap must be a boolean");
+  if (argc >= 3 && napi_get_value_bool(env, argv[2], &offload) != napi_ok) return throw_type(env, "offload must be a boolean");
+
+  struct ifreq ifr;
+  const char *step = NULL;
+  char offload_error[96] = {0};
+  int vnet = offload && !tap;
+  int fd = -1;
+  if (vnet) {
+    fd = open_tun(name, tap, true, &ifr, &step);
+    int err = fd < 0 ? errno : set_offload(fd, &step);
+    if (err != 0) {
+      /* Refused: today's path. (Closing the fd removes a non-persistent interface, so the name is free again.) */
+      const char *code = strerrorname_np(err);
+      snprintf(offload_error, sizeof offload_error, "%s: %s", step, code ? code : "error");
+      if (fd >= 0) close(fd);
+      fd = -1;
+      vnet = 0;
+    }
+  }
+  if (fd < 0) fd = open_tun(name, tap, false, &ifr, &step);
+  if (fd < 0) {
+    int err = errno;
+    if (strcmp(step, "open") == 0) {
+      throw_errno(env, err, "open", "/dev/net/tun");
+      return NULL;
+    }
     /* The kernel answers EINVAL when the name belongs to an interface that is not a TUN
      * device (a dummy, a veth, a TAP...). To the user that is "the name is taken". */
     if (err == EINVAL && name[0] != '\0' && if_nametoindex(name) != 0) err = EBUSY;
@@ -322,8 +415,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   h->env = env;
   h->fd = fd;
+  h->vnet_hdr_len = vnet ? VNET_HDR_LEN : 0;
 
-  napi_value external, result, name_v;
+  napi_value external, result, name_v, v;
   if (napi_create_external(env, h, finalize_handle, NULL, &external) != napi_ok) {
     close(fd);
     free(h);
@@ -334,6 +428,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "handle", external);
   napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &name_v);
   napi_set_named_property(env, result, "name", name_v);
+  napi_create_int32(env, h->vnet_hdr_len, &v);
+  napi_set_named_property(env, result, "vnetHdrLen", v);
+  if (offload_error[0]) napi_create_string_utf8(env, offload_error, NAPI_AUTO_LENGTH, &v);
+  else napi_get_undefined(env, &v);
+  napi_set_named_property(env, result, "offloadError", v);
   return result;
 }
 
@@ -478,7 +577,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 /* Write packets[start..] with one write(2) each (a TUN write is exactly one packet).
  * Stops at EAGAIN and arms UV_WRITABLE so onWritable fires when the rest can go. */
 static napi_value js_write_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   if (!get_args(env, info, 3, argv)) return NULL;
   tun_handle *h = get_handle(env, argv[0]);
   if (h == NULL) return NULL;
@@ -491,6 +590,25 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
   if (h->closed) {
     throw_errno(env, EBADF, "write", "tun (closed)");
     return NULL;
+  }
+  /* The virtio headers, vnet_hdr_len bytes per packet, or zeros when none are given. */
+  const size_t hl = (size_t)h->vnet_hdr_len;
+  static const uint8_t zero_hdr[VNET_HDR_LEN] = {0};
+  uint8_t *hdrs = NULL;
+  size_t hdrs_len = 0;
+  size_t argc = 4;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (hl > 0 && argc >= 4) {
+    napi_valuetype t;
+    napi_typeof(env, argv[3], &t);
+    if (t != napi_undefined) {
+      napi_typedarray_type htype;
+      bool is_ta = false;
+      napi_is_typedarray(env, argv[3], &is_ta);
+      if (!is_ta) return throw_type(env, "vnetHdrs must be a Uint8Array");
+      napi_get_typedarray_info(env, argv[3], &htype, &hdrs_len, (void **)&hdrs, NULL, NULL);
+      if (htype != napi_uint8_array || hdrs_len < hl * length) return throw_type(env, "vnetHdrs must hold one header per packet");
+    }
   }
 
   uint32_t i = start, failed = 0;
@@ -508,9 +626,20 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     napi_get_typedarray_info(env, el, &type, &len, &data, NULL, NULL);
     if (type != napi_uint8_array) return throw_type(env, "each packet must be a Uint8Array");
     ssize_t n;
-    do {
-      n = write(h->fd, data, len);
-    } while (n < 0 && errno == EINTR);
+    if (hl > 0) {
+      struct iovec iov[2] = {
+          {.iov_base = (void *)(hdrs ? hdrs + hl * i : zero_hdr), .iov_len = hl},
+          {.iov_base = data, .iov_len = len},
+      };
+      do {
+        n = writev(h->fd, iov, 2);
+      } while (n < 0 && errno == EINTR);
+      if (n >= (ssize_t)hl) n -= (ssize_t)hl;
+    } else {
+      do {
+        n = write(h->fd, data, len);
+      } while (n < 0 && errno == EINTR);
+    }
     if (n < 0) {
       if ((errno == EAGAIN || errno == EWOULDBLOCK) && h->poll_initialised) {
         blocked = true;
