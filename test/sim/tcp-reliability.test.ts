@@ -72,11 +72,11 @@ async function transfer(
   sizeAB: number,
   sizeBA: number,
   faults = faultsFor(seed),
-  shape: { mtu?: number; rcvBuf?: number; sndBuf?: number; wscale?: number; slowReaders?: boolean } = {},
+  shape: { mtu?: number; rcvBuf?: number; sndBuf?: number; wscale?: number; slowReaders?: boolean; offload?: boolean | [boolean, boolean] } = {},
   limitMs = 1_800_000,
 ): Promise<Outcome> {
-  const { mtu, slowReaders, ...buffers } = shape;
-  const sim = createSim({ seed, ...faults, mtu, tcp: { msl: MSL, ...buffers } });
+  const { mtu, slowReaders, offload, ...buffers } = shape;
+  const sim = createSim({ seed, ...faults, mtu, offload, tcp: { msl: MSL, ...buffers } });
   const { clock, a, b } = sim;
   const toB = randomBytes(sizeAB, seed * 2 + 1);
   const toA = randomBytes(sizeBA, seed * 2 + 2);
@@ -196,6 +196,46 @@ describe('reliability over a faulty link, both directions at once', () => {
       probes += out.stats['tcp.persist.probe'] ?? 0;
     }
     expect(probes).toBeGreaterThan(0); // the windows really did close
+  });
+
+  it('emulated offload, 60 seeds: super-segments lost, duplicated and reordered whole (no corruption), up to 300 kB each way', async () => {
+    const sums = { gsoOut: 0, gsoIn: 0 };
+    for (let seed = 700_001; seed <= 700_000 + 60 * SOAK; seed++) {
+      const r = seededRandom(seed * 31 + 3);
+      const { aToB, bToA } = faultsFor(seed);
+      const faults = { aToB: { ...aToB, corrupt: 0 }, bToA: { ...bToA, corrupt: 0 } };
+      const shape = { offload: true, rcvBuf: [16_384, 65_536, 1 << 20][Math.floor(r() * 3)]!, slowReaders: r() < 0.3 };
+      const out = await transfer(seed, Math.floor(r() * 300_000), Math.floor(r() * 300_000), faults, shape);
+      expect(out.problems, out.problems.join('\n')).toEqual([]);
+      sums.gsoOut += out.stats['tcp.out.gso'] ?? 0;
+      sums.gsoIn += out.stats['link.offload.gso.in'] ?? 0;
+    }
+    // Super-segments really went out and really arrived whole.
+    expect(sums.gsoOut).toBeGreaterThan(100);
+    expect(sums.gsoIn).toBeGreaterThan(100);
+  });
+
+  it('emulated offload on one side only, 40 seeds with corruption: the link cuts super-segments into checksummed wire segments', async () => {
+    let gsoOut = 0;
+    for (let seed = 710_001; seed <= 710_000 + 40 * SOAK; seed++) {
+      const r = seededRandom(seed * 31 + 4);
+      const offload: [boolean, boolean] = r() < 0.5 ? [true, false] : [false, true];
+      const out = await transfer(seed, Math.floor(r() * 300_000), Math.floor(r() * 300_000), faultsFor(seed), { offload });
+      expect(out.problems, out.problems.join('\n')).toEqual([]);
+      gsoOut += out.stats['tcp.out.gso'] ?? 0;
+      expect(out.stats['link.offload.gso.in'] ?? 0, `seed ${seed}`).toBe(0); // nothing arrives whole
+    }
+    expect(gsoOut).toBeGreaterThan(50);
+  });
+
+  it('emulated offload, 3 seeds, 4 MB each way over faulty links', async () => {
+    for (let seed = 720_001; seed <= 720_000 + 3 * SOAK; seed++) {
+      const { aToB, bToA } = faultsFor(seed);
+      const faults = { aToB: { ...aToB, corrupt: 0 }, bToA: { ...bToA, corrupt: 0 } };
+      const out = await transfer(seed, 4 << 20, 4 << 20, faults, { offload: true });
+      expect(out.problems, out.problems.join('\n')).toEqual([]);
+      expect(out.stats['tcp.out.gso'], `seed ${seed}`).toBeGreaterThan(0);
+    }
   });
 
   it('the smallest MTUs IPv4 allows (68 bytes: 28-byte segments)', async () => {
