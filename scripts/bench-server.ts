@@ -3,7 +3,9 @@
  * JavaScript with plain `node`, pinned to core 0 by bench.ts and started inside the
  * client namespace, so the TUN's kernel side is that namespace's interface.
  *
- *   node bench-server.js --mode http|hold|proxy --dev D --host CIDR --addr A [--mtu M] [--port P] [--config FILE] [--tap]
+ *   node bench-server.js --mode http|hold|proxy --dev D --host CIDR --addr A [--mtu M] [--port P] [--config FILE] [--tap] [--offload on|off]
+ *
+ * --offload: virtio-net offloads on the TUN (default on, as `netstack up`; off when the kernel refuses).
  *
  * --tap: a TAP device instead of TUN, the stack speaking Ethernet II and ARP on it.
  *
@@ -17,6 +19,7 @@
  * bench.ts talks to it over stdin/stdout, one line each way:
  *   → "stats"  ← {"stats": {...}}                   Stack + TunLink (+ HTTP) counters
  *   → "mem"    ← {"mem": {rss, heapUsed, ...}}      after a full GC (run with --expose-gc)
+ *   → "offload on|off" ← {"offload": bool}          TCP super-segments on or off from now on (if the TUN has them)
  *   → "count"  ← {"count": N, "established": E}     held sockets / ESTABLISHED connections
  *   → "prof-start"       ← {"profiling": true}      start V8's CPU profiler (node:inspector)
  *   → "prof-stop FILE"   ← {"profiled": FILE}       stop it and write FILE (.cpuprofile)
@@ -48,6 +51,7 @@ interface Args {
   mtu: number;
   port: number;
   tap: boolean;
+  offload: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -62,7 +66,7 @@ function parseArgs(argv: string[]): Args {
   const addr = get('addr');
   if (!dev || !host || !addr) throw new Error('usage: bench-server --mode http|hold --dev D --host CIDR --addr A [--mtu M] [--port P]');
   if (mode === 'proxy' && !get('config')) throw new Error('--mode proxy needs --config FILE');
-  return { mode, config: get('config'), dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80), tap: argv.includes('--tap') };
+  return { mode, config: get('config'), dev, host, addr, mtu: Number(get('mtu') ?? 1500), port: Number(get('port') ?? 80), tap: argv.includes('--tap'), offload: (get('offload') ?? 'on') === 'on' };
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -71,7 +75,7 @@ const addr = parseIpv4(args.addr);
 if (!hostCidr || addr === undefined) throw new Error(`bad --host ${args.host} or --addr ${args.addr}`);
 
 // The device: created in this process's namespace, host side configured by ioctl.
-const link = TunLink.open({ name: args.dev, mtu: args.mtu, tap: args.tap });
+const link = TunLink.open({ name: args.dev, mtu: args.mtu, tap: args.tap, offload: args.offload && !args.tap });
 link.configure({ addr: hostCidr.addr, prefix: hostCidr.prefix, mtu: args.mtu });
 // TAP: a fixed locally administered MAC (02:...), the kernel's address as the gateway.
 const ethernet = args.tap ? { ethernet: { mac: Uint8Array.of(0x02, 0, 0, 0xbe, 0x0c, 0x02) } } : {};
@@ -142,6 +146,9 @@ rl.on('line', (line) => {
       break;
     case 'mem':
       report({ mem: measureMemory() });
+      break;
+    case 'offload':
+      report({ offload: stack.setOffload(arg === 'on') });
       break;
     case 'count':
       report({ count: held.size, established: established() });

@@ -86,7 +86,9 @@ export class Stack implements SocketRuntime {
   /** Offload headers of outbox's packets (same indices), once any has one. */
   private outMeta: Array<PacketMeta | undefined> | undefined;
   /** TCP hands the link super-segments and partial checksums (StackOptions.offload and link.offload). */
-  readonly offload: boolean;
+  get offload(): boolean {
+    return this.tcp.offload;
+  }
   private readonly offloadCounters = { gsoIn: 0, trustedIn: 0, completedIn: 0 } as Record<string, number>;
   private readonly timer: ClockTimer;
   private kickScheduled = false;
@@ -106,7 +108,7 @@ export class Stack implements SocketRuntime {
     this.link = opts.link;
     this.name = opts.name ?? formatIpv4(opts.addr);
     const log = opts.logger;
-    this.offload = (opts.offload ?? true) && opts.link.offload === true && !opts.ethernet;
+    const offload = (opts.offload ?? true) && opts.link.offload === true && !opts.ethernet;
     const eth = opts.ethernet
       ? new EthernetLayer({
           mac: opts.ethernet.mac,
@@ -146,7 +148,7 @@ export class Stack implements SocketRuntime {
       addr: opts.addr,
       mtu: opts.link.mtu,
       send: (packet, dst, now, meta) => this.ip.send(packet, dst, PROTO_TCP, now, meta && { meta }),
-      offload: this.offload,
+      offload,
       log,
       config: opts.tcp,
       limits: opts.limits,
@@ -191,6 +193,16 @@ export class Stack implements SocketRuntime {
     }
     this.tcp.flush(now);
     this.finish();
+  }
+
+  /**
+   * Turn offload on or off while running (on only if the link has it): from the next segment on,
+   * TCP sends MSS-sized segments with full checksums (off) or super-segments (on). Received
+   * packets' headers are honoured either way. Returns whether offload is on.
+   */
+  setOffload(on: boolean): boolean {
+    this.tcp.offload = on && this.link.offload === true && !this.ethernet;
+    return this.tcp.offload;
   }
 
   /**

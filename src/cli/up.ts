@@ -71,6 +71,7 @@ export interface UpArgs {
   tap?: boolean | undefined;
   mac?: string | undefined;
   cc: string;
+  offload?: string | undefined;
 }
 
 /** Checked options. */
@@ -102,6 +103,8 @@ export interface UpConfig {
   mac: Mac | undefined;
   /** TCP congestion control (RFC 9438 CUBIC or RFC 5681/6582 NewReno). */
   cc: CongestionControlName;
+  /** virtio-net offloads on the TUN (TSO super-segments, partial checksums) when the kernel has them. */
+  offload: boolean;
 }
 
 export const UP_DEFAULTS = {
@@ -112,6 +115,7 @@ export const UP_DEFAULTS = {
   port: 80,
   logLevel: 'info',
   cc: 'cubic',
+  offload: 'on',
 } as const;
 
 /** Declare the options of `netstack up` (used by main.ts). */
@@ -246,6 +250,12 @@ export function upOptions(y: Argv): Argv<UpArgs> {
       default: UP_DEFAULTS.cc,
       describe: `TCP congestion control: ${Object.keys(CONGESTION_CONTROLS).join(' or ')} (CUBIC by default, as Linux)`,
     })
+    .option('offload', {
+      type: 'string',
+      requiresArg: true,
+      default: UP_DEFAULTS.offload,
+      describe: 'on: TCP hands the TUN 64 KiB super-segments and leaves checksums to the kernel (virtio-net header, TSO), off when the kernel refuses; off: one packet per segment (TUN only)',
+    })
     .example('sudo netstack up', 'then, in another terminal: ping 10.77.0.2')
     .example('sudo netstack up --host 10.99.0.1/24 --addr 10.99.0.2 --pcap /tmp/ns.pcap', '')
     .example('sudo netstack up --upstream 10.77.0.1:8001 --upstream 10.77.0.1:8002,weight=3 --balance least-conn', '')
@@ -351,6 +361,8 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     orphanRetries: count('orphan-retries', a.orphanRetries ?? d.orphanRetries, 1),
     synCookies: a.synCookies ?? d.synCookies,
   };
+  const offload = a.offload ?? UP_DEFAULTS.offload;
+  if (offload !== 'on' && offload !== 'off') throw new CliError(`--offload must be on or off (got "${offload}")`);
   let mac: Mac | undefined;
   if (a.mac !== undefined) {
     if (!a.tap) throw new CliError('--mac only applies to a TAP device: add --tap');
@@ -378,6 +390,7 @@ export function validateUpArgs(a: UpArgs): UpConfig {
     tap: a.tap ?? false,
     mac,
     cc: a.cc as CongestionControlName,
+    offload: offload === 'on' && !(a.tap ?? false),
   };
 }
 
@@ -517,10 +530,10 @@ function disableIpv6(dev: string): void {
 }
 
 /** Create and configure the TUN (or TAP) device; on failure nothing is left behind. */
-export function openDevice(cfg: Pick<UpConfig, 'dev' | 'mtu' | 'hostAddr' | 'prefix'> & { tap?: boolean }): TunLink {
+export function openDevice(cfg: Pick<UpConfig, 'dev' | 'mtu' | 'hostAddr' | 'prefix'> & { tap?: boolean; offload?: boolean }): TunLink {
   let tun: TunLink | undefined;
   try {
-    tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu, tap: cfg.tap ?? false });
+    tun = TunLink.open({ name: cfg.dev, mtu: cfg.mtu, tap: cfg.tap ?? false, offload: cfg.offload ?? false });
     disableIpv6(tun.name);
     tun.configure({ addr: cfg.hostAddr, prefix: cfg.prefix, up: true });
     return tun;
@@ -542,9 +555,10 @@ export async function runUp(cfg: UpConfig): Promise<void> {
   const hostCidr = `${formatIpv4(cfg.hostAddr)}/${cfg.prefix}`;
   const mac = cfg.tap ? (cfg.mac ?? localMac(randomBytes(6))) : undefined;
   logger.info(
-    { dev: tun.name, mtu: tun.mtu, host: hostCidr, ...(mac ? { mac: formatMac(mac) } : {}) },
+    { dev: tun.name, mtu: tun.mtu, host: hostCidr, ...(mac ? { mac: formatMac(mac) } : {}), ...(cfg.tap ? {} : { offload: tun.offload }) },
     `${cfg.tap ? 'TAP' : 'TUN'} device created and configured`,
   );
+  if (tun.offloadError) logger.warn({ reason: tun.offloadError }, 'the kernel refused the TUN offloads: one packet per segment');
 
   let pcap: PcapWriter | undefined;
   let link: Link = tun;
@@ -568,6 +582,7 @@ export async function runUp(cfg: UpConfig): Promise<void> {
     limits: cfg.limits,
     logger,
     tcp: { congestionControl: CONGESTION_CONTROLS[cfg.cc] },
+    offload: cfg.offload,
   });
   // Connection details (4-tuples, sequence numbers) only for the host side and --admin networks.
   const canSeeDetails = allowNetworks([{ addr: cfg.hostAddr, prefix: 32 }, ...cfg.admin]);

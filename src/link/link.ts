@@ -2,7 +2,9 @@
  * The link layer boundary: a Link moves whole IPv4 packets between a device and the
  * stack, in batches. Everything above it is protocol code; everything below is I/O.
  *
- * Packets are Uint8Array (Buffer in practice). A Link never parses them.
+ * Packets are Uint8Array (Buffer in practice). A Link never parses them, and a packet it has
+ * delivered belongs to the receiver: the link never writes to it again (TCP may keep a large
+ * payload as a view instead of copying it).
  *
  * Offload (virtio-net header semantics, src/link/virtio.ts): a link with `offload` true accepts
  * TCP super-segments (up to 64 KiB, cut into MSS-sized segments below us) and partial checksums,

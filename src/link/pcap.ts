@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { Link, PacketBatchHandler } from './link.js';
+import type { Link, PacketBatchHandler, PacketMeta } from './link.js';
 
 /**
  * Writes packets to a classic pcap file that tcpdump, tshark and Wireshark open.
@@ -126,19 +126,24 @@ export class PcapWriter {
  * Closing the wrapper closes `link`; the PcapWriter stays the caller's to close.
  */
 export function wrapLink(link: Link, pcap: PcapWriter): Link {
+  // Offload passes through: super-segments are recorded as they cross the link (up to 64 KiB, with
+  // the partial checksums the kernel completes), as tcpdump on an offloading interface shows them.
   return {
     get mtu() {
       return link.mtu;
     },
+    get offload() {
+      return link.offload;
+    },
     onReceive(handler: PacketBatchHandler): void {
-      link.onReceive((packets) => {
+      link.onReceive((packets, meta) => {
         for (const p of packets) pcap.record(p);
-        handler(packets);
+        handler(packets, meta);
       });
     },
-    send(packets: Uint8Array[]): void {
+    send(packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void {
       for (const p of packets) pcap.record(p);
-      link.send(packets);
+      link.send(packets, meta);
     },
     close(): void {
       link.close();

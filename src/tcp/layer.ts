@@ -66,7 +66,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   readonly config: TcpConfig;
   readonly limits: TcpLimits;
   readonly memory: MemoryBudget;
-  readonly offload: boolean;
+  /** See TcpLayerOptions.offload; the runtime may switch it (Stack.setOffload). */
+  offload: boolean;
   private readonly sendPacket: TcpLayerOptions['send'];
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;

@@ -18,6 +18,11 @@ export const MAX_DELAYED_ACK_MS = 200;
 /** Unread in-order data arriving in pieces smaller than this is joined into one buffer (see deliver). */
 export const RCV_COALESCE_BYTES = 2048;
 
+/** In-order data at least this long, in a buffer of its own but for RCV_KEEP_VIEW_SLACK bytes, is
+ *  kept without a copy (see deliver). */
+export const RCV_KEEP_VIEW_BYTES = 16 * 1024;
+export const RCV_KEEP_VIEW_SLACK = 256;
+
 /** The part of an arriving segment that lies in sequence space, trimmed to the window. */
 export interface SegmentText {
   seq: number;
@@ -195,7 +200,12 @@ export class Receiver {
     // truesize, against the receive buffer and collapses queues of small ones for the same reason.)
     const queue = this.queue;
     const last = queue.length > this.head ? queue[queue.length - 1]! : undefined;
-    if (last !== undefined && last.length + data.length <= RCV_COALESCE_BYTES) {
+    if (data.length >= RCV_KEEP_VIEW_BYTES && data.buffer.byteLength - data.length <= RCV_KEEP_VIEW_SLACK) {
+      // A large segment (an offload super-segment) alone in its buffer: keep it as it is, no copy.
+      // It holds no more memory than a copy would (the slack is its headers), and the link has
+      // handed it over for good (src/link: a packet is never reused once delivered).
+      queue.push(Buffer.from(data.buffer, data.byteOffset, data.length));
+    } else if (last !== undefined && last.length + data.length <= RCV_COALESCE_BYTES) {
       const joined = Buffer.allocUnsafe(last.length + data.length);
       joined.set(last);
       joined.set(data, last.length);

@@ -62,6 +62,8 @@
  * stacks on TUN use (gVisor's fdbased endpoint, wireguard-go). */
 #define VNET_HDR_LEN 10
 #define MAX_READ (VNET_HDR_LEN + MAX_PACKET)
+/* Packets at least this long are handed over in an ArrayBuffer of their own (see read_batch). */
+#define OWN_BUFFER_MIN (16 * 1024)
 #define SLAB_SIZE (SLAB_FILL_LIMIT + MAX_READ)
 
 typedef struct tun_handle {
@@ -261,7 +263,10 @@ static void read_batch(tun_handle *h) {
     const size_t hl = (size_t)h->vnet_hdr_len;
     void *data = NULL, *hdata = NULL;
     napi_value ab, arr, argv[2];
-    napi_create_arraybuffer(env, used - hl * count, &data, &ab);
+    size_t shared = 0;
+    for (uint32_t i = 0; i < count; i++)
+      if (h->lens[i] - hl < OWN_BUFFER_MIN) shared += h->lens[i] - hl;
+    napi_create_arraybuffer(env, shared, &data, &ab);
     napi_create_array_with_length(env, count, &arr);
     if (hl > 0) {
       napi_value hab;
@@ -274,12 +279,22 @@ static void read_batch(tun_handle *h) {
     for (uint32_t i = 0; i < count; i++) {
       size_t plen = h->lens[i] - hl;
       if (hl > 0) memcpy((uint8_t *)hdata + hl * i, h->slab + in, hl);
-      memcpy((uint8_t *)data + out, h->slab + in + hl, plen);
       napi_value view;
-      napi_create_typedarray(env, napi_uint8_array, plen, ab, out, &view);
+      if (plen >= OWN_BUFFER_MIN) {
+        /* A super-segment gets an ArrayBuffer of its own: TCP may then keep its payload as it is
+         * (no second copy, src/tcp/receiver.ts) without pinning the rest of the batch. */
+        void *own = NULL;
+        napi_value oab;
+        napi_create_arraybuffer(env, plen, &own, &oab);
+        memcpy(own, h->slab + in + hl, plen);
+        napi_create_typedarray(env, napi_uint8_array, plen, oab, 0, &view);
+      } else {
+        memcpy((uint8_t *)data + out, h->slab + in + hl, plen);
+        napi_create_typedarray(env, napi_uint8_array, plen, ab, out, &view);
+        out += plen;
+      }
       napi_set_element(env, arr, i, view);
       in += h->lens[i];
-      out += plen;
     }
     argv[0] = arr;
     call_js(h, h->on_packets, 2, argv);
