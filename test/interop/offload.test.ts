@@ -9,7 +9,7 @@ import { Stack } from '../../src/stack.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
 import { kernelClient } from '../helpers/kernel-peer.js';
 import type { NetnsTun } from '../helpers/netns.js';
-import { createNetnsTun, describeInterop } from '../helpers/netns.js';
+import { createNetns, createNetnsTun, describeInterop, run, runOk } from '../helpers/netns.js';
 
 const MB = 1 << 20;
 /** The issue asks for 1 GiB each way; `npm run bench` moves that much. Here 256 MiB keeps CI fast. */
@@ -69,4 +69,57 @@ describeInterop('TCP with virtio-net offloads on the TUN', () => {
     expect(st['tcp.out.gso']).toBeGreaterThan(0);
     expect(t.link.stats.txGso).toBeGreaterThan(0);
   }, 120_000);
+
+  /*
+   * On the wire. Delivered locally, the kernel takes our super-segments whole (as it takes GRO'd
+   * packets), so tcpdump on the TUN shows 64 KiB packets. To see what a wire sees, the kernel here
+   * forwards them to a veth whose TSO, GSO and checksum offload are off: it must cut them at
+   * gso_size and complete their checksums itself (skb_gso_segment), and a peer in a second
+   * namespace receives them. tcpdump -vv there checks every TCP checksum.
+   *
+   *   stack ── TUN ══ ns A (forwarding) ── vethA (offloads off) ══ vethB ── ns B: the kernel peer
+   */
+  it('forwarded to a wire without offloads, our super-segments become MSS-sized segments with correct checksums (tcpdump)', async () => {
+    const t = await createNetnsTun({ offload: true });
+    const b = await createNetns();
+    const stack = startStack(t);
+    const [va, vb] = [`va${process.pid.toString(36)}`, `vb${process.pid.toString(36)}`];
+    await runOk(['ip', '-n', t.ns, 'link', 'add', va, 'type', 'veth', 'peer', 'name', vb, 'netns', b.ns]);
+    await runOk(['ip', '-n', t.ns, 'addr', 'add', '10.250.0.1/30', 'dev', va]);
+    await runOk(['ip', '-n', b.ns, 'addr', 'add', '10.250.0.2/30', 'dev', vb]);
+    await runOk(['ip', '-n', t.ns, 'link', 'set', va, 'up']);
+    await runOk(['ip', '-n', b.ns, 'link', 'set', vb, 'up']);
+    await runOk(['ip', '-n', b.ns, 'route', 'add', `${t.stackAddr}/32`, 'via', '10.250.0.1']);
+    await runOk(['ip', 'netns', 'exec', t.ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await runOk(['ip', 'netns', 'exec', t.ns, 'ethtool', '-K', va, 'tso', 'off', 'gso', 'off', 'tx', 'off']);
+    const pcap = `/tmp/netstack-offload-${process.pid}.pcap`;
+    onTestFinished(() => void run(['rm', '-f', pcap]));
+    const data = randomBytes(4 * MB);
+    stack.createServer((s: TcpSocket) => {
+      s.on('data', () => {});
+      s.end(data);
+    }).listen(9);
+    // Route back to B's address: the stack's only link is the TUN, so every destination is on it.
+    const dump = b.spawn(['tcpdump', '-i', vb, '-nn', '-U', '-s', '0', '-c', '2000', '-w', pcap, 'tcp', 'and', 'src', 'host', t.stackAddr], { stdio: 'ignore' });
+    onTestFinished(() => void dump.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 1000)); // tcpdump attaches
+    const r = await kernelClient(b, { host: t.stackAddr, port: 9, send: 0, timeoutS: 30 });
+    expect(r.receivedSha256).toBe(createHash('sha256').update(data).digest('hex'));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => (dump.kill('SIGINT'), resolve()), 3000);
+      dump.once('exit', () => (clearTimeout(timer), resolve()));
+    });
+    expect(stack.stats()['tcp.out.gso']).toBeGreaterThan(10);
+    const read = await runOk(['tcpdump', '-r', pcap, '-nn', '-vv']);
+    // One line per packet ("IP (tos ..., length N)"), then the TCP line with "cksum 0x... (correct)".
+    const lengths = [...read.stdout.matchAll(/proto TCP \(6\), length (\d+)\)/g)].map((m) => Number(m[1]));
+    const checks = [...read.stdout.matchAll(/cksum 0x[0-9a-f]+ \((correct|incorrect[^)]*)\)/g)].map((m) => m[1]);
+    expect(lengths.length).toBeGreaterThan(1000);
+    expect(checks.length).toBe(lengths.length);
+    expect(checks.filter((c) => c !== 'correct')).toEqual([]);
+    expect(Math.max(...lengths)).toBe(1500); // full-sized: 20 IP + 32 TCP (timestamps) + 1448
+    expect(lengths.filter((l) => l > 1500)).toEqual([]);
+    const full = lengths.filter((l) => l === 1500).length;
+    expect(full / lengths.length).toBeGreaterThan(0.9);
+  }, 90_000);
 });
