@@ -21,6 +21,7 @@
  * Everything here comes from the kernel or a peer emulation: `checkRx` never throws and names a drop
  * reason for any header that does not describe the packet it came with.
  */
+import { readIpv4 } from '../ip/addr.js';
 import { checksumFinish, checksumPartial, pseudoHeaderSum } from '../ip/checksum.js';
 
 /** Header length we ask for with TUNSETVNETHDRSZ (see tun.c for why 10 and not 12). */
@@ -187,10 +188,10 @@ export function segment(packet: Uint8Array, h: VirtioNetHdr): Uint8Array[] {
   const payload = total - hlen;
   const mss = h.gsoSize;
   if (mss <= 0 || payload < 0 || thl < 20) return [packet.slice()]; // not a super-segment after all
-  const src = readU32(packet, 12);
-  const dst = readU32(packet, 16);
+  const src = readIpv4(packet, 12);
+  const dst = readIpv4(packet, 16);
   const id0 = (packet[4]! << 8) | packet[5]!;
-  const seq0 = readU32(packet, ihl + 4);
+  const seq0 = ((packet[ihl + 4]! << 24) | (packet[ihl + 5]! << 16) | (packet[ihl + 6]! << 8) | packet[ihl + 7]!) >>> 0;
   const flags = packet[ihl + 13]!;
   const out: Uint8Array[] = [];
   const n = Math.max(1, Math.ceil(payload / mss));
@@ -210,7 +211,11 @@ export function segment(packet: Uint8Array, h: VirtioNetHdr): Uint8Array[] {
     const ipsum = checksumFinish(checksumPartial(seg, 0, ihl));
     seg[10] = ipsum >>> 8;
     seg[11] = ipsum & 0xff;
-    writeU32(seg, ihl + 4, (seq0 + off) >>> 0);
+    const seq = (seq0 + off) >>> 0;
+    seg[ihl + 4] = seq >>> 24;
+    seg[ihl + 5] = seq >>> 16;
+    seg[ihl + 6] = seq >>> 8;
+    seg[ihl + 7] = seq;
     let f = flags;
     if (i < n - 1) f &= ~0x09; // FIN and PSH only on the last segment
     if (i > 0) f &= ~0x80; // CWR only on the first
@@ -222,15 +227,4 @@ export function segment(packet: Uint8Array, h: VirtioNetHdr): Uint8Array[] {
     out.push(seg);
   }
   return out;
-}
-
-function readU32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
-function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
 }

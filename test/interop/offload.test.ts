@@ -36,7 +36,7 @@ describeInterop('TCP with virtio-net offloads on the TUN', () => {
     const sock = stack.udp.createSocket('udp4');
     sock.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => sock.send(Buffer.concat([Buffer.from('echo:'), msg]), rinfo.port, rinfo.address));
     await new Promise<void>((resolve) => sock.bind(7, resolve));
-    onTestFinished(() => sock.close());
+    onTestFinished(() => void sock.close());
     const code = [
       'import socket',
       's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
