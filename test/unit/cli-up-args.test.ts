@@ -36,3 +36,15 @@ describe('netstack up --tap / --mac options', () => {
     expect(error({ tap: true, mac: '00:00:00:00:00:00' })).toMatch(/is not a unicast address/);
   });
 });
+
+describe('netstack up --offload', () => {
+  it('on by default, off when asked or in TAP mode (TUN only)', () => {
+    expect(validateUpArgs(base).offload).toBe(true);
+    expect(validateUpArgs({ ...base, offload: 'off' }).offload).toBe(false);
+    expect(validateUpArgs({ ...base, offload: 'on', tap: true }).offload).toBe(false);
+  });
+
+  it('refuses anything but on or off, in one sentence', () => {
+    expect(error({ offload: 'maybe' })).toBe('--offload must be on or off (got "maybe")');
+  });
+});
