@@ -192,7 +192,8 @@ export class Receiver {
   }
 
   private deliver(data: Uint8Array): void {
-    // The packet buffer belongs to the link: keep a copy of just these bytes. A small segment is
+    // Keep a copy of just these bytes (a packet is often a view into a larger batch buffer, which a
+    // kept view would pin), except a large segment alone in its buffer (below). A small segment is
     // appended to the last unread chunk while the two fit in RCV_COALESCE_BYTES (one copy of at most
     // that much), so two neighbouring chunks always hold more than that together: a peer sending
     // 1-byte segments to a reader that has stopped reading cannot make us keep one buffer object
