@@ -9,7 +9,10 @@
  *
  * Matching an outbound line (packetdrill's rules): flags exactly, sequence range, `ack` when
  * the ACK flag is set, `win` and `urg` only when written, options byte for byte in order (NOPs
- * included) unless written `<...>`; no options written means none may be sent.
+ * included) unless written `<...>`; no options written means none may be sent. Timestamps are
+ * the exception: the runner maps their values between script and live (./timestamps.ts).
+ * SACK blocks: an inbound line's acknowledge the stack's data (relative to its ISN, like `ack`);
+ * an outbound line's acknowledge the script's data (as written).
  */
 import { checksumFinish, checksumPartial, pseudoHeaderSum } from '../ip/checksum.js';
 import { IPV4_HEADER_LEN, PROTO_ICMP, PROTO_TCP, parseIpv4, writeIpv4Header } from '../ip/ipv4.js';
@@ -70,8 +73,12 @@ export function encodeOptions(opts: TcpOpt[], ourIsn: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-/** Decode option bytes into the script's vocabulary; undefined if malformed. Trailing EOL padding is dropped. */
-export function decodeOptions(buf: Uint8Array, ourIsn: number): TcpOpt[] | undefined {
+/**
+ * Decode the options of a segment the stack sent into the script's vocabulary; undefined if
+ * malformed. Trailing EOL padding is dropped. Its SACK blocks acknowledge the remote side's data,
+ * whose numbers are the script's as written (no offset, unlike an inbound line's blocks).
+ */
+export function decodeOptions(buf: Uint8Array): TcpOpt[] | undefined {
   const out: TcpOpt[] = [];
   let i = 0;
   while (i < buf.length) {
@@ -96,7 +103,7 @@ export function decodeOptions(buf: Uint8Array, ourIsn: number): TcpOpt[] | undef
     else if (kind === 8 && len === 10) out.push({ kind: 'TS', val: readU32(buf, i + 2), ecr: readU32(buf, i + 6) });
     else if (kind === 5 && (len - 2) % 8 === 0) {
       const blocks: Array<[number, number]> = [];
-      for (let k = i + 2; k < i + len; k += 8) blocks.push([(readU32(buf, k) - ourIsn) >>> 0, (readU32(buf, k + 4) - ourIsn) >>> 0]);
+      for (let k = i + 2; k < i + len; k += 8) blocks.push([readU32(buf, k), readU32(buf, k + 4)]);
       out.push({ kind: 'sack', blocks });
     } else return undefined;
     i += len;
@@ -231,7 +238,7 @@ export interface Captured {
   other?: string;
 }
 
-export function decodeOutbound(packet: Uint8Array, at: number, ourIsn: number): Captured {
+export function decodeOutbound(packet: Uint8Array, at: number): Captured {
   const ip = parseIpv4(packet);
   if ('error' in ip) return { at, seg: undefined, other: `a malformed IPv4 packet (${ip.error})` };
   if (ip.header.protocol !== PROTO_TCP) {
@@ -253,22 +260,22 @@ export function decodeOutbound(packet: Uint8Array, at: number, ourIsn: number): 
       flags: b[13]!,
       win: (b[14]! << 8) | b[15]!,
       urg: (b[18]! << 8) | b[19]!,
-      options: decodeOptions(b.subarray(20, off), ourIsn),
+      options: decodeOptions(b.subarray(20, off)),
       len: b.length - off,
       checksumOk: sum === 0,
     },
   };
 }
 
-/** The segment as a script line, numbered relative to the stack's ISN. */
-export function formatOut(s: OutSegment, ourIsn: number): string {
+/** The segment as a script line, numbered relative to the stack's ISN (and its TSval in script space with `tsVal`). */
+export function formatOut(s: OutSegment, ourIsn: number, tsVal?: (live: number) => number): string {
   const start = (s.seq - ourIsn) >>> 0;
   let text = `${flagLetters(s.flags)} ${start}:${(start + s.len) >>> 0}(${s.len})`;
   if (s.flags & TCP_FLAG_BITS['.']!) text += ` ack ${s.ack}`;
   text += ` win ${s.win}`;
   if (s.flags & TCP_FLAG_BITS['U']!) text += ` urg ${s.urg}`;
   if (s.options === undefined) text += ' <malformed options>';
-  else if (s.options.length > 0) text += ` <${formatOpts(s.options)}>`;
+  else if (s.options.length > 0) text += ` <${formatOpts(tsVal ? s.options.map((o) => (o.kind === 'TS' ? { ...o, val: tsVal(o.val) } : o)) : s.options)}>`;
   return text;
 }
 
@@ -294,6 +301,7 @@ export function matchOutbound(
   segs: OutSegment[],
   ourIsn: number,
   flow: { localPort: number; remotePort: number },
+  ts?: TsCheck,
 ): { consumed: number } | { mismatch: string } {
   const first = segs[0];
   if (!first) return { mismatch: 'nothing was sent' };
@@ -324,11 +332,37 @@ export function matchOutbound(
   if (want.win !== undefined && first.win !== want.win) return { mismatch: `win ${first.win}, expected ${want.win}` };
   if (want.urg !== undefined && first.urg !== want.urg) return { mismatch: `urg ${first.urg}, expected ${want.urg}` };
   if (want.options !== 'any') {
-    const expected = formatOpts(want.options ?? []);
-    const actual = first.options === undefined ? 'malformed options' : formatOpts(first.options);
-    if (expected !== actual) return { mismatch: `options <${actual}>, expected <${expected}>` };
+    const mismatch = compareOptions(want.options ?? [], first.options, ts);
+    if (mismatch) return { mismatch };
   }
   return { consumed };
+}
+
+/** Compares a TS option's values (see ./timestamps.ts); undefined when they match. */
+export type TsCheck = (want: { val: number; ecr: number }, got: { val: number; ecr: number }) => string | undefined;
+
+/**
+ * Options in order, kind by kind (packetdrill: "TCP options are expected to be a deterministic
+ * order"); every value byte for byte except the timestamps, which `ts` judges (exactly without it).
+ */
+function compareOptions(want: TcpOpt[], got: TcpOpt[] | undefined, ts: TsCheck | undefined): string | undefined {
+  const expected = formatOpts(want);
+  if (got === undefined) return `options <malformed options>, expected <${expected}>`;
+  const kinds = (l: TcpOpt[]) => l.map((o) => o.kind).join(',');
+  if (kinds(want) === kinds(got)) {
+    for (let i = 0; i < want.length; i++) {
+      const w = want[i]!;
+      const g = got[i]!;
+      if (w.kind === 'TS' && g.kind === 'TS') {
+        const why = ts ? ts(w, g) : w.val !== g.val || w.ecr !== g.ecr ? `TS val ${g.val} ecr ${g.ecr}, expected TS val ${w.val} ecr ${w.ecr}` : undefined;
+        if (why) return `options: ${why}`;
+      } else if (formatOpts([w]) !== formatOpts([g])) {
+        return `options <${formatOpts(got)}>, expected <${expected}>`;
+      }
+    }
+    return undefined;
+  }
+  return `options <${formatOpts(got)}>, expected <${expected}>`;
 }
 
 function u32Bytes(v: number): number[] {

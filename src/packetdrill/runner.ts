@@ -13,8 +13,20 @@
  * previous event when that is larger. A blocking call (`a...b`) must return within the
  * tolerance of b; a call written without `...` must not block.
  *
- * Stricter than packetdrill in one way: a packet the stack sent that no line consumed by the
- * end of the script fails it (packetdrill only notices one when a later outbound line differs).
+ * Timestamps: TSval and TSecr are mapped between script and live values as packetdrill does
+ * (./timestamps.ts): outbound TSval loosely (only with --tcp_ts_tick_usecs), outbound TSecr
+ * exactly, an inbound TSecr as the live TSval of the outbound line that showed it.
+ *
+ * Profiles: `linux` (the default for a script whose shell line runs Linux's defaults.sh) sets
+ * what Linux's defaults give where netstack has the knob, SACK and timestamps on included; the
+ * `netstack` profile (every other script) is netstack's configuration with SACK and timestamps
+ * OFF, because the corpus was written for a stack without them: its SYN and SYN-ACK lines carry
+ * neither. A shell line may also hold `sysctl -q net.ipv4.tcp_sack=0` / `tcp_timestamps=0` (or
+ * Linux's `set_sysctls.py /proc/sys/net/ipv4/tcp_sack=0`): those are read, never run (below).
+ *
+ * Stricter than packetdrill in two ways: a packet the stack sent that no line consumed by the
+ * end of the script fails it (packetdrill only notices one when a later outbound line differs),
+ * and an outbound TSecr is compared (packetdrill compares only the TSval, and only with a tick).
  */
 import { parseIpv4 } from '../ip/addr.js';
 import { MemoryLink } from '../link/memory.js';
@@ -28,6 +40,7 @@ import type { Expr, PacketSpec, Script, ScriptEvent, SyscallSpec } from './parse
 import { PacketdrillSyntaxError, parseScript } from './parse.js';
 import type { CallResult, TcpSettings } from './sockets.js';
 import { ERRNO, FdTable, SETSOCKOPT_NAMES, SYMBOLS, Unsupported } from './sockets.js';
+import { TimestampMapping } from './timestamps.js';
 
 export type Profile = 'netstack' | 'linux';
 
@@ -46,12 +59,16 @@ export interface RunResult {
 
 /**
  * What `--profile linux` sets where netstack has the knob, so published Linux scripts test
- * behaviour and not configuration: window scale 8 (what their SYN-ACK lines expect), 5 SYN
- * retries, RTO bounds 200 ms..120 s with a 1 s initial RTO (Linux's TCP_RTO_MIN/MAX, RFC 6298
- * §2.1), 40 ms delayed ACKs. Linux's initial window of 10 segments is netstack's default
- * (RFC 6928). The shell script (defaults.sh) itself is never run.
+ * behaviour and not configuration: SACK and timestamps on (net.ipv4.tcp_sack=1 and
+ * tcp_timestamps=1, Linux's defaults: its SYN-ACK answers `<mss 1460,sackOK,TS val .. ecr ..,nop,wscale 8>`),
+ * window scale 8 (what their SYN-ACK lines expect), 5 SYN retries, RTO bounds 200 ms..120 s with
+ * a 1 s initial RTO (Linux's TCP_RTO_MIN/MAX, RFC 6298 §2.1), 40 ms delayed ACKs. Linux's initial
+ * window of 10 segments is netstack's default (RFC 6928). The shell script (defaults.sh) itself
+ * is never run.
  */
 export const LINUX_PROFILE: TcpSettings = {
+  sack: true,
+  timestamps: true,
   wscale: 8,
   synRetries: 5,
   minRto: 200,
@@ -65,7 +82,7 @@ export const LINUX_PROFILE: TcpSettings = {
  * mapped to netstack's limits (src/tcp/limits.ts). They are read before the script runs and set
  * for the whole stack; no other shell command is run.
  */
-const SYSCTLS: Record<string, (v: number) => Partial<TcpLimits>> = {
+const LIMIT_SYSCTLS: Record<string, (v: number) => Partial<TcpLimits>> = {
   'net.ipv4.tcp_syncookies': (v) => ({ synCookies: v === 2 ? 'always' : v !== 0 }),
   'net.ipv4.tcp_max_syn_backlog': (v) => ({ maxSynBacklog: v }),
   'net.ipv4.tcp_max_tw_buckets': (v) => ({ maxTimeWait: v }),
@@ -76,21 +93,48 @@ const SYSCTLS: Record<string, (v: number) => Partial<TcpLimits>> = {
   'net.ipv4.tcp_challenge_ack_limit': (v) => ({ challengeAcksPerSecond: v }),
 };
 
-/** The limits set by `sysctl -q name=value[; ...]`, or undefined when the command is anything else. */
-export function parseSysctls(command: string): Partial<TcpLimits> | undefined {
-  const out: Partial<TcpLimits> = {};
-  for (const part of command.split(/;|&&/).map((p) => p.trim()).filter((p) => p !== '')) {
-    const m = /^sysctl(?:\s+-[qw]+)*\s+([\w.]+)=(\d+)$/.exec(part);
-    const set = m ? SYSCTLS[m[1]!] : undefined;
-    if (!m || !set) return undefined;
-    Object.assign(out, set(Number(m[2])));
-  }
-  return out;
-}
+/** The `netstack` profile: netstack's defaults, but without SACK and timestamps (see the top). */
+export const NETSTACK_PROFILE: TcpSettings = { sack: false, timestamps: false };
 
 const KNOWN_OPTIONS = new Set([
   'tolerance_usecs', 'tolerance_percent', 'local_ip', 'remote_ip', 'bind_port', 'connect_port', 'mtu', 'ip_version', 'gateway_ip', 'netmask_ip',
+  'tcp_ts_tick_usecs', 'tcp_ts_ecr_scaled',
 ]);
+
+/** The sysctls that choose TCP settings, and the setting each one is (0 is off, anything else on). */
+const SYSCTLS: Record<string, 'sack' | 'timestamps'> = { tcp_sack: 'sack', tcp_timestamps: 'timestamps' };
+
+/**
+ * What a shell line asks for, read and never run: Linux's defaults.sh (the linux profile) and
+ * the sysctls in SYSCTLS, as `sysctl [-q] [-w] net.ipv4.NAME=V` or Linux's
+ * `set_sysctls.py /proc/sys/net/ipv4/NAME=V ...`, separated by newlines, `;` or `&&`.
+ * Anything else is the reason the script is skipped.
+ */
+export function readShellLine(command: string): { defaults: boolean; tcp: TcpSettings; limits: Partial<TcpLimits> } | { unsupported: string } {
+  const out = { defaults: false, tcp: {} as Record<string, boolean>, limits: {} as Partial<TcpLimits> };
+  const set = (name: string, value: string): boolean => {
+    const key = SYSCTLS[name];
+    const limit = LIMIT_SYSCTLS[`net.ipv4.${name}`];
+    if (key) out.tcp[key] = Number(value) !== 0;
+    else if (limit) Object.assign(out.limits, limit(Number(value)));
+    else return false;
+    return true;
+  };
+  for (const raw of command.replace(/^`|`$/g, '').split(/\n|;|&&/)) {
+    const part = raw.trim();
+    if (part === '') continue;
+    if (/^\S*defaults\.sh$/.test(part)) {
+      out.defaults = true;
+      continue;
+    }
+    let m = /^sysctl(?:\s+-[qw]+)*\s+net\.ipv4\.(\w+)=(\d+)$/.exec(part);
+    if (m && set(m[1]!, m[2]!)) continue;
+    m = /^\S*set_sysctls\.py((?:\s+\/proc\/sys\/net\/ipv4\/\w+=\d+)+)$/.exec(part);
+    if (m && [...m[1]!.matchAll(/ipv4\/(\w+)=(\d+)/g)].every((x) => set(x[1]!, x[2]!))) continue;
+    return { unsupported: `shell command \`${part}\` (shell lines are never executed; netstack reads only defaults.sh and the sysctls ${[...Object.keys(SYSCTLS), ...Object.keys(LIMIT_SYSCTLS).map((k) => k.slice('net.ipv4.'.length))].join(', ')})` };
+  }
+  return { defaults: out.defaults, tcp: out.tcp as TcpSettings, limits: out.limits };
+}
 
 /** The virtual clock's reading at script time 0 (any value works; nonzero like a real uptime). */
 const EPOCH = 1_000_000;
@@ -125,12 +169,13 @@ class Run {
   private readonly wire: MemoryLink;
   private readonly stackEnd: MemoryLink;
   private stackInstance: Stack | undefined;
-  /** The corpus's scripts were written for netstack before it offered SACK and timestamps (their SYN
-   *  and SYN-ACK lines carry neither): scripts run with both off. A script that wants them needs the
-   *  runner to match our TSval loosely first (it is a keyed hash of the 4-tuple plus the clock). */
-  private readonly config: TcpSettings = { sack: false, timestamps: false };
-  /** Set by the script's sysctl lines (parseSysctls). */
+  /** The profile's settings, then the shell lines' sysctls. */
+  private readonly config: TcpSettings = {};
+  /** Set by the script's sysctl lines for src/tcp/limits.ts (readShellLine). */
   private readonly limits: Partial<TcpLimits> = {};
+  private ts!: TimestampMapping;
+  private tsTickUs = 0;
+  private tsEcrScaled = false;
   private readonly fds: FdTable;
   private readonly flow: Flow;
   private readonly out: Captured[] = [];
@@ -192,6 +237,14 @@ class Run {
         case 'ip_version':
           if (o.value !== 'ipv4') throw new Unsupported(`--ip_version=${o.value} (netstack is IPv4 only)`);
           break;
+        case 'tcp_ts_tick_usecs':
+          need(Number.isFinite(num) && num >= 0);
+          this.tsTickUs = num;
+          break;
+        case 'tcp_ts_ecr_scaled':
+          need(o.value === '' || o.value === 'true' || o.value === 'false');
+          this.tsEcrScaled = o.value !== 'false';
+          break;
         default:
           break; // gateway_ip, netmask_ip: no routing here, nothing to set
       }
@@ -201,8 +254,19 @@ class Run {
     this.wire.onReceive((batch) => {
       for (const p of batch) this.capture(p);
     });
-    const linux = opts.profile === 'linux' || (opts.profile === undefined && script.events.some((e) => e.action.type === 'shell' && /defaults\.sh/.test(e.action.command)));
-    if (linux) Object.assign(this.config, LINUX_PROFILE);
+    this.ts = new TimestampMapping(this.tsTickUs, this.tsEcrScaled);
+    // Shell lines: read (never run) before the first other event; check() skips the rest.
+    let defaults = false;
+    const sysctls: TcpSettings = {};
+    for (const ev of script.events) {
+      if (ev.action.type !== 'shell') break;
+      const r = readShellLine(ev.action.command);
+      if ('unsupported' in r) break;
+      defaults ||= r.defaults;
+      Object.assign(sysctls, r.tcp);
+    }
+    const linux = opts.profile === 'linux' || (opts.profile === undefined && defaults);
+    Object.assign(this.config, linux ? LINUX_PROFILE : NETSTACK_PROFILE, sysctls);
     this.fds = new FdTable({
       stack: () => this.stack(),
       hasStack: () => this.stackInstance !== undefined,
@@ -219,20 +283,25 @@ class Run {
 
   /** Skip before running anything when the script needs what netstack does not have. */
   check(): void {
+    let started = false;
     for (const ev of this.script.events) {
       const a = ev.action;
-      if (a.type === 'shell' && !/defaults\.sh/.test(a.command)) {
-        const limits = parseSysctls(a.command);
-        if (!limits) throw new Unsupported(`line ${ev.line}: shell command \`${a.command}\` (shell lines are never executed; only the sysctls of src/tcp/limits.ts are read)`);
-        Object.assign(this.limits, limits);
-      }
+      if (a.type === 'shell') {
+        const r = readShellLine(a.command);
+        if ('unsupported' in r) throw new Unsupported(`line ${ev.line}: ${r.unsupported}`);
+        if (started && Object.keys(r.tcp).length > 0) throw new Unsupported(`line ${ev.line}: a sysctl after the script started (netstack reads them once, before the first event)`);
+        Object.assign(this.limits, r.limits);
+      } else started = true;
       if (a.type === 'python') throw new Unsupported(`line ${ev.line}: %{ python }% assertions`);
       if (a.type === 'unsupported') throw new Unsupported(`line ${ev.line}: ${a.what}`);
       if (a.type === 'icmp' && a.icmp.dir === 'out') throw new Unsupported(`line ${ev.line}: outbound ICMP lines`);
       if (a.type === 'packet' && a.packet.dir === 'out' && Array.isArray(a.packet.options)) {
+        // A line that can only match with an option this run turned off is a configuration mistake: say so.
+        const off = (what: string, sysctl: string) =>
+          new Failure(`line ${ev.line}: expects ${what}, but this run has ${sysctl}=0 (the netstack profile turns SACK and timestamps off; use --profile linux, or run defaults.sh in the script)`);
         for (const o of a.packet.options) {
-          if (o.kind === 'sackOK' || o.kind === 'sack') throw new Unsupported(`line ${ev.line}: netstack does not send SACK options (RFC 2018 is not implemented)`);
-          if (o.kind === 'TS') throw new Unsupported(`line ${ev.line}: netstack does not send timestamps (RFC 7323 §3 is not implemented)`);
+          if ((o.kind === 'sackOK' || o.kind === 'sack') && !this.config.sack) throw off(`a ${o.kind} option`, 'net.ipv4.tcp_sack');
+          if (o.kind === 'TS' && !this.config.timestamps) throw off('a TS option', 'net.ipv4.tcp_timestamps');
         }
       }
       if (a.type === 'syscall' && !SYSCALLS.has(a.call.name)) throw new Unsupported(`line ${ev.line}: system call ${a.call.name}()`);
@@ -325,14 +394,11 @@ class Run {
   // --- packets --------------------------------------------------------------------------------
 
   private capture(packet: Uint8Array): void {
-    const c = decodeOutbound(packet, this.now, this.ourIsn);
+    const c = decodeOutbound(packet, this.now);
     const s = c.seg;
     if (s && s.flags & TCP_FLAG_BITS['S']!) {
       // Our SYN or SYN-ACK: its sequence number is the ISN that outbound lines count from.
-      if (s.seq !== this.ourIsn) {
-        this.ourIsn = s.seq;
-        if (s.options) c.seg = decodeOutbound(packet, this.now, this.ourIsn).seg;
-      }
+      this.ourIsn = s.seq;
       if (!(s.flags & TCP_FLAG_BITS['.']!) && this.flow.localPort === 0) this.flow.localPort = s.srcPort;
     }
     this.out.push(c);
@@ -341,7 +407,19 @@ class Run {
   private inject(p: PacketSpec): void {
     if (this.flow.localPort === 0) throw this.fail('an inbound packet before the stack has sent its SYN (its port is not known yet)');
     this.stack();
-    this.wire.send([buildInbound(p, this.flow, this.ourIsn, this.ipId++)]);
+    this.wire.send([buildInbound(this.liveTsEcr(p), this.flow, this.ourIsn, this.ipId++)]);
+  }
+
+  /** An inbound line with ACK and a TS option: its TSecr becomes the live TSval it names (./timestamps.ts). */
+  private liveTsEcr(p: PacketSpec): PacketSpec {
+    if (!Array.isArray(p.options) || !p.flags.includes('.')) return p;
+    const options = p.options.map((o) => {
+      if (o.kind !== 'TS') return o;
+      const ecr = this.ts.inboundEcr(o.ecr);
+      if (typeof ecr !== 'number') throw this.fail(ecr.error);
+      return { ...o, ecr };
+    });
+    return { ...p, options };
   }
 
   private injectIcmp(type: string, code: string | undefined, mtu: number | undefined, quotedStart: number): void {
@@ -352,7 +430,11 @@ class Run {
   }
 
   private describe(c: Captured): string {
-    return c.seg ? formatOut(c.seg, this.ourIsn) : (c.other ?? '?');
+    return c.seg ? this.format(c.seg) : (c.other ?? '?');
+  }
+
+  private format(seg: OutSegment): string {
+    return formatOut(seg, this.ourIsn, (v) => this.ts.toScript(v));
   }
 
   private async expectOutbound(ev: ScriptEvent, want: PacketSpec): Promise<void> {
@@ -371,8 +453,10 @@ class Run {
       if (c.at !== first.at || !c.seg) break;
       segs.push(c.seg);
     }
-    const r = matchOutbound(want, segs, this.ourIsn, this.flow);
-    if ('mismatch' in r) throw this.fail(`expected ${expected}, but the stack sent > ${formatOut(first.seg, this.ourIsn)} at ${secs(first.at)} (${r.mismatch})`);
+    // packetdrill's TSval tolerance counts from the start of the script, not from the last event.
+    const tsTolUs = Math.max(this.tolUs, this.tolPercent * 10 * Math.max(0, ev.time.start));
+    const r = matchOutbound(want, segs, this.ourIsn, this.flow, (w, g) => this.ts.outbound(w, g, tsTolUs));
+    if ('mismatch' in r) throw this.fail(`expected ${expected}, but the stack sent > ${this.format(first.seg)} at ${secs(first.at)} (${r.mismatch})`);
     if (first.at < earliest || first.at > latest) {
       throw this.fail(`${expected} was sent at ${secs(first.at)}, expected at ${any ? 'any time' : secs(ev.time.start)}${ev.time.kind === 'range' ? `~${secs(latestAt)}` : ''} (tolerance ${secs(this.tolerance(ev.time.start))})`);
     }
