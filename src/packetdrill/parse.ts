@@ -131,7 +131,7 @@ interface Statement {
 /** Split the source into statements: comments removed, lines joined while brackets are open. */
 export function statements(source: string): Statement[] {
   const out: Statement[] = [];
-  const lines = source.split(/\r?\n/);
+  const lines = joinShellLines(source.split(/\r?\n/));
   let inBlockComment = false;
   let pending: Statement | undefined;
   let depth = 0;
@@ -205,6 +205,26 @@ export function statements(source: string): Statement[] {
   }
   if (inBlockComment) throw new PacketdrillSyntaxError(lines.length, 'a /* comment is never closed');
   if (pending) throw new PacketdrillSyntaxError(pending.line, 'a bracket opened here is never closed');
+  return out;
+}
+
+/**
+ * A `shell command` may span lines (Linux's scripts write "`./defaults.sh" and
+ * "./set_sysctls.py ...`" on two): such lines are joined, newline kept, into the first one's slot;
+ * the lines they took stay as empty lines so that line numbers still count from the source.
+ */
+function joinShellLines(lines: string[]): string[] {
+  const out = [...lines];
+  const ticks = (l: string) => (/^\s*(\/\/|\/\*|\*)/.test(l) ? 0 : (l.match(/`/g) ?? []).length);
+  for (let i = 0; i < out.length; i++) {
+    if (ticks(out[i]!) % 2 === 0) continue;
+    let j = i + 1;
+    while (j < out.length && (out[j]!.match(/`/g) ?? []).length % 2 === 0) j++;
+    if (j >= out.length) continue; // never closed: statements() says so
+    out[i] = out.slice(i, j + 1).join('\n');
+    for (let k = i + 1; k <= j; k++) out[k] = '';
+    i = j;
+  }
   return out;
 }
 
