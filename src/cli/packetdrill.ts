@@ -18,7 +18,7 @@ export function packetdrillOptions(y: Argv): Argv<PacketdrillArgs> {
     .positional('files', { type: 'string', array: true, demandOption: true, describe: 'packetdrill scripts (.pkt)' })
     .option('profile', {
       choices: ['linux', 'netstack'] as const,
-      describe: "configure the stack as Linux's scripts assume (default: linux for scripts that run defaults.sh, else netstack's defaults)",
+      describe: "linux: SACK, timestamps, window scale 8 and Linux's timers, as Linux's scripts assume; netstack: netstack's settings with SACK and timestamps off (default: linux for scripts that run defaults.sh, else netstack)",
     }) as unknown as Argv<PacketdrillArgs>;
 }
 
