@@ -1,4 +1,6 @@
 import { defineConfig } from 'vitest/config';
+import type { TestSpecification } from 'vitest/node';
+import { BaseSequencer } from 'vitest/node';
 
 // The tests that can see a mutant in src/tcp, src/ip or the HTTP parser without root: unit,
 // simulation and packetdrill. (The interop suites need root and a kernel peer, and the wire fuzz
@@ -6,10 +8,22 @@ import { defineConfig } from 'vitest/config';
 // NETSTACK_MUTATION_TESTS=fast leaves the simulations out too (unit + packetdrill only): a quick
 // look on a busy machine, which counts fewer mutants as killed than the full set would.
 const fast = process.env['NETSTACK_MUTATION_TESTS'] === 'fast';
-// NETSTACK_MUTATION_TEST_FILES=a.test.ts,b.test.ts (paths or globs) runs only those files: on a
-// busy machine, mutate one module against the tests written for it. It counts fewer mutants as
-// killed than the full set would (a conservative score); say which files when quoting one.
-const only = process.env['NETSTACK_MUTATION_TEST_FILES']?.split(',').map((f) => f.trim()).filter((f) => f !== '');
+// NETSTACK_MUTATION_TEST_FILES=a.test.ts,b.test.ts (paths) runs only those files, IN THAT ORDER:
+// on a busy machine, mutate one module against the tests written for it. It counts fewer mutants as
+// killed than the full set would (a conservative score); say which files when quoting one. The
+// order lets one run tell "before" from "after": list the old files first; with Stryker's bail a
+// mutant whose first killer is in a new file survived every old test.
+const only = process.env['NETSTACK_MUTATION_TEST_FILES']?.split(',').map((f) => f.trim().replace(/^\.\//, '')).filter((f) => f !== '');
+
+class ListedOrder extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (s: TestSpecification) => {
+      const i = (only ?? []).findIndex((f) => s.moduleId.endsWith('/' + f));
+      return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+    };
+    return [...files].sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   test: {
@@ -17,5 +31,6 @@ export default defineConfig({
     exclude: ['test/sim/wire-fuzz.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
+    ...(only?.length ? { sequence: { sequencer: ListedOrder } } : {}),
   },
 });
