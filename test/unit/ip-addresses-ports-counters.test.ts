@@ -38,7 +38,7 @@ describe('IPv4 address text', () => {
     expect(parseCidr('10.0.0.1/24')).toEqual({ addr: 0x0a000001, prefix: 24 });
     expect(parseCidr('10.0.0.1/32')).toEqual({ addr: 0x0a000001, prefix: 32 });
     expect(parseCidr('10.0.0.1/1')).toEqual({ addr: 0x0a000001, prefix: 1 });
-    for (const bad of ['10.0.0.1', '10.0.0.1/0', '10.0.0.1/33', '10.0.0.1/24/8', '10.0.0.1/x', '10.0.0.1/', '10.0.0.1/123', '10.0.0.256/24', '/24']) {
+    for (const bad of ['10.0.0.1', '10.0.0.1/0', '10.0.0.1/33', '10.0.0.1/24/8', '10.0.0.1/x', '10.0.0.1/', '10.0.0.1/123', '10.0.0.1/a1', '10.0.0.1/1a', '10.0.0.256/24', '/24']) {
       expect(parseCidr(bad), bad).toBeUndefined();
     }
   });
