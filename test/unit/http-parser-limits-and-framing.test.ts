@@ -245,6 +245,7 @@ describe('parser state between and after messages', () => {
   it('after an error nothing more is parsed or buffered', () => {
     const p = new RequestParser();
     p.feed(b('BAD REQUEST LINE HERE\r\nmore'));
+    expect(p.failed).toBe(false);
     expect(p.next()).toMatchObject({ type: 'error', status: 400 });
     expect(p.failed).toBe(true);
     expect(p.bufferedBytes).toBe(0);
