@@ -275,5 +275,8 @@ describe('splitTarget: fragments, repeated "?" and where a scheme may stand', ()
     expect(splitTarget('/p#f?x')).toEqual({ path: '/p', query: '' });
     expect(splitTarget('HTTPS://h:1/a/b')).toEqual({ path: '/a/b', query: '' });
     expect(splitTarget('/http://h/x')).toEqual({ path: '/http://h/x', query: '' });
+    // Not origin-form, but the split is still by position: nothing before "?" or "#" is an empty path.
+    expect(splitTarget('?a=1')).toEqual({ path: '', query: 'a=1' });
+    expect(splitTarget('#f')).toEqual({ path: '', query: '' });
   });
 });
