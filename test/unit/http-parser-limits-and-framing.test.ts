@@ -100,6 +100,12 @@ describe('field section limits', () => {
     const ok = events(chunked(fields(3)), { maxHeaderCount: 3 });
     expect(ok[ok.length - 1]).toEqual({ type: 'end', trailers: [['x-0', 'v'], ['x-1', 'v'], ['x-2', 'v']] });
     expect(firstError(chunked(fields(4)), { maxHeaderCount: 3 })).toBe('431 too-many-trailer-fields');
+    // The trailer section's lines add up against maxHeaderBytes like the header's (39 bytes):
+    // 4 × 11 + 2 = 46 bytes.
+    const four = chunked('T1: 45678\r\nT2: 45678\r\nT3: 45678\r\nT4: 45678\r\n');
+    expect(events(four, { maxHeaderBytes: 46 }).pop()).toMatchObject({ type: 'end' });
+    expect(firstError(four, { maxHeaderBytes: 45 })).toBe('431 trailer-section-too-large');
+    expect(firstError(four, { maxHeaderBytes: 40 })).toBe('431 trailer-section-too-large');
     // A trailer line with a bad name is a 400 like a header line.
     expect(firstError(chunked('Bad Name: x\r\n'))).toMatch(/^400 /);
     // The header's bytes do not count against the trailers: 84 + 8 bytes, each within 90.
