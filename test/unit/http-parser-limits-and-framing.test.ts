@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ParseEvent, ParserLimits } from '../../src/http/parser.js';
-import { RequestParser, splitTarget } from '../../src/http/parser.js';
+import { RequestParser } from '../../src/http/parser.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -272,17 +272,5 @@ describe('parser state between and after messages', () => {
     expect(evs.map((e) => e.type)).toEqual(['head', 'body', 'end', 'head', 'end']);
     const second = evs[3];
     expect(second?.type === 'head' && second.head.fields).toEqual([['host', 'a']]);
-  });
-});
-
-describe('splitTarget: fragments, repeated "?" and where a scheme may stand', () => {
-  it('drops a fragment, splits at the first "?", and reads a scheme only at the start', () => {
-    expect(splitTarget('/p?a=1?b#frag')).toEqual({ path: '/p', query: 'a=1?b' });
-    expect(splitTarget('/p#f?x')).toEqual({ path: '/p', query: '' });
-    expect(splitTarget('HTTPS://h:1/a/b')).toEqual({ path: '/a/b', query: '' });
-    expect(splitTarget('/http://h/x')).toEqual({ path: '/http://h/x', query: '' });
-    // Not origin-form, but the split is still by position: nothing before "?" or "#" is an empty path.
-    expect(splitTarget('?a=1')).toEqual({ path: '', query: 'a=1' });
-    expect(splitTarget('#f')).toEqual({ path: '', query: '' });
   });
 });

@@ -536,4 +536,14 @@ describe('splitTarget', () => {
     expect(splitTarget('http://example.com?q')).toEqual({ path: '/', query: 'q' });
     expect(splitTarget('*')).toEqual({ path: '*', query: '' });
   });
+
+  it('drops a fragment, splits at the first "?", and reads a scheme only at the start', () => {
+    expect(splitTarget('/p?a=1?b#frag')).toEqual({ path: '/p', query: 'a=1?b' });
+    expect(splitTarget('/p#f?x')).toEqual({ path: '/p', query: '' });
+    expect(splitTarget('HTTPS://h:1/a/b')).toEqual({ path: '/a/b', query: '' });
+    expect(splitTarget('/http://h/x')).toEqual({ path: '/http://h/x', query: '' });
+    // Not origin-form, but the split is still by position: nothing before "?" or "#" is an empty path.
+    expect(splitTarget('?a=1')).toEqual({ path: '', query: 'a=1' });
+    expect(splitTarget('#f')).toEqual({ path: '', query: '' });
+  });
 });
