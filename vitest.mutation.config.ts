@@ -5,11 +5,21 @@ import { defineConfig } from 'vitest/config';
 // takes minutes per run under instrumentation; npm test runs both.)
 // NETSTACK_MUTATION_TESTS=fast leaves the simulations out too (unit + packetdrill only): a quick
 // look on a busy machine, which counts fewer mutants as killed than the full set would.
+// NETSTACK_MUTATION_TEST_FILES=a.test.ts,dir/ (comma-separated files, directories or globs) runs
+// only those: the tests that exercise the files being mutated, for a quick run on a busy machine.
 const fast = process.env['NETSTACK_MUTATION_TESTS'] === 'fast';
+const only = (process.env['NETSTACK_MUTATION_TEST_FILES'] ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '')
+  .map((s) => (s.endsWith('/') ? `${s}**/*.test.ts` : s));
 
 export default defineConfig({
   test: {
-    include: ['test/unit/**/*.test.ts', 'test/packetdrill/**/*.test.ts', ...(fast ? [] : ['test/sim/**/*.test.ts'])],
+    include:
+      only.length > 0
+        ? only
+        : ['test/unit/**/*.test.ts', 'test/packetdrill/**/*.test.ts', ...(fast ? [] : ['test/sim/**/*.test.ts'])],
     exclude: ['test/sim/wire-fuzz.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
