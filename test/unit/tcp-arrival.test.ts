@@ -254,7 +254,9 @@ describe('D-SACK for data that arrives twice (RFC 2883 §4)', () => {
       .recv('P. 2000001:2000101(100) ack 1 win 512') // beyond the 1 MiB window
       .send('. 1:1(0) ack 101')
       .recv('P. 21:61(40) ack 1 win 512')
-      .send('. 1:1(0) ack 101 <sack 21:61>');
+      .send('. 1:1(0) ack 101 <sack 21:61>')
+      .recv('. 50:50(0) ack 1 win 512') // an old bare ACK carries no data to report
+      .send('. 1:1(0) ack 101');
     expect(h.stack.stats()['tcp.dsack.out']).toBe(1);
   });
 });
@@ -277,5 +279,77 @@ describe('TIME-WAIT keeps its 2*MSL', () => {
       .state('TIME-WAIT')
       .after(1)
       .state('CLOSED');
+  });
+});
+
+describe('PAWS lets a pure ACK through and D-SACKs what it drops (RFC 7323 §5.3, Linux tcp_disordered_ack)', () => {
+  /** Passive open with a Linux-like peer: timestamps and SACK agreed. */
+  function openLinuxLike(h: ScriptHost) {
+    h.listen();
+    return script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>');
+  }
+
+  it('an old-timestamp pure ACK at RCV.NXT still acknowledges our data; an old FIN or old data is dropped and answered', async () => {
+    const h = scriptHost();
+    await openLinuxLike(h)
+      .recv('P. 1:101(100) ack 1 win 512 <TS val 2000 ecr 0>')
+      .do((h) => h.socket.write(Buffer.alloc(10, 1)))
+      .send('P. 1:11(10) ack 101 win 8192 <TS val 20 ecr 2000>')
+      // ACKs may overtake each other: this one's clock is older, but it carries no data.
+      .recv('. 101:101(0) ack 11 win 512 <TS val 1990 ecr 20>')
+      .quiet(1000) // acknowledged: nothing is retransmitted
+      .recv('F. 101:101(0) ack 11 win 512 <TS val 1990 ecr 20>') // a FIN is not a pure ACK
+      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000>')
+      .recv('P. 51:101(50) ack 11 win 512 <TS val 1990 ecr 20>') // old data, old clock
+      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000,sack 51:101>')
+      .recv('P. 101:111(10) ack 11 win 512 <TS val 1500 ecr 20>') // new sequence numbers, old clock
+      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000>');
+    expect(h.stack.stats()['tcp.drop.paws']).toBe(3);
+    expect(h.state).toBe('ESTABLISHED');
+    expect(h.received).toEqual(h.peerBytes(1, 101));
+  });
+});
+
+describe('options the connection did not agree to, and how many SACK blocks fit (RFC 7323 §3.2, RFC 2018 §3)', () => {
+  it('a timestamp on a connection that did not negotiate them is ignored: the data is taken, the ACK carries none', async () => {
+    const h = scriptHost();
+    h.listen();
+    await open(h)
+      .recv('P. 1:101(100) ack 1 win 512 <TS val 5000 ecr 0>')
+      .after(40)
+      .send('. 1:1(0) ack 101');
+    expect(h.received).toEqual(h.peerBytes(1, 101));
+  });
+
+  it('an ACK reports four SACK blocks without timestamps, three beside them, most recent first', async () => {
+    const h = scriptHost();
+    h.listen();
+    const s = script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,nop,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512');
+    for (const at of [101, 301, 501, 701]) s.recv(`P. ${at}:${at + 100}(100) ack 1 win 512`).send(`. 1:1(0) ack 1 <*>`);
+    await s.recv('P. 901:1001(100) ack 1 win 512').send('. 1:1(0) ack 1 <sack 901:1001 701:801 501:601 301:401>');
+
+    const h2 = scriptHost();
+    h2.listen();
+    const s2 = script(h2)
+      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512 <TS val 1000 ecr 0>');
+    for (const at of [101, 301, 501]) s2.recv(`P. ${at}:${at + 100}(100) ack 1 win 512 <TS val 1000 ecr 0>`).send(`. 1:1(0) ack 1 <*>`);
+    await s2.recv('P. 701:801(100) ack 1 win 512 <TS val 1000 ecr 0>').send('. 1:1(0) ack 1 <TS val 0 ecr 1000,sack 701:801 501:601 301:401>');
+  });
+
+  it('a RST we send because of a bad ACK is counted', async () => {
+    const h = scriptHost();
+    h.listen();
+    await script(h).recv('S 0:0(0) win 65535 <mss 1460>').send('S. 0:0(0) ack 1 win 65535 <mss 1460>').recv('. 1:1(0) ack 77 win 512').send('R 77:77(0) win 0');
+    const st = h.stack.stats();
+    expect([st['tcp.rst.out'], st['tcp.drop.bad-ack'], st['tcp.out']]).toEqual([1, 1, 2]);
   });
 });
