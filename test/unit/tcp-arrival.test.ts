@@ -353,3 +353,28 @@ describe('options the connection did not agree to, and how many SACK blocks fit 
     expect([st['tcp.rst.out'], st['tcp.drop.bad-ack'], st['tcp.out']]).toEqual([1, 1, 2]);
   });
 });
+
+describe('the handshake', () => {
+  it('the window scale offered keeps one unit within the receive-SWS step min(rcvBuf/2, MSS) (RFC 1122 §4.2.3.3)', async () => {
+    for (const [rcvBuf, shift] of [[2048, 10], [1024, 9], [65536, 10]] as const) {
+      const h = scriptHost({ tcp: { rcvBuf, wscale: 14 } });
+      h.listen();
+      await script(h).recv('S 0:0(0) win 65535 <mss 1460,wscale 7>').send('S. 0:0(0) ack 1 <*>');
+      expect([rcvBuf, h.out[0]!.seg!.options.wscale]).toEqual([rcvBuf, shift]);
+    }
+  });
+
+  it('a retransmitted SYN-ACK after the handshake is an old duplicate: ACKed, not counted as a challenged SYN', async () => {
+    const h = scriptHost();
+    h.connect();
+    await script(h)
+      .send('S 0:0(0) win 65535 <*>')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .send('. 1:1(0) ack 1')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>') // our ACK was lost
+      .send('. 1:1(0) ack 1')
+      .state('ESTABLISHED');
+    const s = h.stack.stats();
+    expect([s['tcp.drop.out-of-window'], s['tcp.syn.challenged']]).toEqual([1, undefined]);
+  });
+});
