@@ -378,3 +378,24 @@ describe('the handshake', () => {
     expect([s['tcp.drop.out-of-window'], s['tcp.syn.challenged']]).toEqual([1, undefined]);
   });
 });
+
+describe('unread data is held in few buffers', () => {
+  it('a peer sending 1-byte segments to a reader that stopped reading makes us keep a handful of buffers, not one per byte', async () => {
+    const h = scriptHost();
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    const s = open(h);
+    for (let at = 1; at <= 3000; at++) s.recv(`P. ${at}:${at + 1}(1) ack 1 win 512`);
+    await s.do((h) => {
+      h.consumed = h.out.length; // (the ACKs are not the point)
+    });
+    const rcv = h.conn!.rcv;
+    // The socket took the first byte; the other 2999 sit in buffers of up to 2048 bytes.
+    expect([rcv.buffered, rcv.chunks]).toEqual([2999, 2]);
+    h.socket.resume();
+    await script(h).do((h) => {
+      h.consumed = h.out.length;
+    });
+    expect(h.received).toEqual(h.peerBytes(1, 3001));
+    expect([rcv.buffered, rcv.chunks]).toEqual([0, 0]);
+  });
+});
