@@ -13,12 +13,17 @@ const fast = process.env['NETSTACK_MUTATION_TESTS'] === 'fast';
 // killed than the full set would (a conservative score); say which files when quoting one. The
 // order lets one run tell "before" from "after": list the old files first; with Stryker's bail a
 // mutant whose first killer is in a new file survived every old test.
-const only = process.env['NETSTACK_MUTATION_TEST_FILES']?.split(',').map((f) => f.trim().replace(/^\.\//, '')).filter((f) => f !== '');
+// A directory (ending in /) stands for every test file under it.
+const only = process.env['NETSTACK_MUTATION_TEST_FILES']
+  ?.split(',')
+  .map((f) => f.trim().replace(/^\.\//, ''))
+  .filter((f) => f !== '')
+  .map((f) => (f.endsWith('/') ? `${f}**/*.test.ts` : f));
 
 class ListedOrder extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const rank = (s: TestSpecification) => {
-      const i = (only ?? []).findIndex((f) => s.moduleId.endsWith('/' + f));
+      const i = (only ?? []).findIndex((f) => (f.endsWith('**/*.test.ts') ? s.moduleId.includes('/' + f.slice(0, -'**/*.test.ts'.length)) : s.moduleId.endsWith('/' + f)));
       return i < 0 ? Number.MAX_SAFE_INTEGER : i;
     };
     return [...files].sort((a, b) => rank(a) - rank(b));

@@ -137,8 +137,10 @@ export class Receiver {
     this.deliver(payload);
     this.nxt = seqAdd(this.nxt, payload.length);
     // RFC 5681 §4.2: a segment that fills all *or part* of a gap is ACKed at once, so the
-    // sender in recovery learns quickly; any in-order segment while data waits beyond it does.
-    const filledHole = this.ooo !== undefined && this.ooo.count > 0;
+    // sender in recovery learns quickly; any in-order segment while data waits beyond it does,
+    // and so does one while the peer's FIN waits beyond it (Linux queues that FIN out of order
+    // too, and ACKs at once while its out-of-order queue is not empty).
+    const filledHole = (this.ooo !== undefined && this.ooo.count > 0) || this.peerFinSeq !== undefined;
     if (this.ooo && this.ooo.count > 0) {
       const held = this.ooo.bytes;
       const chunks = this.ooo.take(this.nxt);
