@@ -22,21 +22,22 @@ function conn(state: TcpState = TcpState.SYN_RECEIVED): Connection {
 describe('a listener (RFC 9293 §3.10.7.2)', () => {
   it('opens for a SYN, resets an ACK, ignores a RST and a segment with neither', () => {
     const l = new Listener(80, 4, 256);
-    expect([l.segmentArrives(seg(SYN)), l.segmentArrives(seg(ACK)), l.segmentArrives(seg(RST)), l.segmentArrives(seg(0))]).toEqual(['open', 'reset', 'ignore', 'ignore']);
-    expect(l.segmentArrives(seg(RST | ACK))).toBe('ignore');
+    expect([l.segmentArrives(seg(SYN), 0), l.segmentArrives(seg(ACK), 0), l.segmentArrives(seg(RST), 0), l.segmentArrives(seg(0), 0)]).toEqual(['open', 'reset', 'ignore', 'ignore']);
+    expect(l.segmentArrives(seg(RST | ACK), 0)).toBe('ignore');
   });
 
   it('holds at most min(backlog, maxSynBacklog) half-open connections; one that completes makes room', () => {
     for (const [backlog, maxSyn, room] of [[3, 256, 3], [256, 2, 2]] as const) {
-      const l = new Listener(80, backlog, maxSyn);
+      // Without SYN cookies a SYN beyond the queue is dropped (with them it gets a cookie: below).
+      const l = new Listener(80, backlog, maxSyn, false);
       const cs: Connection[] = [];
       for (let i = 0; i < room; i++) {
-        expect(l.segmentArrives(seg(SYN))).toBe('open');
+        expect(l.segmentArrives(seg(SYN), 0)).toBe('open');
         const c = conn();
         l.adopt(c);
         cs.push(c);
       }
-      expect([backlog, l.synQueue, l.segmentArrives(seg(SYN))]).toEqual([backlog, room, 'queue-full']);
+      expect([backlog, l.synQueue, l.segmentArrives(seg(SYN), 0)]).toEqual([backlog, room, 'queue-full']);
       expect(cs[0]!.inSynQueue).toBe(true);
       expect(cs[0]!.listener).toBe(l);
       expect(l.established(cs[0]!)).toBe(true);
@@ -44,8 +45,17 @@ describe('a listener (RFC 9293 §3.10.7.2)', () => {
       // Leaving twice (established, then released) counts once.
       l.leaveSynQueue(cs[0]!);
       expect(l.synQueue).toBe(room - 1);
-      expect(l.segmentArrives(seg(SYN))).toBe(backlog <= 2 ? 'queue-full' : 'open');
+      expect(l.segmentArrives(seg(SYN), 0)).toBe(backlog <= 2 ? 'queue-full' : 'open');
     }
+  });
+
+  it('with SYN cookies, a SYN beyond a full SYN queue gets a cookie; afterwards an ACK is checked as one for a while', () => {
+    const l = new Listener(80, 2, 256);
+    l.adopt(conn());
+    l.adopt(conn());
+    expect(l.segmentArrives(seg(ACK), 0)).toBe('reset'); // no cookie sent yet: a stray ACK is reset
+    expect(l.segmentArrives(seg(SYN), 1000)).toBe('cookie');
+    expect(l.segmentArrives(seg(ACK), 1000)).toBe('check-cookie');
   });
 
   it('a full accept queue refuses new SYNs until accept() takes one; accept() skips connections that closed meanwhile', () => {
@@ -60,12 +70,12 @@ describe('a listener (RFC 9293 §3.10.7.2)', () => {
     l.established(a);
     expect(l.acceptQueueFull).toBe(false);
     l.established(b);
-    expect([l.acceptQueueFull, l.synQueue, told, l.segmentArrives(seg(SYN))]).toEqual([true, 0, 2, 'queue-full']);
+    expect([l.acceptQueueFull, l.synQueue, told, l.segmentArrives(seg(SYN), 0)]).toEqual([true, 0, 2, 'queue-full']);
     (a as { state: TcpState }).state = TcpState.CLOSED; // reset by the peer before accept()
     (b as { state: TcpState }).state = TcpState.ESTABLISHED;
     expect(l.accept()).toBe(b);
     expect(l.accept()).toBeUndefined();
-    expect(l.segmentArrives(seg(SYN))).toBe('open');
+    expect(l.segmentArrives(seg(SYN), 0)).toBe('open');
   });
 
   it('a closed listener takes no more established connections', () => {
