@@ -61,6 +61,9 @@ export class TimestampMapping {
   inboundEcr(scriptEcr: number): number | { error: string } {
     const live = this.seen.get(scriptEcr >>> 0);
     if (live !== undefined) return live;
+    // An echo of 0 is sent as written: "nothing to echo" (e.g. timestamps not negotiated, where
+    // the stack must ignore the option, RFC 7323 §3.2).
+    if (scriptEcr >>> 0 === 0) return 0;
     const b = this.baseline;
     if (this.ecrScaled && b) return (scriptEcr - b.script + b.live) >>> 0;
     return { error: `cannot map the inbound TS ecr ${scriptEcr}: no outbound line showed TS val ${scriptEcr} (write one of those, or give --tcp_ts_ecr_scaled)` };

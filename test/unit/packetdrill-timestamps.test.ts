@@ -51,6 +51,7 @@ describe('packetdrill TS mapping (google/packetdrill run_packet.c)', () => {
     expect(m.inboundEcr(700)).toBe(5000);
     expect(m.inboundEcr(900)).toBe(5150); // exactly what that line showed, not 5000 + 200
     expect(m.inboundEcr(800)).toEqual({ error: expect.stringMatching(/--tcp_ts_ecr_scaled/) });
+    expect(m.inboundEcr(0)).toBe(0); // "nothing to echo" is sent as written
 
     const scaled = new TimestampMapping(0, true);
     expect(scaled.inboundEcr(700)).toEqual({ error: expect.any(String) }); // no baseline yet

@@ -152,8 +152,10 @@ describe('every segment that is dropped or answered is counted under its reason'
       .recv('P. 900000:900010(10) ack 1 win 512') // beyond the window
       .send('. 1:1(0) ack 1')
       .recv('P 1:11(10) win 512') // no ACK bit: dropped (§3.10.7.4 fifth)
+      .after(500) // one such reply per 500 ms per connection (Linux tcp_invalid_ratelimit)
       .recv('R. 50:50(0) ack 1 win 0') // in the window, not at RCV.NXT
       .send('. 1:1(0) ack 1')
+      .after(500)
       .recv('S 7:7(0) win 65535') // SYN in a synchronized state
       .send('. 1:1(0) ack 1')
       .recv('P. 101:201(100) ack 1 win 512') // out of order: queued
@@ -298,16 +300,16 @@ describe('PAWS lets a pure ACK through and D-SACKs what it drops (RFC 7323 §5.3
     await openLinuxLike(h)
       .recv('P. 1:101(100) ack 1 win 512 <TS val 2000 ecr 0>')
       .do((h) => h.socket.write(Buffer.alloc(10, 1)))
-      .send('P. 1:11(10) ack 101 win 8192 <TS val 20 ecr 2000>')
+      .send('P. 1:11(10) ack 101 win 512 <TS val 20 ecr 2000>')
       // ACKs may overtake each other: this one's clock is older, but it carries no data.
       .recv('. 101:101(0) ack 11 win 512 <TS val 1990 ecr 20>')
       .quiet(1000) // acknowledged: nothing is retransmitted
       .recv('F. 101:101(0) ack 11 win 512 <TS val 1990 ecr 20>') // a FIN is not a pure ACK
-      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000>')
+      .send('. 11:11(0) ack 101 win 512 <TS val 1020 ecr 2000>')
       .recv('P. 51:101(50) ack 11 win 512 <TS val 1990 ecr 20>') // old data, old clock
-      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000,sack 51:101>')
+      .send('. 11:11(0) ack 101 win 512 <TS val 1020 ecr 2000,sack 51:101>')
       .recv('P. 101:111(10) ack 11 win 512 <TS val 1500 ecr 20>') // new sequence numbers, old clock
-      .send('. 11:11(0) ack 101 win 8192 <TS val 1020 ecr 2000>');
+      .send('. 11:11(0) ack 101 win 512 <TS val 1020 ecr 2000>');
     expect(h.stack.stats()['tcp.drop.paws']).toBe(3);
     expect(h.state).toBe('ESTABLISHED');
     expect(h.received).toEqual(h.peerBytes(1, 101));
