@@ -51,6 +51,7 @@ export async function startHttpApp(stack: Stack, port: number): Promise<{ stats(
   );
 
   const http = new HttpServer({ handler, clock: stack.clock });
-  stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket)).listen(port, 4096);
+  // As `netstack up` serves it: the fast path, connections as plain TcpStreams.
+  stack.createServer({ onStream: (stream) => http.handleStream(stream) }).listen(port, 4096);
   return { stats: () => ({ ...http.stats }) };
 }

@@ -109,6 +109,96 @@ export type ServerSocket = Duplex & {
   setNoDelay?(noDelay?: boolean): unknown;
 };
 
+/** What a connection's transport tells the server (the events of a net.Socket it uses). */
+export interface ByteStreamEvents {
+  data(chunk: Uint8Array): void;
+  end(): void;
+  drain(): void;
+  finish(): void;
+  error(err: Error & { code?: string }): void;
+  close(hadError: boolean): void;
+}
+
+/**
+ * A byte stream without Node's stream machinery: netstack's TcpStream (src/tcp/stream.ts), the
+ * fast path `handleStream` serves. The server's behaviour on the wire is the same as over a
+ * Duplex: the same bytes, the same backpressure (pause closes the TCP window; write() says when
+ * to wait for `drain`), the same lingering close.
+ */
+export interface ByteStream {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly writableEnded: boolean;
+  /** write() returned false and `drain` has not come yet. */
+  readonly needDrain: boolean;
+  start(events: ByteStreamEvents): void;
+  write(data: Uint8Array): boolean;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  isPaused(): boolean;
+  setNoDelay?(noDelay?: boolean): unknown;
+}
+
+/** A Duplex (net.Socket, TcpSocket) seen as a ByteStream: the general path of `handleConnection`. */
+class DuplexStream implements ByteStream {
+  constructor(private readonly socket: ServerSocket) {}
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get writableEnded(): boolean {
+    return this.socket.writableEnded;
+  }
+  get needDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  start(ev: ByteStreamEvents): void {
+    const socket = this.socket;
+    socket.on('data', (chunk: Buffer) => ev.data(chunk));
+    socket.on('end', () => ev.end());
+    socket.on('drain', () => ev.drain());
+    socket.on('finish', () => ev.finish());
+    socket.on('error', (err: Error) => ev.error(err));
+    socket.on('close', (hadError: boolean) => ev.close(hadError));
+  }
+
+  write(data: Uint8Array): boolean {
+    return this.socket.write(data);
+  }
+  end(): void {
+    this.socket.end();
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+  isPaused(): boolean {
+    return this.socket.isPaused();
+  }
+  setNoDelay(noDelay?: boolean): void {
+    this.socket.setNoDelay?.(noDelay);
+  }
+  /** Several buffers in one go (one writev for net.Socket); false when the socket wants a drain. */
+  writeAll(parts: Uint8Array[]): boolean {
+    this.socket.cork();
+    for (const p of parts) this.socket.write(p);
+    // uncork flushes synchronously; the return value reflects the buffer after all parts.
+    this.socket.uncork();
+    return !this.socket.writableNeedDrain;
+  }
+}
+
 /** Reason phrases for the status codes this server is likely to send (RFC 9110 §15). */
 const REASONS: Record<number, string> = {
   100: 'Continue',
@@ -179,11 +269,21 @@ export class HttpServer {
 
   /** Serve HTTP on a freshly accepted socket. It should allow half-open (`allowHalfOpen: true`). */
   handleConnection(socket: ServerSocket): void {
+    this.handleStream(new DuplexStream(socket));
+  }
+
+  /** Serve HTTP on a byte stream: netstack's TcpStream, the fast path of the built-in server. */
+  handleStream(stream: ByteStream): void {
     this.count('connections');
-    const conn = new Connection(this, socket);
+    const conn = new Connection(this, stream);
     this.connections.add(conn);
-    socket.once('close', () => this.connections.delete(conn));
+    conn.start();
     if (this.closed) conn.shutdown();
+  }
+
+  /** The connection closed. */
+  forget(conn: Connection): void {
+    this.connections.delete(conn);
   }
 
   /** Connections currently open. */
@@ -296,7 +396,7 @@ interface Exchange {
   closeAfter: boolean;
 }
 
-class Connection {
+class Connection implements ByteStreamEvents {
   private parser: RequestParser;
   private exchange: Exchange | null = null;
   private requests = 0;
@@ -317,33 +417,54 @@ class Connection {
 
   constructor(
     private readonly server: HttpServer,
-    private readonly socket: ServerSocket,
+    private readonly socket: ByteStream & { writeAll?(parts: Uint8Array[]): boolean },
   ) {
     this.parser = new RequestParser(server.limits);
     const now = server.clock.now();
     this.lastProgress = now;
     this.headStartedAt = now;
     this.timer = server.clock.timer(() => this.onTimer());
+  }
+
+  start(): void {
     // Our writes are already batched per response: Nagle would only add delay.
-    socket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onPeerEnd());
-    socket.on('drain', () => this.onDrain());
-    socket.on('finish', () => {
-      this.writeFinishedAt = this.server.clock.now();
-      this.armTimer();
-    });
-    socket.on('error', (err: Error & { code?: string }) => {
-      this.server.count(`socket_error_${err.code ?? 'other'}`);
-      this.server.logger?.debug({ err }, 'http: socket error');
-    });
-    socket.on('close', () => this.onClose());
+    this.socket.setNoDelay?.(true);
+    this.socket.start(this);
     this.armTimer();
+  }
+
+  // --- Transport events (ByteStreamEvents) ---
+
+  data(chunk: Uint8Array): void {
+    this.onData(chunk);
+  }
+
+  end(): void {
+    this.onPeerEnd();
+  }
+
+  drain(): void {
+    this.onDrain();
+  }
+
+  finish(): void {
+    this.writeFinishedAt = this.server.clock.now();
+    this.armTimer();
+  }
+
+  error(err: Error & { code?: string }): void {
+    this.server.count(`socket_error_${err.code ?? 'other'}`);
+    this.server.logger?.debug({ err }, 'http: socket error');
+  }
+
+  close(): void {
+    this.onClose();
+    this.server.forget(this);
   }
 
   // --- Input ---
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     this.lastProgress = this.server.clock.now();
     if (this.closing) return; // lingering close: read and drop
     if (this.exchange === null && this.parser.idle) this.headStartedAt = this.lastProgress;
@@ -590,19 +711,20 @@ class Connection {
     return this.socket.write(data);
   }
 
-  /** Several buffers in one go (one writev for net.Socket). */
+  /** Several buffers in one go (one writev for net.Socket; one send buffer for a TcpStream). */
   writeAll(parts: Uint8Array[]): boolean {
-    this.socket.cork();
-    for (const p of parts) this.write(p);
-    // uncork flushes synchronously; the return value reflects the buffer after all parts.
-    this.socket.uncork();
-    return !this.socket.writableNeedDrain;
+    if (this.closed || this.socket.writableEnded) return false;
+    this.lastProgress = this.server.clock.now();
+    if (this.socket.writeAll) return this.socket.writeAll(parts);
+    let ok = true;
+    for (const p of parts) ok = this.socket.write(p);
+    return ok;
   }
 
   /** Resolves when the socket drains; rejects if the connection goes away first. */
   waitForDrain(): Promise<void> {
     if (this.closed) return Promise.reject(connectionGone());
-    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    if (!this.socket.needDrain) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 

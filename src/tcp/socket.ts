@@ -14,6 +14,7 @@ import type { Listener } from './listener.js';
 import { DEFAULT_BACKLOG } from './listener.js';
 import { codeError } from './layer.js';
 import { TcpState } from './state.js';
+import { TcpStream } from './stream.js';
 
 /** What sockets need from the runtime. */
 export interface SocketRuntime {
@@ -288,6 +289,12 @@ export interface ServerOptions {
   noDelay?: boolean;
   /** Like net.createServer's: the readable/writable buffer size of every accepted socket. */
   highWaterMark?: number;
+  /**
+   * Internal fast path (the built-in HTTP server): accepted connections are handed over as
+   * plain TcpStreams, without Node's stream machinery, instead of 'connection' TcpSockets.
+   * The owner decides when our side ends (always half-open).
+   */
+  onStream?: (stream: TcpStream) => void;
 }
 
 /** Mirrors net.Server: listen(), 'listening', 'connection', close(), address(). */
@@ -296,6 +303,8 @@ export class TcpServer extends EventEmitter {
   private readonly rt: SocketRuntime;
   private readonly opts: ServerOptions;
   private readonly sockets = new Set<TcpSocket>();
+  /** Accepted TcpStreams not yet closed (onStream servers). */
+  private streams = 0;
   private closing = false;
   private acceptScheduled = false;
 
@@ -338,17 +347,32 @@ export class TcpServer extends EventEmitter {
     const l = this.listener;
     if (!l) return;
     for (let conn = l.accept(); conn; conn = l.accept()) {
+      if (this.opts.onStream) {
+        this.acceptStream(conn, this.opts.onStream);
+        continue;
+      }
       const socket = new TcpSocket(this.rt, conn, { allowHalfOpen: this.opts.allowHalfOpen, highWaterMark: this.opts.highWaterMark });
       if (this.opts.noDelay) socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
-        if (this.closing && this.sockets.size === 0) this.emit('close');
+        if (this.closing && this.connectionCount === 0) this.emit('close');
       });
       this.emit('connection', socket);
       // Deliver anything that arrived with or right after the handshake.
       socket.read(0);
     }
+  }
+
+  private acceptStream(conn: Connection, onStream: (stream: TcpStream) => void): void {
+    const stream = new TcpStream(this.rt, conn);
+    if (this.opts.noDelay) stream.setNoDelay(true);
+    this.streams++;
+    stream.onClosed = () => {
+      this.streams--;
+      if (this.closing && this.connectionCount === 0) this.emit('close');
+    };
+    onStream(stream);
   }
 
   address(): { address: string; family: string; port: number } | null {
@@ -364,12 +388,12 @@ export class TcpServer extends EventEmitter {
       this.listener = undefined;
     }
     this.closing = true;
-    if (this.sockets.size === 0) this.rt.clock.defer(() => this.emit('close'));
+    if (this.connectionCount === 0) this.rt.clock.defer(() => this.emit('close'));
     return this;
   }
 
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.sockets.size + this.streams;
   }
 }
 
