@@ -485,6 +485,9 @@ class Connection implements ByteStreamEvents {
       while (!this.closing && !this.closed) {
         const ex = this.exchange;
         if (ex && ex.bodyComplete) break;
+        // The next pipelined request waits while earlier responses fill the socket (its
+        // input then piles up and pauses the socket): 'drain' pumps again.
+        if (!ex && this.socket.needDrain) break;
         if (ex && !ex.discarding && ex.body.queuedBytes >= BODY_HIGH_WATER) break;
         const ev = this.parser.next();
         if (!ev) {
@@ -733,6 +736,7 @@ class Connection implements ByteStreamEvents {
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w.resolve();
+    if (!this.exchange && !this.closing) this.pump();
   }
 
   // --- Ending ---

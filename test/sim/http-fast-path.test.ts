@@ -22,7 +22,9 @@ type Step =
   | { pause: true }
   | { resume: true }
   /** Let virtual time pass (ms). */
-  | { wait: number };
+  | { wait: number }
+  /** Note how many request bytes the server's TCP has taken in (Outcome.probes). */
+  | { probe: true };
 
 interface Outcome {
   /** Everything the client received, with the Date field blanked (it is the wall clock). */
@@ -32,12 +34,21 @@ interface Outcome {
   clientStates: string[];
   /** What the server's counters say (requests, responses, timeouts). */
   http: Record<string, number>;
+  /** Per probe step: bytes the server connection received so far, and its receive window. */
+  probes: Array<{ received: number; rcvWnd: number }>;
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function runScript(path: Path, steps: Step[], seed: number, opts: { idleTimeoutMs?: number } = {}): Promise<Outcome> {
-  const sim: Sim = createSim({ seed, tcp: { msl: 1000 } });
+interface ScriptOptions {
+  idleTimeoutMs?: number;
+  /** The server's TCP buffers (bytes). */
+  buffers?: number;
+}
+
+async function runScript(path: Path, steps: Step[], seed: number, opts: ScriptOptions = {}): Promise<Outcome> {
+  const buffers = opts.buffers === undefined ? {} : { rcvBuf: opts.buffers, sndBuf: opts.buffers };
+  const sim: Sim = createSim({ seed, tcp: { msl: 1000 }, tcpB: buffers });
   const app = createNetstackApp({ addr: 'B', startedAt: 0, stats: () => ({}), connections: () => [] });
   const http = new HttpServer({ handler: app, clock: sim.clock, idleTimeoutMs: opts.idleTimeoutMs ?? 5000 });
   if (path === 'duplex') sim.b.createServer({ allowHalfOpen: true }, (s) => http.handleConnection(s)).listen(80);
@@ -53,7 +64,12 @@ async function runScript(path: Path, steps: Step[], seed: number, opts: { idleTi
   socket.on('error', (e: Error & { code?: string }) => events.push(`error ${e.code}`));
   expect(await sim.clock.run(() => socket.connecting && events.length === 0, 10_000), `seed ${seed}: connect`).toBe(true);
 
+  const probes: Outcome['probes'] = [];
   for (const step of steps) {
+    if ('probe' in step) {
+      const conn = sim.b.tcp.connectionList()[0]!;
+      probes.push({ received: conn.bytesReceived, rcvWnd: conn.rcv.window() });
+    }
     if ('send' in step) socket.write(step.send);
     else if ('end' in step) socket.end();
     else if ('pause' in step) socket.pause();
@@ -67,11 +83,15 @@ async function runScript(path: Path, steps: Step[], seed: number, opts: { idleTi
     .toString('latin1')
     .replace(/\r\nDate: [^\r]*\r\n/g, '\r\nDate: -\r\n');
   const stats = http.stats;
-  return { bytes, events, serverStates: sim.states('b'), clientStates: sim.states('a'), http: { ...stats } };
+  return { bytes, events, serverStates: sim.states('b'), clientStates: sim.states('a'), http: { ...stats }, probes };
 }
 
 /** Both paths, the same script and seed: everything observable must be equal. */
-async function same(steps: Step[], seed = 1, opts: { idleTimeoutMs?: number } = {}): Promise<Outcome> {
+async function same(steps: Step[], seed = 1, opts: ScriptOptions = {}): Promise<Outcome> {
+  return (await sameBoth(steps, seed, opts)).fast;
+}
+
+async function sameBoth(steps: Step[], seed = 1, opts: ScriptOptions = {}): Promise<{ duplex: Outcome; fast: Outcome }> {
   const duplex = await runScript('duplex', steps, seed, opts);
   const fast = await runScript('fast', steps, seed, opts);
   expect(fast.bytes.length, `seed ${seed}: response bytes`).toBe(duplex.bytes.length);
@@ -85,7 +105,7 @@ async function same(steps: Step[], seed = 1, opts: { idleTimeoutMs?: number } = 
   expect(fast.serverStates, `seed ${seed}: server transitions`).toEqual(duplex.serverStates);
   expect(fast.clientStates, `seed ${seed}: client transitions`).toEqual(duplex.clientStates);
   expect(fast.http, `seed ${seed}: server counters`).toEqual(duplex.http);
-  return fast;
+  return { duplex, fast };
 }
 
 const get = (path: string, extra = '') => ({ send: `GET ${path} HTTP/1.1\r\nHost: b\r\n${extra}\r\n` });
@@ -119,6 +139,22 @@ describe('HTTP server fast path (TcpStream) vs the Duplex path', () => {
     const expected = Buffer.alloc(4_000_000);
     for (let i = 0; i < expected.length; i++) expected[i] = i & 0xff;
     expect(sha(body)).toBe(sha(expected));
+  });
+
+  it('backpressure: pipelined requests from a client that does not read stop being read (the window closes)', async () => {
+    // 600 requests (under the server's 1000 per connection) of ~1 KB each, ~5 MB of responses.
+    const one = `GET /bytes/8000 HTTP/1.1\r\nHost: b\r\nX-Pad: ${'p'.repeat(1000)}\r\n\r\n`;
+    const n = 600;
+    const many = one.repeat(n) + 'GET /bytes/1 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n';
+    const steps: Step[] = [{ pause: true }, { send: many }, { wait: 3000 }, { probe: true }, { resume: true }, { wait: 20_000 }];
+    const opts = { buffers: 64 * 1024 };
+    const { duplex, fast } = await sameBoth(steps, 1, opts);
+    for (const o of [duplex, fast]) {
+      // Not all of the requests were taken in, and the server advertises no window.
+      expect(o.probes[0]!.received).toBeLessThan(many.length - 100_000);
+      expect(o.probes[0]!.rcvWnd).toBe(0);
+      expect(o.bytes.match(/HTTP\/1\.1 200/g)).toHaveLength(n + 1);
+    }
   });
 
   it('request bodies: POST /echo with Content-Length and chunked, 1 MB', async () => {
