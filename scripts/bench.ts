@@ -739,12 +739,15 @@ async function runProxy(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
       results.push(w);
       for (let r = 0; r < rounds; r++) {
         for (const side of ['netstack', 'kernel'] as Side[]) {
+          const profile = side === 'netstack' && ctx.profileDir !== undefined;
+          if (profile) await netstack!.request('prof-start', 'profiling');
           await measure(w[side]!, r, `${id} round ${r + 1} ${side === 'kernel' ? 'nginx' : 'netstack'}`, async () => {
             const res = await wrk(net.clientNs, CLIENT_CPU, `${urls[side]}/bytes/${SMALL_BYTES}`, { connections: WRK_CONNECTIONS, seconds: P.wrkSmallSeconds, close });
             const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
             if (errs > 0 || res.non2xx > 0) throw new MeasureError(`${errs} socket errors, ${res.non2xx} non-2xx responses`);
             return { value: res.requestsPerSecond, detail: { ...res } };
           });
+          if (profile) await netstack!.request(`prof-stop ${join(ctx.profileDir!, `${id}-r${r + 1}.cpuprofile`)}`, 'profiled', 60_000);
         }
       }
     }

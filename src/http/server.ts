@@ -253,6 +253,8 @@ export class HttpServer {
   readonly stats: Record<string, number> = Object.create(null) as Record<string, number>;
   private readonly connections = new Set<Connection>();
   private closed = false;
+  /** Every connection's next deadline, on one timer. */
+  readonly deadlines: DeadlineQueue;
 
   constructor(opts: HttpServerOptions) {
     this.handler = opts.handler;
@@ -265,6 +267,7 @@ export class HttpServer {
     this.serverName = opts.serverName ?? 'netstack';
     this.clock = opts.clock ?? new RealClock();
     this.logger = opts.logger;
+    this.deadlines = new DeadlineQueue(this.clock, () => this.connections);
   }
 
   /** Serve HTTP on a freshly accepted socket. It should allow half-open (`allowHalfOpen: true`). */
@@ -309,19 +312,119 @@ export class HttpServer {
   }
 }
 
+/**
+ * The deadlines of all of a server's connections on one clock timer: a binary heap of
+ * (time, connection), instead of a timer (and a setTimeout) per connection. A connection
+ * re-arms only when its deadline moves earlier, so entries are few; one whose deadline moved
+ * is skipped when its old entry comes up (Connection.onDeadline compares).
+ */
+class DeadlineQueue {
+  private at: number[] = [];
+  private conns: Connection[] = [];
+  private armed = Infinity;
+  private readonly timer: ClockTimer;
+
+  /** `live`: the connections that may hold a deadline (to drop stale entries when they pile up). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly live: () => { size: number; values(): Iterable<Connection> },
+  ) {
+    this.timer = clock.timer(() => this.fire());
+  }
+
+  get size(): number {
+    return this.at.length;
+  }
+
+  schedule(conn: Connection, at: number): void {
+    // Closed connections' entries wait for their time: rebuild before they dominate (and keep
+    // closed connections alive), from the live connections' current deadlines.
+    const live = this.live();
+    if (this.at.length > 2 * live.size + 1024) {
+      this.at = [];
+      this.conns = [];
+      this.armed = Infinity;
+      for (const c of live.values()) if (c !== conn && c.queuedDeadline < Infinity) this.push(c, c.queuedDeadline);
+    }
+    this.push(conn, at);
+  }
+
+  private push(conn: Connection, at: number): void {
+    const times = this.at;
+    const conns = this.conns;
+    let i = times.length;
+    times.push(at);
+    conns.push(conn);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (times[p]! <= at) break;
+      times[i] = times[p]!;
+      conns[i] = conns[p]!;
+      i = p;
+    }
+    times[i] = at;
+    conns[i] = conn;
+    if (at < this.armed) {
+      this.armed = at;
+      this.timer.set(at);
+    }
+  }
+
+  private fire(): void {
+    this.armed = Infinity;
+    const now = this.clock.now();
+    // Bounded: each round removes one entry, and a connection re-arms only for a later time.
+    while (this.at.length > 0 && this.at[0]! <= now) {
+      const at = this.at[0]!;
+      const conn = this.pop();
+      conn.onDeadline(at);
+    }
+    if (this.at.length > 0 && this.at[0]! < this.armed) {
+      this.armed = this.at[0]!;
+      this.timer.set(this.armed);
+    }
+  }
+
+  private pop(): Connection {
+    const times = this.at;
+    const conns = this.conns;
+    const top = conns[0]!;
+    const lastAt = times.pop()!;
+    const lastConn = conns.pop()!;
+    const n = times.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && times[r]! < times[l]! ? r : l;
+        if (times[c]! >= lastAt) break;
+        times[i] = times[c]!;
+        conns[i] = conns[c]!;
+        i = c;
+      }
+      times[i] = lastAt;
+      conns[i] = lastConn;
+    }
+    return top;
+  }
+}
+
 /** The request body as an async iterable fed by the connection, with a bounded queue. */
 class BodyStream implements AsyncIterable<Uint8Array> {
   private queue: Uint8Array[] = [];
   queuedBytes = 0;
   private ended = false;
   private error: Error | undefined;
+  private lazyError: (() => Error) | undefined;
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | undefined;
 
   /** Called whenever the consumer takes a chunk, so the connection can read on. */
   constructor(private readonly onConsumed: () => void) {}
 
   push(data: Uint8Array): void {
-    if (this.ended || this.error) return;
+    if (this.ended || this.error || this.lazyError) return;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -342,8 +445,18 @@ class BodyStream implements AsyncIterable<Uint8Array> {
     }
   }
 
-  fail(err: Error): void {
+  fail(err: Error | (() => Error)): void {
     if (this.ended) return;
+    // A factory: most bodies that fail are never read again, so the Error is made only if one is.
+    if (typeof err === 'function') {
+      if (!this.waiter) {
+        this.lazyError = err;
+        this.queue = [];
+        this.queuedBytes = 0;
+        return;
+      }
+      err = err();
+    }
     this.error = err;
     this.queue = [];
     this.queuedBytes = 0;
@@ -371,6 +484,10 @@ class BodyStream implements AsyncIterable<Uint8Array> {
           this.queuedBytes -= data.length;
           this.onConsumed();
           return Promise.resolve({ value: data, done: false });
+        }
+        if (this.lazyError) {
+          this.error = this.lazyError();
+          this.lazyError = undefined;
         }
         if (this.error) return Promise.reject(this.error);
         if (this.ended) return Promise.resolve({ value: undefined, done: true });
@@ -408,8 +525,7 @@ class Connection implements ByteStreamEvents {
   private closed = false;
   private pumping = false;
   private writeFinishedAt = Infinity;
-  // Timer bookkeeping: one timer per connection, re-armed lazily (see deadline()).
-  private readonly timer: ClockTimer;
+  // Timer bookkeeping: the server's deadline queue, re-armed lazily (see deadline()).
   private armedAt = Infinity;
   private lastProgress: number;
   private headStartedAt: number;
@@ -423,7 +539,6 @@ class Connection implements ByteStreamEvents {
     const now = server.clock.now();
     this.lastProgress = now;
     this.headStartedAt = now;
-    this.timer = server.clock.timer(() => this.onTimer());
   }
 
   start(): void {
@@ -751,7 +866,7 @@ class Connection implements ByteStreamEvents {
     if (this.closing || this.closed) return;
     this.closing = true;
     const ex = this.exchange;
-    if (ex && !ex.bodyComplete) ex.body.fail(connectionGone());
+    if (ex && !ex.bodyComplete) ex.body.fail(connectionGone);
     this.parser = new RequestParser(this.server.limits); // drop buffered input
     this.socket.end();
     if (this.socket.isPaused()) this.socket.resume();
@@ -766,8 +881,8 @@ class Connection implements ByteStreamEvents {
 
   private onClose(): void {
     this.closed = true;
-    this.timer.clear();
-    this.exchange?.body.fail(connectionGone());
+    this.armedAt = Infinity; // a queued deadline is now stale
+    this.exchange?.body.fail(connectionGone);
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w.reject(connectionGone());
@@ -796,18 +911,25 @@ class Connection implements ByteStreamEvents {
     const at = this.deadline();
     if (at < this.armedAt) {
       this.armedAt = at;
-      this.timer.set(at);
+      this.server.deadlines.schedule(this, at);
     }
   }
 
-  private onTimer(): void {
+  /** The deadline this connection is queued for (Infinity: none). */
+  get queuedDeadline(): number {
+    return this.armedAt;
+  }
+
+  /** The deadline queue reached `at`, which this connection asked for (unless it moved since). */
+  onDeadline(queuedAt: number): void {
+    if (queuedAt !== this.armedAt) return; // stale: re-armed earlier since, or closed
     this.armedAt = Infinity;
     const now = this.server.clock.now();
     const at = this.deadline();
     if (at === Infinity) return;
     if (now < at) {
       this.armedAt = at;
-      this.timer.set(at);
+      this.server.deadlines.schedule(this, at);
       return;
     }
     if (this.closing) {
