@@ -67,13 +67,25 @@ export class TcpSocket extends Duplex {
   attach(conn: Connection): void {
     this.conn = conn;
     this.remote = { address: formatIpv4(conn.remoteAddr), port: conn.remotePort };
-    conn.user = {
-      onReadable: () => this.pull(),
-      onWritable: () => this.onWritable(),
-      onConnect: () => this.onConnect(),
-      onError: (code, message) => this.onConnError(code, message),
-      onClose: () => this.onConnClose(),
-    };
+    // The socket itself is the connection's user (its on* methods): no closures per connection.
+    conn.user = this;
+  }
+
+  // --- ConnectionUser (called by the connection) ---
+
+  /** @internal */
+  onReadable(): void {
+    this.pull();
+  }
+
+  /** @internal */
+  onError(code: TcpErrorCode, message: string): void {
+    this.onConnError(code, message);
+  }
+
+  /** @internal */
+  onClose(): void {
+    this.onConnClose();
   }
 
   get connection(): Connection | undefined {
@@ -208,7 +220,8 @@ export class TcpSocket extends Duplex {
     else this.pendingWrite = () => cb();
   }
 
-  private onWritable(): void {
+  /** @internal */
+  onWritable(): void {
     const cb = this.pendingWrite;
     if (cb && this.conn?.writable) {
       this.pendingWrite = undefined;
@@ -251,7 +264,8 @@ export class TcpSocket extends Duplex {
 
   // --- Connection callbacks ---
 
-  private onConnect(): void {
+  /** @internal */
+  onConnect(): void {
     this.connecting = false;
     this.touch();
     this.emit('connect');
