@@ -18,6 +18,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { RealClock, type Clock, type ClockTimer } from '../runtime/clock.js';
+import { DeadlineHeap } from '../runtime/deadline-heap.js';
 import {
   BAD_VALUE_CHAR,
   DEFAULT_LIMITS,
@@ -319,8 +320,7 @@ export class HttpServer {
  * is skipped when its old entry comes up (Connection.onDeadline compares).
  */
 class DeadlineQueue {
-  private at: number[] = [];
-  private conns: Connection[] = [];
+  private heap = new DeadlineHeap<Connection>();
   private armed = Infinity;
   private readonly timer: ClockTimer;
 
@@ -333,37 +333,18 @@ class DeadlineQueue {
   }
 
   get size(): number {
-    return this.at.length;
+    return this.heap.size;
   }
 
   schedule(conn: Connection, at: number): void {
     // Closed connections' entries wait for their time: rebuild before they dominate (and keep
     // closed connections alive), from the live connections' current deadlines.
     const live = this.live();
-    if (this.at.length > 2 * live.size + 1024) {
-      this.at = [];
-      this.conns = [];
-      this.armed = Infinity;
-      for (const c of live.values()) if (c !== conn && c.queuedDeadline < Infinity) this.push(c, c.queuedDeadline);
+    if (this.heap.size > 2 * live.size + 1024) {
+      this.heap.clear();
+      for (const c of live.values()) if (c !== conn && c.queuedDeadline < Infinity) this.heap.push(c.queuedDeadline, c);
     }
-    this.push(conn, at);
-  }
-
-  private push(conn: Connection, at: number): void {
-    const times = this.at;
-    const conns = this.conns;
-    let i = times.length;
-    times.push(at);
-    conns.push(conn);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (times[p]! <= at) break;
-      times[i] = times[p]!;
-      conns[i] = conns[p]!;
-      i = p;
-    }
-    times[i] = at;
-    conns[i] = conn;
+    this.heap.push(at, conn);
     if (at < this.armed) {
       this.armed = at;
       this.timer.set(at);
@@ -373,41 +354,16 @@ class DeadlineQueue {
   private fire(): void {
     this.armed = Infinity;
     const now = this.clock.now();
+    const h = this.heap;
     // Bounded: each round removes one entry, and a connection re-arms only for a later time.
-    while (this.at.length > 0 && this.at[0]! <= now) {
-      const at = this.at[0]!;
-      const conn = this.pop();
-      conn.onDeadline(at);
+    while (h.size > 0 && h.nextAt <= now) {
+      const at = h.nextAt;
+      h.pop().onDeadline(at);
     }
-    if (this.at.length > 0 && this.at[0]! < this.armed) {
-      this.armed = this.at[0]!;
+    if (h.nextAt < this.armed) {
+      this.armed = h.nextAt;
       this.timer.set(this.armed);
     }
-  }
-
-  private pop(): Connection {
-    const times = this.at;
-    const conns = this.conns;
-    const top = conns[0]!;
-    const lastAt = times.pop()!;
-    const lastConn = conns.pop()!;
-    const n = times.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && times[r]! < times[l]! ? r : l;
-        if (times[c]! >= lastAt) break;
-        times[i] = times[c]!;
-        conns[i] = conns[c]!;
-        i = c;
-      }
-      times[i] = lastAt;
-      conns[i] = lastConn;
-    }
-    return top;
   }
 }
 
