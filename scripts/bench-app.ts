@@ -34,16 +34,8 @@ export async function startHttpApp(stack: Stack, port: number): Promise<{ stats(
     { canSeeDetails: () => true },
   );
   const handler = Object.assign(
-    async (req: HttpRequest, res: HttpResponse): Promise<void> => {
-      if (req.method === 'POST' && req.path === '/sink') {
-        let n = 0;
-        for await (const chunk of req.body) n += chunk.byteLength;
-        res.setHeader('Content-Type', 'text/plain');
-        res.end(`${n}\n`);
-        return;
-      }
-      return app(req, res);
-    },
+    (req: HttpRequest, res: HttpResponse): void | Promise<void> =>
+      req.method === 'POST' && req.path === '/sink' ? sink(req, res) : app(req, res),
     {
       maxBodyBytes: (head: RequestHead): number =>
         head.target === '/sink' ? SINK_MAX_BODY : (app.maxBodyBytes?.(head) ?? routes.DEFAULT_MAX_BODY),
@@ -51,6 +43,14 @@ export async function startHttpApp(stack: Stack, port: number): Promise<{ stats(
   );
 
   const http = new HttpServer({ handler, clock: stack.clock });
-  stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket)).listen(port, 4096);
+  // As `netstack up` serves it: the fast path, connections as plain TcpStreams.
+  stack.createServer({ onStream: (stream) => http.handleStream(stream) }).listen(port, 4096);
   return { stats: () => ({ ...http.stats }) };
+}
+
+async function sink(req: HttpRequest, res: HttpResponse): Promise<void> {
+  let n = 0;
+  for await (const chunk of req.body) n += chunk.byteLength;
+  res.setHeader('Content-Type', 'text/plain');
+  res.end(`${n}\n`);
 }

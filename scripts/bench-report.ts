@@ -6,6 +6,18 @@
 
 export type Side = 'netstack' | 'kernel';
 
+/**
+ * Reference servers measured beside netstack and the Node-on-kernel peer, on the workloads they
+ * can serve (GET /bytes/N; POST /sink for Node): extra columns of the table.
+ */
+export type Peer = 'node_netstack' | 'nginx' | 'lwip';
+export const PEERS: readonly Peer[] = ['node_netstack', 'nginx', 'lwip'];
+export const PEER_LABELS: Record<Peer, string> = {
+  node_netstack: 'Node http on netstack',
+  nginx: 'nginx (1 worker)',
+  lwip: 'lwIP 2.1 on TUN',
+};
+
 /** One side of one workload: a value per round (null when that round failed). */
 export interface SideResult {
   runs: Array<number | null>;
@@ -24,6 +36,8 @@ export interface Target {
   op: '>=' | '<=';
   value: number;
   text: string;
+  /** With of: 'ratio', the ratio to this reference server's result of the same round (default: the kernel peer). */
+  versus?: Peer;
 }
 
 export interface WorkloadResult {
@@ -36,6 +50,10 @@ export interface WorkloadResult {
   kernel?: SideResult;
   /** netstack / kernel, per round (null when either side failed that round). */
   ratios?: Array<number | null>;
+  /** The reference servers measured on this workload, in the same rounds. */
+  peers?: Partial<Record<Peer, SideResult>>;
+  /** netstack / reference server, per round. */
+  peerRatios?: Partial<Record<Peer, Array<number | null>>>;
   target?: Target & { met: boolean | null };
   note?: string;
 }
@@ -69,18 +87,33 @@ export function summarize(side: SideResult): SideResult {
   return side;
 }
 
+/** netstack / other, round by round (null where either failed). */
+function roundRatios(netstack: SideResult, other: SideResult): Array<number | null> {
+  return netstack.runs.map((n, i) => {
+    const k = other.runs[i];
+    return n === null || n === undefined || k === null || k === undefined || k === 0 ? null : n / k;
+  });
+}
+
 /** Summaries, ratios per round and whether the target is met. */
 export function finish(w: WorkloadResult): WorkloadResult {
   summarize(w.netstack);
   if (w.kernel) {
     summarize(w.kernel);
-    w.ratios = w.netstack.runs.map((n, i) => {
-      const k = w.kernel!.runs[i];
-      return n === null || n === undefined || k === null || k === undefined || k === 0 ? null : n / k;
-    });
+    w.ratios = roundRatios(w.netstack, w.kernel);
+  }
+  if (w.peers) {
+    w.peerRatios = {};
+    for (const p of PEERS) {
+      const side = w.peers[p];
+      if (!side) continue;
+      summarize(side);
+      w.peerRatios[p] = roundRatios(w.netstack, side);
+    }
   }
   if (w.target) {
-    const v = w.target.of === 'ratio' ? median((w.ratios ?? []).filter((r): r is number => r !== null)) : w.netstack.median;
+    const ratios = w.target.versus ? w.peerRatios?.[w.target.versus] : w.ratios;
+    const v = w.target.of === 'ratio' ? median((ratios ?? []).filter((r): r is number => r !== null)) : w.netstack.median;
     w.target.met = v === null ? null : w.target.op === '>=' ? v >= w.target.value : v <= w.target.value;
   }
   return w;
@@ -107,19 +140,33 @@ function cell(side: SideResult | undefined): string {
   return `${fmt(side.median)}${range}${failed ? ` [${failed} failed]` : ''}`;
 }
 
+/** A target against a reference server: that ratio's median, as the kernel ratio has its own column. */
+function targetRatio(w: WorkloadResult): string {
+  const versus = w.target?.versus;
+  if (!versus) return '';
+  const r = median((w.peerRatios?.[versus] ?? []).filter((x): x is number => x !== null));
+  return ` (${fmt(r)})`;
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
 export function renderTable(result: BenchResult): string {
-  const head = ['workload', 'unit', 'netstack median (min–max)', 'kernel median (min–max)', 'netstack/kernel per round', 'target'];
+  // A column for each reference server some workload measured.
+  const peers = PEERS.filter((p) => result.workloads.some((w) => w.peers?.[p]));
+  const head = [
+    'workload', 'unit', 'netstack median (min–max)', 'kernel median (min–max)',
+    ...peers.map((p) => PEER_LABELS[p]), 'netstack/kernel per round', 'target',
+  ];
   const rows = result.workloads.map((w) => [
     w.title,
     w.unit,
     cell(w.netstack),
     cell(w.kernel),
+    ...peers.map((p) => cell(w.peers?.[p])),
     w.ratios ? w.ratios.map((r) => fmt(r)).join('  ') : '—',
-    w.target ? `${w.target.text} ${w.target.met === null ? '?' : w.target.met ? 'met' : 'NOT met'}` : '',
+    w.target ? `${w.target.text}${targetRatio(w)} ${w.target.met === null ? '?' : w.target.met ? 'met' : 'NOT met'}` : '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cols: string[]) => cols.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd();

@@ -47,15 +47,15 @@
  *   npm run bench -- --tap              # also netstack on a TAP device (Ethernet + ARP): rows <id>_tap
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { BenchResult, Side, SideResult, Target, WorkloadResult } from './bench-report.js';
-import { emptySide, finish, fmt, renderTable } from './bench-report.js';
+import type { BenchResult, Peer, Side, SideResult, Target, WorkloadResult } from './bench-report.js';
+import { PEERS, PEER_LABELS, emptySide, finish, fmt, renderTable } from './bench-report.js';
 import { JsonLineProcess } from './bench-proc.js';
 import type { Message } from './bench-proc.js';
 import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
@@ -90,6 +90,11 @@ const argv = yargs(hideBin(process.argv))
     describe: 'also run netstack on a TAP device (Ethernet II + ARP) in each round, right after the TUN run: rows <workload>_tap',
   })
   .option('cpu-prof', { type: 'string', describe: "write a V8 CPU profile of each netstack run to this directory (open in Chrome DevTools)" })
+  .option('peers', {
+    type: 'string',
+    default: PEERS.join(','),
+    describe: `reference servers measured beside netstack and the kernel peer (${PEERS.join(', ')}, or none)`,
+  })
   .strict()
   .help()
   .parseSync();
@@ -106,6 +111,15 @@ const only = new Set<WorkloadId>(
     : WORKLOADS,
 );
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds must be an integer from 1 to 50');
+const peersWanted = new Set<Peer>(
+  argv.peers === 'none' || argv.peers === ''
+    ? []
+    : argv.peers.split(',').map((s) => {
+        const id = s.trim() as Peer;
+        if (!PEERS.includes(id)) fail(`--peers: unknown reference server "${s}" (known: ${PEERS.join(', ')}, or none)`);
+        return id;
+      }),
+);
 
 /** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
 const P = quick
@@ -224,6 +238,144 @@ function startNetstack(ctx: Ctx, mode: 'http' | 'hold', dev: string, hostCidr: s
 /** --tap: netstack on a TAP device in the client namespace, beside the TUN one. */
 const TAP_NET = { dev: 'nsbench2', hostCidr: '10.201.4.1/24', addr: '10.201.4.2' };
 
+// ───────────────────────── reference servers ─────────────────────────
+
+/** Node's http on netstack's TCP (kernel-peer.js --dev): its own TUN in the client namespace. */
+const NODE_NET = { dev: 'nsbench4', hostCidr: '10.201.6.1/24', addr: '10.201.6.2' };
+/** lwIP's server (scripts/lwip-server.c): its own TUN in the client namespace. */
+const LWIP_NET = { dev: 'nsbench3', hostCidr: '10.201.5.1/24', addr: '10.201.5.2' };
+/** nginx listens beside the Node kernel peer, in the kernel namespace. */
+const NGINX_PORT = 8080;
+/** Which reference servers serve which workload (they all serve GET /bytes/N; only Node has `/` and /sink). */
+const PEER_WORKLOADS: Partial<Record<WorkloadId, readonly Peer[]>> = {
+  bulk_download: ['node_netstack', 'nginx', 'lwip'],
+  bulk_upload: ['node_netstack'],
+  keepalive: ['node_netstack'],
+  newconn: ['node_netstack'],
+  keepalive_small: ['node_netstack', 'nginx', 'lwip'],
+  newconn_small: ['node_netstack', 'nginx', 'lwip'],
+};
+
+interface PeerServer {
+  url: string;
+  /** The server process, for its CPU time (/proc/PID/stat). */
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Compile the lwIP server with gcc against Debian's liblwip-dev (pkg-config lwip). Returns the
+ * binary, or why it cannot be built (the lwIP column is then left out, and the log says why).
+ */
+async function buildLwip(workDir: string): Promise<{ bin: string } | { error: string }> {
+  if (!haveCommand('gcc')) return { error: 'gcc is missing (apt-get install gcc)' };
+  const flags = await run(['pkg-config', '--cflags', '--libs', 'lwip']);
+  if (flags.code !== 0) return { error: 'pkg-config finds no lwip (apt-get install liblwip-dev pkg-config)' };
+  const bin = join(workDir, 'lwip-server');
+  const r = await run(['gcc', '-O2', '-o', bin, join(ROOT, 'scripts/lwip-server.c'), ...flags.stdout.trim().split(/\s+/)], { timeoutMs: 120_000 });
+  if (r.code !== 0) return { error: `gcc failed: ${r.stderr.trim().slice(0, 1000)}` };
+  return { bin };
+}
+
+/** The /bytes/N files nginx serves (the i mod 256 pattern, in tmpfs when there is one). */
+function makeNginxRoot(sizes: number[]): string {
+  const dir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/netstack-bench-nginx-') : mkdtempSync(join(tmpdir(), 'netstack-bench-nginx-'));
+  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'bytes'));
+  const block = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0; i < block.length; i++) block[i] = i & 0xff;
+  for (const n of new Set(sizes)) {
+    const file = join(dir, 'bytes', String(n));
+    writeFileSync(file, block.subarray(0, Math.min(n, block.length)));
+    for (let done = block.length; done < n; done += block.length) appendFileSync(file, block.subarray(0, Math.min(block.length, n - done)));
+  }
+  return dir;
+}
+
+/** Start the reference servers this run measures; a server that fails to start is left out, with the reason. */
+async function startPeers(ctx: Ctx, lwipBin: string | undefined): Promise<Map<Peer, PeerServer>> {
+  const { net } = ctx;
+  const wanted = new Set<Peer>();
+  for (const id of only) for (const p of PEER_WORKLOADS[id] ?? []) if (peersWanted.has(p)) wanted.add(p);
+  const peers = new Map<Peer, PeerServer>();
+  const tryStart = async (p: Peer, start: () => Promise<PeerServer>) => {
+    if (!wanted.has(p)) return;
+    try {
+      peers.set(p, await start());
+    } catch (e) {
+      log(`bench: ${PEER_LABELS[p]} left out: ${(e as Error).message}`);
+    }
+  };
+  await tryStart('node_netstack', async () => {
+    const proc = await startServer(ctx, 'Node http on netstack', net.clientNs, 'kernel-peer.js', [
+      '--addr', NODE_NET.addr, '--port', '80', '--dev', NODE_NET.dev, '--host', NODE_NET.hostCidr, '--mtu', String(net.mtu),
+    ]);
+    return { url: `http://${NODE_NET.addr}`, pid: proc.child.pid, stop: () => proc.stop() };
+  });
+  await tryStart('nginx', async () => {
+    const sizes = [SMALL_BYTES, SMOKE_BYTES, ...(only.has('bulk_download') ? [P.downloadBytes] : [])];
+    const root = makeNginxRoot(sizes);
+    const dir = join(ctx.workDir, 'nginx-ref');
+    mkdirSync(dir, { recursive: true });
+    const conf = join(dir, 'nginx.conf');
+    // One worker and no master (one process, as netstack), the files from tmpfs with sendfile,
+    // 1000 requests per keep-alive connection as netstack's HttpServer.
+    writeFileSync(conf, [
+      'worker_processes 1;', 'daemon off;', 'master_process off;', 'user root;', `pid ${dir}/nginx.pid;`, `error_log ${dir}/error.log warn;`,
+      'events { worker_connections 4096; }',
+      'http {', '  access_log off;', '  sendfile on;', '  tcp_nopush on;', '  keepalive_requests 1000;', '  default_type application/octet-stream;',
+      `  server { listen ${net.kernelAddr}:${NGINX_PORT} backlog=4096; root ${root}; location / { } }`,
+      '}', '',
+    ].join('\n'));
+    const child = spawnTracked(pinned(net.kernelNs, SERVER_CPU, ['nginx', '-p', dir, '-c', conf]), { stdio: 'ignore' });
+    const url = `http://${net.kernelAddr}:${NGINX_PORT}`;
+    const stop = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    };
+    if (!(await answers(ctx, `${url}/bytes/${SMALL_BYTES}`))) {
+      await stop();
+      throw new Error(`nginx never answered 200 (see ${dir}/error.log)`);
+    }
+    return { url, pid: child.pid, stop };
+  });
+  await tryStart('lwip', async () => {
+    if (!lwipBin) throw new Error('not built');
+    const proc = new JsonLineProcess('lwIP server', pinned(net.clientNs, SERVER_CPU, [
+      lwipBin, '--dev', LWIP_NET.dev, '--host', LWIP_NET.hostCidr, '--addr', LWIP_NET.addr, '--port', '80', '--mtu', String(net.mtu),
+    ]), ctx.env);
+    await proc.waitFor('ready', 20_000);
+    return { url: `http://${LWIP_NET.addr}`, pid: proc.child.pid, stop: () => proc.stop() };
+  });
+  return peers;
+}
+
+/** Whether `url` answers 200 within a few seconds (a server just started). */
+async function answers(ctx: Ctx, url: string): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    const r = await run(ctx.net.inNs(ctx.net.clientNs, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url]));
+    if (r.stdout === '200') return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+/** CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat; undefined if unknown. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces) start at ") ": utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+/** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux architecture Node runs on). */
+const CLOCK_TICKS = 100;
+
 /** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
 const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
 
@@ -287,6 +439,9 @@ function workload(spec: WorkloadSpec): WorkloadResult {
 
 const GBPS_TUN_TARGET: Target = { of: 'netstack', op: '>=', value: 1.5, text: '≥ 1.5 Gbit/s' };
 const RATE_TARGET: Target = { of: 'ratio', op: '>=', value: 0.5, text: '≥ 0.5 × kernel' };
+/** The request path against the C references: lwIP's keep-alive rate, nginx's connection rate. */
+const KEEPALIVE_SMALL_TARGET: Target = { of: 'ratio', versus: 'lwip', op: '>=', value: 1.0, text: '≥ 1.0 × lwIP' };
+const NEWCONN_SMALL_TARGET: Target = { of: 'ratio', versus: 'nginx', op: '>=', value: 0.75, text: '≥ 0.75 × nginx' };
 /** Under loss, netstack should keep roughly its loss-free ratio to the kernel (loss costs it no more). */
 const LOSS_TARGET: Target = { of: 'ratio', op: '>=', value: 0.15, text: '≥ 0.15 × kernel' };
 const LOSS = 0.02;
@@ -348,7 +503,7 @@ function makeUploadFile(bytes: number): string {
 }
 
 /** Workloads 1–4 against both servers, alternating netstack and kernel within each round. */
-async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+async function runSideBySide(ctx: Ctx, results: WorkloadResult[], lwipBin: string | undefined): Promise<void> {
   const { net } = ctx;
   const servers: Record<Side, { proc: JsonLineProcess; url: string }> = {
     netstack: {
@@ -375,20 +530,41 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
     twins.set(w, twin);
     return [w, twin];
   };
+  const peers = await startPeers(ctx, lwipBin);
   try {
-    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url, ...(tap ? [tap.url] : [])]);
+    await checkSameContent(ctx, [servers.netstack.url, servers.kernel.url, ...(tap ? [tap.url] : []), ...[...peers].map(([p, s]) => s.url)], [
+      ...[...peers].filter(([p]) => p !== 'node_netstack').map(([, s]) => s.url),
+    ]);
 
     /**
-     * One round of one workload on both sides, netstack first. netstack's counters that
-     * changed are kept with its result; with --cpu-prof its CPU profile covers just this run.
+     * The server's CPU time over one measurement: per response for request rates (the number
+     * that still means something when the machine is loaded and the rates do not), else in all.
      */
-    const both = async (w: WorkloadResult, round: number, fn: (side: Side | 'tap', url: string) => Promise<Sample>) => {
+    const withCpu = (pid: number | undefined, fn: () => Promise<Sample>) => async (): Promise<Sample> => {
+      const before = cpuSeconds(pid);
+      const sample = await fn();
+      const after = cpuSeconds(pid);
+      if (before === undefined || after === undefined) return sample;
+      const responses = sample.detail['requests'];
+      const cpu = typeof responses === 'number' && responses > 0
+        ? { serverCpuSeconds: after - before, serverCpuMicrosPerResponse: ((after - before) * 1e6) / responses }
+        : { serverCpuSeconds: after - before };
+      log(`    server CPU ${fmt(cpu.serverCpuSeconds)} s${'serverCpuMicrosPerResponse' in cpu ? `, ${fmt(cpu.serverCpuMicrosPerResponse)} µs per response` : ''}`);
+      return { ...sample, detail: { ...sample.detail, ...cpu } };
+    };
+
+    /**
+     * One round of one workload on both sides, netstack first, then the reference servers that
+     * serve it. netstack's counters that changed are kept with its result; with --cpu-prof its
+     * CPU profile covers just this run.
+     */
+    const both = async (w: WorkloadResult, round: number, fn: (side: Side | Peer | 'tap', url: string) => Promise<Sample>) => {
       const ns = servers.netstack.proc;
       for (const side of sides) {
         const before = side === 'netstack' ? await ns.request('stats', 'stats') : undefined;
         const tunBefore = before ? await tunKernelCounters(ctx) : {};
         if (before && ctx.profileDir) await ns.request('prof-start', 'profiling');
-        await measure(w[side]!, round, `${w.id} round ${round + 1} ${side}`, () => fn(side, servers[side].url));
+        await measure(w[side]!, round, `${w.id} round ${round + 1} ${side}`, withCpu(servers[side].proc.child.pid, () => fn(side, servers[side].url)));
         if (before) {
           if (ctx.profileDir) await ns.request(`prof-stop ${join(ctx.profileDir, `${w.id}-r${round + 1}.cpuprofile`)}`, 'profiled', 60_000);
           const after = await ns.request('stats', 'stats');
@@ -398,6 +574,12 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
             { stats: { ...(after['stats'] as object), ...tunAfter } },
           );
         }
+      }
+      for (const p of PEER_WORKLOADS[w.id as WorkloadId] ?? []) {
+        const peer = peers.get(p);
+        if (!peer) continue;
+        const side = ((w.peers ??= {})[p] ??= emptySide());
+        await measure(side, round, `${w.id} round ${round + 1} ${PEER_LABELS[p]}`, withCpu(peer.pid, () => fn(p, peer.url)));
       }
       const twin = twins.get(w);
       if (tap && twin) {
@@ -464,7 +646,8 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       const w = workload({
         id,
         title: `${close ? 'new connections' : 'keep-alive'} GET ${path} (wrk -t1 -c${WRK_CONNECTIONS} -d${seconds}s${close ? ', Connection: close' : ''})`,
-        unit: 'req/s', better: 'higher', kernel: true, target: RATE_TARGET,
+        unit: 'req/s', better: 'higher', kernel: true,
+        target: id === 'keepalive_small' ? KEEPALIVE_SMALL_TARGET : id === 'newconn_small' ? NEWCONN_SMALL_TARGET : RATE_TARGET,
       });
       // Workload 4, latency: p50 and p99 of the keep-alive runs on `/`.
       const lat = id !== 'keepalive' ? undefined : [
@@ -476,7 +659,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
         await both(w, r, async (side, url) => {
           const res = await wrk(net.clientNs, CLIENT_CPU, `${url}${path}`, { connections: WRK_CONNECTIONS, seconds, close });
           const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
-          if (lat && side !== 'tap') {
+          if (lat && (side === 'netstack' || side === 'kernel')) {
             record(lat[0]![side]!, r, res.p50, {});
             record(lat[1]![side]!, r, res.p99, {});
           }
@@ -487,7 +670,7 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[]): Promise<void>
       }
     }
   } finally {
-    await Promise.all([...sides.map((s) => servers[s].proc.stop()), tap?.proc.stop()]);
+    await Promise.all([...sides.map((s) => servers[s].proc.stop()), tap?.proc.stop(), ...[...peers.values()].map((p) => p.stop())]);
   }
 }
 
@@ -556,12 +739,15 @@ async function runProxy(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
       results.push(w);
       for (let r = 0; r < rounds; r++) {
         for (const side of ['netstack', 'kernel'] as Side[]) {
+          const profile = side === 'netstack' && ctx.profileDir !== undefined;
+          if (profile) await netstack!.request('prof-start', 'profiling');
           await measure(w[side]!, r, `${id} round ${r + 1} ${side === 'kernel' ? 'nginx' : 'netstack'}`, async () => {
             const res = await wrk(net.clientNs, CLIENT_CPU, `${urls[side]}/bytes/${SMALL_BYTES}`, { connections: WRK_CONNECTIONS, seconds: P.wrkSmallSeconds, close });
             const errs = res.errors.connect + res.errors.read + res.errors.write + res.errors.timeout;
             if (errs > 0 || res.non2xx > 0) throw new MeasureError(`${errs} socket errors, ${res.non2xx} non-2xx responses`);
             return { value: res.requestsPerSecond, detail: { ...res } };
           });
+          if (profile) await netstack!.request(`prof-stop ${join(ctx.profileDir!, `${id}-r${r + 1}.cpuprofile`)}`, 'profiled', 60_000);
         }
       }
     }
@@ -575,9 +761,12 @@ async function runProxy(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   }
 }
 
-/** Both servers must serve the same bytes, or the comparison means nothing. */
-async function checkSameContent(ctx: Ctx, urls: string[]): Promise<void> {
-  const n = 100_000;
+/** The /bytes/N every server must serve identically before anything is measured. */
+const SMOKE_BYTES = 100_000;
+
+/** Every server must serve the same bytes, or the comparison means nothing (`noPage`: servers without the status page). */
+async function checkSameContent(ctx: Ctx, urls: string[], noPage: string[] = []): Promise<void> {
+  const n = SMOKE_BYTES;
   const expected = Buffer.alloc(n);
   for (let i = 0; i < n; i++) expected[i] = i & 0xff;
   const file = join(ctx.workDir, 'smoke.bin');
@@ -586,6 +775,10 @@ async function checkSameContent(ctx: Ctx, urls: string[]): Promise<void> {
     const r = await run(pinned(ctx.net.clientNs, CLIENT_CPU, ['curl', '-sS', '--max-time', '20', '-o', file, `${url}/bytes/${n}`]), { timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`smoke test: curl ${url}/bytes/${n} failed: ${r.stderr.trim()}`);
     if (!readFileSync(file).equals(expected)) throw new Error(`smoke test: ${url}/bytes/${n} did not return the i mod 256 pattern`);
+    if (noPage.includes(url)) {
+      log(`bench: ${url}/bytes/${n} is the pattern`);
+      continue;
+    }
     const page = await run(pinned(ctx.net.clientNs, CLIENT_CPU, ['curl', '-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${url}/`]));
     const [code, size] = page.stdout.trim().split(' ');
     if (code !== '200') throw new Error(`smoke test: GET ${url}/ answered ${code}: ${page.stderr.trim()}`);
@@ -834,7 +1027,13 @@ async function main(): Promise<void> {
 
   const results: WorkloadResult[] = [];
   if (WORKLOADS.some((id) => !OWN_RUNNER.includes(id) && only.has(id))) {
-    await runSideBySide(ctx, results);
+    let lwipBin: string | undefined;
+    if (peersWanted.has('lwip') && [...only].some((id) => PEER_WORKLOADS[id]?.includes('lwip'))) {
+      const built = await buildLwip(workDir);
+      if ('error' in built) log(`bench: ${PEER_LABELS.lwip} left out: ${built.error}`);
+      else lwipBin = built.bin;
+    }
+    await runSideBySide(ctx, results, lwipBin);
   }
   if (only.has('proxy_keepalive') || only.has('proxy_newconn')) await runProxy(ctx, results);
   if (only.has('memory')) await runMemory(ctx, results);

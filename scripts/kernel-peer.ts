@@ -15,6 +15,11 @@
  *
  *   node kernel-peer.js --addr A [--port 80]       (NETSTACK_DIST set by bench.ts)
  *
+ * With --dev D --host CIDR [--mtu M] the same Node `http` server runs on netstack's TCP
+ * instead (a Stack on its own TUN device D, answering for --addr; the bench's "Node http on
+ * netstack" column): each accepted TcpSocket is handed to it with `server.emit('connection')`,
+ * which is how a Node user puts netstack under an existing server.
+ *
  * Prints {"ready": true, ...} once listening; "mem" / "stats" / "quit" on stdin as for
  * bench-server.
  */
@@ -23,6 +28,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type * as RoutesModule from '../src/http/routes.js';
+import type * as AddrModule from '../src/ip/addr.js';
+import type * as TunModule from '../src/link/tun.js';
+import type * as StackModule from '../src/stack.js';
 import { importDist, measureMemory, report } from './bench-dist.js';
 
 const { renderStatusPage } = await importDist<typeof RoutesModule>('http/routes.js');
@@ -146,9 +154,26 @@ server.on('connection', (s: Socket) => {
   sockets.add(s);
   s.once('close', () => sockets.delete(s));
 });
-server.listen({ host: addr, port, backlog: 4096 }, () => {
-  report({ ready: true, pid: process.pid, addr, port, mem: measureMemory() });
-});
+const dev = opt('dev');
+if (dev === undefined) {
+  server.listen({ host: addr, port, backlog: 4096 }, () => {
+    report({ ready: true, pid: process.pid, addr, port, mem: measureMemory() });
+  });
+} else {
+  const { Stack } = await importDist<typeof StackModule>('stack.js');
+  const { TunLink } = await importDist<typeof TunModule>('link/tun.js');
+  const { parseCidr, parseIpv4 } = await importDist<typeof AddrModule>('ip/addr.js');
+  const host = parseCidr(opt('host') ?? '');
+  const ip = parseIpv4(addr);
+  if (!host || ip === undefined) throw new Error('usage: kernel-peer --addr A --dev D --host CIDR [--mtu M] [--port P]');
+  const mtu = Number(opt('mtu') ?? 1500);
+  const link = TunLink.open({ name: dev, mtu });
+  link.configure({ addr: host.addr, prefix: host.prefix, mtu });
+  const stack = new Stack({ link, addr: ip, name: 'node-on-netstack', prefix: host.prefix, gateway: host.addr });
+  // allowHalfOpen, as net.Server gives http.Server's sockets.
+  stack.createServer({ allowHalfOpen: true }, (socket) => server.emit('connection', socket)).listen(port, 4096);
+  report({ ready: true, pid: process.pid, addr, port, dev, mem: measureMemory() });
+}
 
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {

@@ -92,6 +92,10 @@ export class Stack implements SocketRuntime {
   private readonly offloadCounters = { gsoIn: 0, trustedIn: 0, completedIn: 0 } as Record<string, number>;
   private readonly timer: ClockTimer;
   private kickScheduled = false;
+  /** Inside receive() or onTimer(): a flush follows anyway, so kick() need not schedule one. */
+  private busy = false;
+  /** What the timer is armed for (see finish). */
+  private armedAt = Infinity;
   private closed = false;
   private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0 };
   /** Every module the one timer serves, polled in this order. */
@@ -180,16 +184,21 @@ export class Stack implements SocketRuntime {
     this.counters.packetsIn += batch.length;
     const tap = this.packetTap;
     const eth = this.ethernet;
-    for (let i = 0; i < batch.length; i++) {
-      if (eth) {
-        eth.receive(batch[i]!, now); // IPv4 inside reaches the tap through `deliver`
-      } else {
-        const m = meta?.[i];
-        const trusted = m !== undefined && this.offloadIn(batch[i]!, m);
-        if (trusted === undefined) continue;
-        if (tap) tap(batch[i]!, 'in', now);
-        this.ip.receive(batch[i]!, now, trusted);
+    this.busy = true;
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        if (eth) {
+          eth.receive(batch[i]!, now); // IPv4 inside reaches the tap through `deliver`
+        } else {
+          const m = meta?.[i];
+          const trusted = m !== undefined && this.offloadIn(batch[i]!, m);
+          if (trusted === undefined) continue;
+          if (tap) tap(batch[i]!, 'in', now);
+          this.ip.receive(batch[i]!, now, trusted);
+        }
       }
+    } finally {
+      this.busy = false;
     }
     this.tcp.flush(now);
     this.finish();
@@ -231,16 +240,23 @@ export class Stack implements SocketRuntime {
   }
 
   private onTimer(): void {
+    this.armedAt = Infinity; // it fired
     if (this.closed) return;
     const now = this.clock.now();
-    for (const m of this.timed) m.poll(now);
+    this.busy = true;
+    try {
+      for (const m of this.timed) m.poll(now);
+    } finally {
+      this.busy = false;
+    }
     this.tcp.flush(now);
     this.finish();
   }
 
   /** Flush soon: called after user actions (write, end, read that opens the window). */
   kick(): void {
-    if (this.kickScheduled || this.closed) return;
+    // During a batch or a timer run, the flush at its end sends what the user queued.
+    if (this.kickScheduled || this.closed || this.busy) return;
     this.kickScheduled = true;
     this.clock.defer(() => {
       this.kickScheduled = false;
@@ -265,7 +281,13 @@ export class Stack implements SocketRuntime {
     }
     let at = Infinity;
     for (const m of this.timed) at = Math.min(at, m.nextDeadline());
-    this.timer.set(at);
+    // Re-arm only when the earliest deadline moved earlier. Most batches move it later (a new
+    // RTO, a delayed ACK), and re-arming a timer each time costs more than an early wake-up:
+    // onTimer polls (nothing is due yet) and arms the timer for the real deadline.
+    if (at < this.armedAt) {
+      this.armedAt = at;
+      this.timer.set(at);
+    }
   }
 
   /** Serve `m`'s deadlines with the stack's timer (a module added later is polled after the others). */

@@ -497,8 +497,9 @@ export function buildHttpApp(
     handler = proxy.handler;
   }
   const http = new HttpServer({ handler, clock: stack.clock, logger: opts.logger });
-  // allowHalfOpen: a client's FIN must not cut a response that is still being written.
-  const server = stack.createServer({ allowHalfOpen: true }, (socket) => http.handleConnection(socket));
+  // The fast path: connections as plain TcpStreams, no Node stream machinery (always half-open,
+  // so a client's FIN never cuts a response that is still being written).
+  const server = stack.createServer({ onStream: (stream) => http.handleStream(stream) });
   server.on('error', (err: Error) => opts.logger.error({ err: err.message }, 'http listener failed'));
   server.listen(opts.port);
   return {

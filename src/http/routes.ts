@@ -133,7 +133,9 @@ export function createNetstackApp(view: StackView, opts: AppOptions = {}): Handl
     return routes.find((r) => (typeof r.path === 'string' ? r.path === path : r.path.test(path)));
   };
 
-  const app = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
+  // Not async: a route that answers at once (most do) costs no promise; one that streams
+  // returns its promise, and the server treats a throw and a rejection alike.
+  const app = (req: HttpRequest, res: HttpResponse): void | Promise<void> => {
     const mounted = opts.live ? opts.live(req, res) : false;
     if (mounted !== false) return mounted;
     const route = find(req.path);
@@ -154,13 +156,19 @@ export function createNetstackApp(view: StackView, opts: AppOptions = {}): Handl
 
 // --- /bytes/N ---
 
-async function sendBytes(req: HttpRequest, res: HttpResponse): Promise<void> {
+function sendBytes(req: HttpRequest, res: HttpResponse): void | Promise<void> {
   const digits = req.path.slice(req.path.lastIndexOf('/') + 1);
   const n = /^\d{1,16}$/.test(digits) ? Number(digits) : NaN;
   if (!(n <= MAX_BYTES)) return text(res, 400, `N must be decimal digits and at most 2^40 = ${MAX_BYTES}\n`);
   res.setHeader('Content-Type', 'application/octet-stream');
   res.setHeader('Content-Length', n);
   if (req.method === 'HEAD') return res.end();
+  // Up to one pattern buffer: head and body in one write, no promise.
+  if (n <= PATTERN.length) return res.end(PATTERN.subarray(0, n));
+  return streamBytes(res, n);
+}
+
+async function streamBytes(res: HttpResponse, n: number): Promise<void> {
   for (let left = n; left > 0; ) {
     const k = Math.min(left, PATTERN.length);
     await res.write(k === PATTERN.length ? PATTERN : PATTERN.subarray(0, k));

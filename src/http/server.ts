@@ -18,6 +18,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { RealClock, type Clock, type ClockTimer } from '../runtime/clock.js';
+import { DeadlineHeap } from '../runtime/deadline-heap.js';
 import {
   BAD_VALUE_CHAR,
   DEFAULT_LIMITS,
@@ -109,6 +110,96 @@ export type ServerSocket = Duplex & {
   setNoDelay?(noDelay?: boolean): unknown;
 };
 
+/** What a connection's transport tells the server (the events of a net.Socket it uses). */
+export interface ByteStreamEvents {
+  data(chunk: Uint8Array): void;
+  end(): void;
+  drain(): void;
+  finish(): void;
+  error(err: Error & { code?: string }): void;
+  close(hadError: boolean): void;
+}
+
+/**
+ * A byte stream without Node's stream machinery: netstack's TcpStream (src/tcp/stream.ts), the
+ * fast path `handleStream` serves. The server's behaviour on the wire is the same as over a
+ * Duplex: the same bytes, the same backpressure (pause closes the TCP window; write() says when
+ * to wait for `drain`), the same lingering close.
+ */
+export interface ByteStream {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly writableEnded: boolean;
+  /** write() returned false and `drain` has not come yet. */
+  readonly needDrain: boolean;
+  start(events: ByteStreamEvents): void;
+  write(data: Uint8Array): boolean;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  isPaused(): boolean;
+  setNoDelay?(noDelay?: boolean): unknown;
+}
+
+/** A Duplex (net.Socket, TcpSocket) seen as a ByteStream: the general path of `handleConnection`. */
+class DuplexStream implements ByteStream {
+  constructor(private readonly socket: ServerSocket) {}
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get writableEnded(): boolean {
+    return this.socket.writableEnded;
+  }
+  get needDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  start(ev: ByteStreamEvents): void {
+    const socket = this.socket;
+    socket.on('data', (chunk: Buffer) => ev.data(chunk));
+    socket.on('end', () => ev.end());
+    socket.on('drain', () => ev.drain());
+    socket.on('finish', () => ev.finish());
+    socket.on('error', (err: Error) => ev.error(err));
+    socket.on('close', (hadError: boolean) => ev.close(hadError));
+  }
+
+  write(data: Uint8Array): boolean {
+    return this.socket.write(data);
+  }
+  end(): void {
+    this.socket.end();
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+  isPaused(): boolean {
+    return this.socket.isPaused();
+  }
+  setNoDelay(noDelay?: boolean): void {
+    this.socket.setNoDelay?.(noDelay);
+  }
+  /** Several buffers in one go (one writev for net.Socket); false when the socket wants a drain. */
+  writeAll(parts: Uint8Array[]): boolean {
+    this.socket.cork();
+    for (const p of parts) this.socket.write(p);
+    // uncork flushes synchronously; the return value reflects the buffer after all parts.
+    this.socket.uncork();
+    return !this.socket.writableNeedDrain;
+  }
+}
+
 /** Reason phrases for the status codes this server is likely to send (RFC 9110 §15). */
 const REASONS: Record<number, string> = {
   100: 'Continue',
@@ -163,6 +254,8 @@ export class HttpServer {
   readonly stats: Record<string, number> = Object.create(null) as Record<string, number>;
   private readonly connections = new Set<Connection>();
   private closed = false;
+  /** Every connection's next deadline, on one timer. */
+  readonly deadlines: DeadlineQueue;
 
   constructor(opts: HttpServerOptions) {
     this.handler = opts.handler;
@@ -175,15 +268,26 @@ export class HttpServer {
     this.serverName = opts.serverName ?? 'netstack';
     this.clock = opts.clock ?? new RealClock();
     this.logger = opts.logger;
+    this.deadlines = new DeadlineQueue(this.clock, () => this.connections);
   }
 
   /** Serve HTTP on a freshly accepted socket. It should allow half-open (`allowHalfOpen: true`). */
   handleConnection(socket: ServerSocket): void {
+    this.handleStream(new DuplexStream(socket));
+  }
+
+  /** Serve HTTP on a byte stream: netstack's TcpStream, the fast path of the built-in server. */
+  handleStream(stream: ByteStream): void {
     this.count('connections');
-    const conn = new Connection(this, socket);
+    const conn = new Connection(this, stream);
     this.connections.add(conn);
-    socket.once('close', () => this.connections.delete(conn));
+    conn.start();
     if (this.closed) conn.shutdown();
+  }
+
+  /** The connection closed. */
+  forget(conn: Connection): void {
+    this.connections.delete(conn);
   }
 
   /** Connections currently open. */
@@ -209,19 +313,74 @@ export class HttpServer {
   }
 }
 
+/**
+ * The deadlines of all of a server's connections on one clock timer: a binary heap of
+ * (time, connection), instead of a timer (and a setTimeout) per connection. A connection
+ * re-arms only when its deadline moves earlier, so entries are few; one whose deadline moved
+ * is skipped when its old entry comes up (Connection.onDeadline compares).
+ */
+class DeadlineQueue {
+  private heap = new DeadlineHeap<Connection>();
+  private armed = Infinity;
+  private readonly timer: ClockTimer;
+
+  /** `live`: the connections that may hold a deadline (to drop stale entries when they pile up). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly live: () => { size: number; values(): Iterable<Connection> },
+  ) {
+    this.timer = clock.timer(() => this.fire());
+  }
+
+  get size(): number {
+    return this.heap.size;
+  }
+
+  schedule(conn: Connection, at: number): void {
+    // Closed connections' entries wait for their time: rebuild before they dominate (and keep
+    // closed connections alive), from the live connections' current deadlines.
+    const live = this.live();
+    if (this.heap.size > 2 * live.size + 1024) {
+      this.heap.clear();
+      for (const c of live.values()) if (c !== conn && c.queuedDeadline < Infinity) this.heap.push(c.queuedDeadline, c);
+    }
+    this.heap.push(at, conn);
+    if (at < this.armed) {
+      this.armed = at;
+      this.timer.set(at);
+    }
+  }
+
+  private fire(): void {
+    this.armed = Infinity;
+    const now = this.clock.now();
+    const h = this.heap;
+    // Bounded: each round removes one entry, and a connection re-arms only for a later time.
+    while (h.size > 0 && h.nextAt <= now) {
+      const at = h.nextAt;
+      h.pop().onDeadline(at);
+    }
+    if (h.nextAt < this.armed) {
+      this.armed = h.nextAt;
+      this.timer.set(this.armed);
+    }
+  }
+}
+
 /** The request body as an async iterable fed by the connection, with a bounded queue. */
 class BodyStream implements AsyncIterable<Uint8Array> {
   private queue: Uint8Array[] = [];
   queuedBytes = 0;
   private ended = false;
   private error: Error | undefined;
+  private lazyError: (() => Error) | undefined;
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | undefined;
 
   /** Called whenever the consumer takes a chunk, so the connection can read on. */
   constructor(private readonly onConsumed: () => void) {}
 
   push(data: Uint8Array): void {
-    if (this.ended || this.error) return;
+    if (this.ended || this.error || this.lazyError) return;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -242,8 +401,18 @@ class BodyStream implements AsyncIterable<Uint8Array> {
     }
   }
 
-  fail(err: Error): void {
+  fail(err: Error | (() => Error)): void {
     if (this.ended) return;
+    // A factory: most bodies that fail are never read again, so the Error is made only if one is.
+    if (typeof err === 'function') {
+      if (!this.waiter) {
+        this.lazyError = err;
+        this.queue = [];
+        this.queuedBytes = 0;
+        return;
+      }
+      err = err();
+    }
     this.error = err;
     this.queue = [];
     this.queuedBytes = 0;
@@ -272,6 +441,10 @@ class BodyStream implements AsyncIterable<Uint8Array> {
           this.onConsumed();
           return Promise.resolve({ value: data, done: false });
         }
+        if (this.lazyError) {
+          this.error = this.lazyError();
+          this.lazyError = undefined;
+        }
         if (this.error) return Promise.reject(this.error);
         if (this.ended) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve, reject) => {
@@ -296,7 +469,7 @@ interface Exchange {
   closeAfter: boolean;
 }
 
-class Connection {
+class Connection implements ByteStreamEvents {
   private parser: RequestParser;
   private exchange: Exchange | null = null;
   private requests = 0;
@@ -308,8 +481,7 @@ class Connection {
   private closed = false;
   private pumping = false;
   private writeFinishedAt = Infinity;
-  // Timer bookkeeping: one timer per connection, re-armed lazily (see deadline()).
-  private readonly timer: ClockTimer;
+  // Timer bookkeeping: the server's deadline queue, re-armed lazily (see deadline()).
   private armedAt = Infinity;
   private lastProgress: number;
   private headStartedAt: number;
@@ -317,33 +489,53 @@ class Connection {
 
   constructor(
     private readonly server: HttpServer,
-    private readonly socket: ServerSocket,
+    private readonly socket: ByteStream & { writeAll?(parts: Uint8Array[]): boolean },
   ) {
     this.parser = new RequestParser(server.limits);
     const now = server.clock.now();
     this.lastProgress = now;
     this.headStartedAt = now;
-    this.timer = server.clock.timer(() => this.onTimer());
+  }
+
+  start(): void {
     // Our writes are already batched per response: Nagle would only add delay.
-    socket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onPeerEnd());
-    socket.on('drain', () => this.onDrain());
-    socket.on('finish', () => {
-      this.writeFinishedAt = this.server.clock.now();
-      this.armTimer();
-    });
-    socket.on('error', (err: Error & { code?: string }) => {
-      this.server.count(`socket_error_${err.code ?? 'other'}`);
-      this.server.logger?.debug({ err }, 'http: socket error');
-    });
-    socket.on('close', () => this.onClose());
+    this.socket.setNoDelay?.(true);
+    this.socket.start(this);
     this.armTimer();
+  }
+
+  // --- Transport events (ByteStreamEvents) ---
+
+  data(chunk: Uint8Array): void {
+    this.onData(chunk);
+  }
+
+  end(): void {
+    this.onPeerEnd();
+  }
+
+  drain(): void {
+    this.onDrain();
+  }
+
+  finish(): void {
+    this.writeFinishedAt = this.server.clock.now();
+    this.armTimer();
+  }
+
+  error(err: Error & { code?: string }): void {
+    this.server.count(`socket_error_${err.code ?? 'other'}`);
+    this.server.logger?.debug({ err }, 'http: socket error');
+  }
+
+  close(): void {
+    this.onClose();
+    this.server.forget(this);
   }
 
   // --- Input ---
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     this.lastProgress = this.server.clock.now();
     if (this.closing) return; // lingering close: read and drop
     if (this.exchange === null && this.parser.idle) this.headStartedAt = this.lastProgress;
@@ -364,6 +556,9 @@ class Connection {
       while (!this.closing && !this.closed) {
         const ex = this.exchange;
         if (ex && ex.bodyComplete) break;
+        // The next pipelined request waits while earlier responses fill the socket (its
+        // input then piles up and pauses the socket): 'drain' pumps again.
+        if (!ex && this.socket.needDrain) break;
         if (ex && !ex.discarding && ex.body.queuedBytes >= BODY_HIGH_WATER) break;
         const ev = this.parser.next();
         if (!ev) {
@@ -590,19 +785,20 @@ class Connection {
     return this.socket.write(data);
   }
 
-  /** Several buffers in one go (one writev for net.Socket). */
+  /** Several buffers in one go (one writev for net.Socket; one send buffer for a TcpStream). */
   writeAll(parts: Uint8Array[]): boolean {
-    this.socket.cork();
-    for (const p of parts) this.write(p);
-    // uncork flushes synchronously; the return value reflects the buffer after all parts.
-    this.socket.uncork();
-    return !this.socket.writableNeedDrain;
+    if (this.closed || this.socket.writableEnded) return false;
+    this.lastProgress = this.server.clock.now();
+    if (this.socket.writeAll) return this.socket.writeAll(parts);
+    let ok = true;
+    for (const p of parts) ok = this.socket.write(p);
+    return ok;
   }
 
   /** Resolves when the socket drains; rejects if the connection goes away first. */
   waitForDrain(): Promise<void> {
     if (this.closed) return Promise.reject(connectionGone());
-    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    if (!this.socket.needDrain) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
@@ -611,6 +807,7 @@ class Connection {
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w.resolve();
+    if (!this.exchange && !this.closing) this.pump();
   }
 
   // --- Ending ---
@@ -625,7 +822,7 @@ class Connection {
     if (this.closing || this.closed) return;
     this.closing = true;
     const ex = this.exchange;
-    if (ex && !ex.bodyComplete) ex.body.fail(connectionGone());
+    if (ex && !ex.bodyComplete) ex.body.fail(connectionGone);
     this.parser = new RequestParser(this.server.limits); // drop buffered input
     this.socket.end();
     if (this.socket.isPaused()) this.socket.resume();
@@ -640,8 +837,8 @@ class Connection {
 
   private onClose(): void {
     this.closed = true;
-    this.timer.clear();
-    this.exchange?.body.fail(connectionGone());
+    this.armedAt = Infinity; // a queued deadline is now stale
+    this.exchange?.body.fail(connectionGone);
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w.reject(connectionGone());
@@ -670,18 +867,25 @@ class Connection {
     const at = this.deadline();
     if (at < this.armedAt) {
       this.armedAt = at;
-      this.timer.set(at);
+      this.server.deadlines.schedule(this, at);
     }
   }
 
-  private onTimer(): void {
+  /** The deadline this connection is queued for (Infinity: none). */
+  get queuedDeadline(): number {
+    return this.armedAt;
+  }
+
+  /** The deadline queue reached `at`, which this connection asked for (unless it moved since). */
+  onDeadline(queuedAt: number): void {
+    if (queuedAt !== this.armedAt) return; // stale: re-armed earlier since, or closed
     this.armedAt = Infinity;
     const now = this.server.clock.now();
     const at = this.deadline();
     if (at === Infinity) return;
     if (now < at) {
       this.armedAt = at;
-      this.timer.set(at);
+      this.server.deadlines.schedule(this, at);
       return;
     }
     if (this.closing) {

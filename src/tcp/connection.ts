@@ -74,6 +74,9 @@ export interface ConnectionUser {
   onClose?(): void;
 }
 
+/** The user of a connection nobody holds (yet, or any more): one shared object, not one per connection. */
+const NO_USER: ConnectionUser = Object.freeze({});
+
 export interface ConnectionInfo {
   local: string;
   remote: string;
@@ -92,7 +95,7 @@ export interface ConnectionInfo {
 
 export class Connection {
   private _state: TcpState = TcpState.CLOSED;
-  user: ConnectionUser = {};
+  user: ConnectionUser = NO_USER;
   /** The listener that created us (passive open), if any. */
   listener: Listener | undefined;
   /** Counted in its listener's SYN queue (SYN-RECEIVED, not yet established). */
@@ -236,7 +239,7 @@ export class Connection {
   /** The user has let go: finish the close on our own (Linux "orphan"). */
   orphan(now: number): void {
     this.orphaned = true;
-    this.user = {};
+    this.user = NO_USER;
     if (this.state === TcpState.FIN_WAIT_2) this.timers.finWait2At = now + this.config.finWait2Timeout;
     this.host.reschedule(this);
     this.host.orphaned(this, now);

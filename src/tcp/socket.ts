@@ -14,6 +14,7 @@ import type { Listener } from './listener.js';
 import { DEFAULT_BACKLOG } from './listener.js';
 import { codeError } from './layer.js';
 import { TcpState } from './state.js';
+import { TcpStream } from './stream.js';
 
 /** What sockets need from the runtime. */
 export interface SocketRuntime {
@@ -66,13 +67,25 @@ export class TcpSocket extends Duplex {
   attach(conn: Connection): void {
     this.conn = conn;
     this.remote = { address: formatIpv4(conn.remoteAddr), port: conn.remotePort };
-    conn.user = {
-      onReadable: () => this.pull(),
-      onWritable: () => this.onWritable(),
-      onConnect: () => this.onConnect(),
-      onError: (code, message) => this.onConnError(code, message),
-      onClose: () => this.onConnClose(),
-    };
+    // The socket itself is the connection's user (its on* methods): no closures per connection.
+    conn.user = this;
+  }
+
+  // --- ConnectionUser (called by the connection) ---
+
+  /** @internal */
+  onReadable(): void {
+    this.pull();
+  }
+
+  /** @internal */
+  onError(code: TcpErrorCode, message: string): void {
+    this.onConnError(code, message);
+  }
+
+  /** @internal */
+  onClose(): void {
+    this.onConnClose();
   }
 
   get connection(): Connection | undefined {
@@ -207,7 +220,8 @@ export class TcpSocket extends Duplex {
     else this.pendingWrite = () => cb();
   }
 
-  private onWritable(): void {
+  /** @internal */
+  onWritable(): void {
     const cb = this.pendingWrite;
     if (cb && this.conn?.writable) {
       this.pendingWrite = undefined;
@@ -250,7 +264,8 @@ export class TcpSocket extends Duplex {
 
   // --- Connection callbacks ---
 
-  private onConnect(): void {
+  /** @internal */
+  onConnect(): void {
     this.connecting = false;
     this.touch();
     this.emit('connect');
@@ -288,6 +303,12 @@ export interface ServerOptions {
   noDelay?: boolean;
   /** Like net.createServer's: the readable/writable buffer size of every accepted socket. */
   highWaterMark?: number;
+  /**
+   * Internal fast path (the built-in HTTP server): accepted connections are handed over as
+   * plain TcpStreams, without Node's stream machinery, instead of 'connection' TcpSockets.
+   * The owner decides when our side ends (always half-open).
+   */
+  onStream?: (stream: TcpStream) => void;
 }
 
 /** Mirrors net.Server: listen(), 'listening', 'connection', close(), address(). */
@@ -296,6 +317,8 @@ export class TcpServer extends EventEmitter {
   private readonly rt: SocketRuntime;
   private readonly opts: ServerOptions;
   private readonly sockets = new Set<TcpSocket>();
+  /** Accepted TcpStreams not yet closed (onStream servers). */
+  private streams = 0;
   private closing = false;
   private acceptScheduled = false;
 
@@ -338,17 +361,32 @@ export class TcpServer extends EventEmitter {
     const l = this.listener;
     if (!l) return;
     for (let conn = l.accept(); conn; conn = l.accept()) {
+      if (this.opts.onStream) {
+        this.acceptStream(conn, this.opts.onStream);
+        continue;
+      }
       const socket = new TcpSocket(this.rt, conn, { allowHalfOpen: this.opts.allowHalfOpen, highWaterMark: this.opts.highWaterMark });
       if (this.opts.noDelay) socket.setNoDelay(true);
       this.sockets.add(socket);
       socket.once('close', () => {
         this.sockets.delete(socket);
-        if (this.closing && this.sockets.size === 0) this.emit('close');
+        if (this.closing && this.connectionCount === 0) this.emit('close');
       });
       this.emit('connection', socket);
       // Deliver anything that arrived with or right after the handshake.
       socket.read(0);
     }
+  }
+
+  private acceptStream(conn: Connection, onStream: (stream: TcpStream) => void): void {
+    const stream = new TcpStream(this.rt, conn);
+    if (this.opts.noDelay) stream.setNoDelay(true);
+    this.streams++;
+    stream.onClosed = () => {
+      this.streams--;
+      if (this.closing && this.connectionCount === 0) this.emit('close');
+    };
+    onStream(stream);
   }
 
   address(): { address: string; family: string; port: number } | null {
@@ -364,12 +402,12 @@ export class TcpServer extends EventEmitter {
       this.listener = undefined;
     }
     this.closing = true;
-    if (this.sockets.size === 0) this.rt.clock.defer(() => this.emit('close'));
+    if (this.connectionCount === 0) this.rt.clock.defer(() => this.emit('close'));
     return this;
   }
 
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.sockets.size + this.streams;
   }
 }
 

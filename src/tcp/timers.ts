@@ -10,6 +10,7 @@ import type { Connection } from './connection.js';
 import { seqAdd } from './seq.js';
 import { ACK } from './segment.js';
 import { TcpState, isSynchronized } from './state.js';
+import { DeadlineHeap } from '../runtime/deadline-heap.js';
 
 /** One connection's deadlines. */
 export class Deadlines {
@@ -144,11 +145,10 @@ function onKeepaliveTimeout(c: Connection, now: number): void {
  * entries whose deadline no longer matches are stale and skipped lazily.
  */
 export class TimerHeap {
-  private at: number[] = [];
-  private conn: Connection[] = [];
+  private readonly heap = new DeadlineHeap<Connection>();
 
   get size(): number {
-    return this.at.length;
+    return this.heap.size;
   }
 
   /** File `c` under its current earliest deadline if that moved earlier. Returns true when filed. */
@@ -156,16 +156,17 @@ export class TimerHeap {
     const at = c.nextDeadline();
     if (at >= c.heapAt) return false;
     c.heapAt = at;
-    this.push(at, c);
+    this.heap.push(at, c);
     return true;
   }
 
   /** Run the timers of every connection that is due (bounded: each entry at most once). */
   poll(now: number, run: (c: Connection) => void): void {
-    let guard = this.at.length + 16;
-    while (this.at.length > 0 && this.at[0]! <= now && guard-- > 0) {
-      const at = this.at[0]!;
-      const c = this.pop();
+    const h = this.heap;
+    let guard = h.size + 16;
+    while (h.size > 0 && h.nextAt <= now && guard-- > 0) {
+      const at = h.nextAt;
+      const c = h.pop();
       if (c.heapAt !== at) continue; // stale: superseded by an earlier entry already run
       c.heapAt = Infinity;
       if (c.state === TcpState.CLOSED) continue;
@@ -174,67 +175,25 @@ export class TimerHeap {
   }
 
   nextDeadline(): number {
-    while (this.at.length > 0) {
-      const c = this.conn[0]!;
-      if (c.heapAt === this.at[0] && c.state !== TcpState.CLOSED) return this.at[0]!;
-      this.pop();
+    const h = this.heap;
+    while (h.size > 0) {
+      const c = h.peek()!;
+      if (c.heapAt === h.nextAt && c.state !== TcpState.CLOSED) return h.nextAt;
+      h.pop();
     }
     return Infinity;
   }
 
   /** Refile every connection (drops the stale entries). */
   rebuild(conns: Iterable<Connection>): void {
-    this.at = [];
-    this.conn = [];
+    this.heap.clear();
     for (const c of conns) {
       c.heapAt = Infinity;
       const at = c.nextDeadline();
       if (at < Infinity) {
         c.heapAt = at;
-        this.push(at, c);
+        this.heap.push(at, c);
       }
     }
-  }
-
-  private push(at: number, c: Connection): void {
-    const A = this.at;
-    const C = this.conn;
-    let i = A.length;
-    A.push(at);
-    C.push(c);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (A[p]! <= at) break;
-      A[i] = A[p]!;
-      C[i] = C[p]!;
-      i = p;
-    }
-    A[i] = at;
-    C[i] = c;
-  }
-
-  private pop(): Connection {
-    const A = this.at;
-    const C = this.conn;
-    const top = C[0]!;
-    const lastAt = A.pop()!;
-    const lastConn = C.pop()!;
-    const n = A.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const m = r < n && A[r]! < A[l]! ? r : l;
-        if (lastAt <= A[m]!) break;
-        A[i] = A[m]!;
-        C[i] = C[m]!;
-        i = m;
-      }
-      A[i] = lastAt;
-      C[i] = lastConn;
-    }
-    return top;
   }
 }

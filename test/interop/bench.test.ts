@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import type { BenchResult } from '../../scripts/bench-report.js';
+import type { BenchResult, Peer } from '../../scripts/bench-report.js';
 import { describeInterop, run } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -100,6 +100,16 @@ describeInterop('npm run bench', () => {
       const hoarding = byId.get('hoarders_peak')!.netstack.details[0]!['hoarding'] as Record<string, number>;
       expect(hoarding['connected']).toBe(50);
       expect(hoarding['bytesSent']).toBeGreaterThan(0);
+      // The reference servers measured beside them (lwIP only where it builds: liblwip-dev, gcc).
+      const lwip = spawnSync('pkg-config', ['--exists', 'lwip']).status === 0 && spawnSync('which', ['gcc']).status === 0;
+      for (const id of ['keepalive_small', 'newconn_small', 'bulk_download']) {
+        const peers = byId.get(id)!.peers ?? {};
+        const wanted: Peer[] = ['node_netstack', 'nginx', ...(lwip ? (['lwip'] as const) : [])];
+        for (const p of wanted) {
+          expect(peers[p]?.errors, `${id} ${p}`).toEqual({});
+          expect(peers[p]!.median! > 0, `${id} ${p}: ${peers[p]?.median}`).toBe(true);
+        }
+      }
       // The per-connection memory comes from real connections, all of them held.
       expect(byId.get('scale_rss')!.netstack.details[0]!['connections']).toBe(1000);
       // The printed table names every workload.
