@@ -88,6 +88,25 @@ describe('tail loss probes (RFC 8985 §7)', () => {
     expect([s['tcp.tlp.probe'], s['tcp.rto']]).toEqual([1, 1]);
   });
 
+  it('[tlp.capped-by-rto] one segment in flight: PTO = 2·SRTT + the worst-case delayed ACK would pass the RTO, so the RTO fires at its time instead of a probe (RFC 8985 §7.2)', async () => {
+    const h = scriptHost({ tcp: { timestamps: false } });
+    await openWithSack(h, 10)
+      .do((h) => h.socket.write(Buffer.alloc(2000, 3)))
+      .send('. 1:1001(1000) ack 1')
+      .send('P. 1001:2001(1000) ack 1')
+      .after(10)
+      .recv('. 1:1(0) ack 1001 win 60000')
+      .quiet(199)
+      .after(1)
+      .send('. 1001:2001(1000) ack 1')
+      .after(10)
+      .recv('. 1:1(0) ack 2001 win 60000')
+      .quiet(1000);
+    const s = h.stack.stats();
+    expect([s['tcp.rto'], s['tcp.tlp.probe']]).toEqual([1, undefined]);
+    expect(h.conn!.snd.cc.cwnd).toBe(2000); // RTO: one segment, then slow start
+  });
+
   it('[tlp.dsack-no-loss] a probe whose original also arrived (the peer D-SACKs it) repaired nothing: no window reduction (RFC 8985 §7.4.1, RFC 2883)', async () => {
     const h = scriptHost({ tcp: { timestamps: false } });
     await openWithSack(h, 10)
