@@ -8,7 +8,7 @@ import { seededRandom } from '../../src/runtime/random.js';
 import { SendBuffer } from '../../src/tcp/sendbuffer.js';
 
 describe('send buffer', () => {
-  it('[sendbuffer.model] any range reads back exactly the bytes written at that offset after any acknowledgments; empty writes add nothing (seeded)', () => {
+  it('any range reads back exactly the bytes written at that offset after any acknowledgments; empty writes add nothing (seeded)', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const rand = seededRandom(seed);
       const int = (n: number) => Math.floor(rand() * n);
@@ -45,7 +45,7 @@ describe('send buffer', () => {
     }
   });
 
-  it('[sendbuffer.bounds] reading outside what is held is a programming error (RangeError), not a short read', () => {
+  it('reading outside what is held is a programming error (RangeError), not a short read', () => {
     const buf = new SendBuffer();
     buf.push(new Uint8Array([1, 2, 3]));
     buf.push(new Uint8Array([4, 5]));

@@ -31,7 +31,7 @@ function pollNames(heap: TimerHeap, now: number): string[] {
 }
 
 describe('TCP timer heap', () => {
-  it('[timers.heap-order] due connections run in deadline order, each once; the rest wait for their time (seeded)', () => {
+  it('due connections run in deadline order, each once; the rest wait for their time (seeded)', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const rand = seededRandom(seed);
       const heap = new TimerHeap();
@@ -56,7 +56,7 @@ describe('TCP timer heap', () => {
     }
   });
 
-  it('[timers.heap-stale] a deadline moved earlier runs once, at the earlier time; a later or equal one is not refiled; a closed connection never runs', () => {
+  it('a deadline moved earlier runs once, at the earlier time; a later or equal one is not refiled; a closed connection never runs', () => {
     const heap = new TimerHeap();
     const a = fake('a', 500);
     const b = fake('b', 300);
@@ -78,7 +78,7 @@ describe('TCP timer heap', () => {
     expect(heap.nextDeadline()).toBe(Infinity);
   });
 
-  it('[timers.heap-rebuild] rebuild refiles every connection with a deadline and drops stale entries', () => {
+  it('rebuild refiles every connection with a deadline and drops stale entries', () => {
     const heap = new TimerHeap();
     const fakes = Array.from({ length: 10 }, (_, i) => fake(`c${i}`, 1000 + i));
     for (const f of fakes) heap.schedule(asConn(f));
