@@ -66,6 +66,30 @@ describe('congestion control in SACK recovery (RFC 6675 §5)', () => {
   });
 });
 
+describe('NewReno at its boundaries (RFC 5681, RFC 6582)', () => {
+  it('[cc.partial-ack-one-smss] a partial ACK of exactly one SMSS deflates by it and adds one SMSS back ("at least one SMSS", RFC 6582 §3.2 step 3); less adds nothing back', () => {
+    const cc = new NewReno(MSS);
+    for (let i = 1; i <= 3; i++) cc.onDupAck(i, 0, 10 * MSS, 10 * MSS);
+    expect(cc.cwnd).toBe(8 * MSS); // ssthresh 5 + 3
+    expect(cc.onAck(MSS, MSS, 10 * MSS, 1)).toBe('partial');
+    expect(cc.cwnd).toBe(8 * MSS);
+    expect(cc.onAck(MSS - 1, 2 * MSS - 1, 9 * MSS, 2)).toBe('partial');
+    expect(cc.cwnd).toBe(7 * MSS + 1);
+    // Outside recovery an ACK of new data asks for nothing.
+    const open = new NewReno(MSS);
+    expect(open.onAck(MSS, MSS, 10 * MSS, 0)).toBe('none');
+  });
+
+  it('[cc.rto-ssthresh-held] a repeated timeout keeps ssthresh even when FlightSize has changed since the first (RFC 5681 §3.1 "held constant")', () => {
+    const cc = new NewReno(MSS);
+    cc.onAck(30 * MSS, 30 * MSS, 10 * MSS);
+    cc.onRto(40 * MSS, 40 * MSS, false);
+    expect(cc.ssthresh).toBe(20 * MSS);
+    cc.onRto(8 * MSS, 40 * MSS, true);
+    expect([cc.ssthresh, cc.cwnd]).toEqual([20 * MSS, MSS]);
+  });
+});
+
 describe('congestion control: idle restart, MSS changes, names', () => {
   it('[cc.idle-restart-newreno] restart after idle: cwnd = min(cwnd, IW), ssthresh kept (RFC 5681 §4.1)', () => {
     const cc = new NewReno(MSS);
