@@ -147,7 +147,7 @@ describe('tail loss probes (RFC 8985 §7)', () => {
 });
 
 describe('SACK recovery limits and timeouts (RFC 6675, RFC 2018 §8)', () => {
-  it('[sack.pipe-limit] in recovery a hole is retransmitted only when cwnd - pipe leaves a whole segment (RFC 6675 §5 step 4)', async () => {
+  it('[sack.pipe-limit] entering recovery retransmits the first lost segment at once; further holes wait until cwnd - pipe leaves a whole segment (RFC 6675 §5 steps 4.3, C)', async () => {
     const h = scriptHost({ tcp: { timestamps: false } });
     await openWithSack(h, 20)
       .do((h) => h.socket.write(Buffer.alloc(10000, 3)))
@@ -156,16 +156,36 @@ describe('SACK recovery limits and timeouts (RFC 6675, RFC 2018 §8)', () => {
       .do((h) => h.socket.write(Buffer.alloc(20000, 3)))
       .do((h) => expect(sentLines(h)).toHaveLength(30))
       .after(20)
-      // 10001:11001 lost; three segments above it SACKed: it is lost (DupThresh), recovery starts with
-      // cwnd = ssthresh = 0.7 * 20000 = 14000, but pipe = 20000 - 3000 SACKed - 1000 lost = 16000.
-      .recv('. 1:1(0) ack 10001 win 60000 <sack 11001:14001>')
+      // 10001:12001 lost; three segments above it SACKed: both lost (DupThresh). Recovery: cwnd =
+      // ssthresh = 0.7 * 20000 = 14000, and the first hole goes at once (step 4.3).
+      .recv('. 1:1(0) ack 10001 win 60000 <sack 12001:15001>')
+      .send('. 10001:11001(1000) ack 1')
+      // pipe = 20000 - 3000 SACKed - 1000 lost and not yet resent = 16000 > cwnd: the second waits.
       .quiet(0)
       .do((h) => expect([h.conn!.snd.cc.cwnd, h.conn!.snd.recovery!.pipe]).toEqual([14000, 16000]))
       // Three more SACKed: pipe 13000, one segment fits.
-      .recv('. 1:1(0) ack 10001 win 60000 <sack 11001:17001>')
-      .send('. 10001:11001(1000) ack 1')
+      .recv('. 1:1(0) ack 10001 win 60000 <sack 12001:18001>')
+      .send('. 11001:12001(1000) ack 1')
       .quiet(0);
     expect(h.stack.stats()['tcp.sack.recovery']).toBe(1);
+  });
+
+  it('[sack.dupacks-without-blocks] three duplicate ACKs without SACK blocks (a middlebox stripped them) still mean SND.UNA\'s segment is lost: it is retransmitted at once (RFC 6675 §5 step 4)', async () => {
+    const h = scriptHost({ tcp: { timestamps: false } });
+    await openWithSack(h, 20)
+      .do((h) => h.socket.write(Buffer.alloc(5000, 3)))
+      .do((h) => expect(sentLines(h)).toHaveLength(5))
+      .after(20)
+      .recv('. 1:1(0) ack 1 win 60000')
+      .recv('. 1:1(0) ack 1 win 60000')
+      .quiet(0)
+      .recv('. 1:1(0) ack 1 win 60000')
+      .send('. 1:1001(1000) ack 1')
+      .after(20)
+      .recv('. 1:1(0) ack 5001 win 60000')
+      .quiet(1000);
+    const s = h.stack.stats();
+    expect([s['tcp.sack.recovery'], s['tcp.retransmit'], s['tcp.rto']]).toEqual([1, 1, undefined]);
   });
 
   it('[sack.reneging-rto] the segment at SND.UNA SACKed but never cumulatively acknowledged: no tail probe, and the timeout resends from SND.UNA, forgetting every SACK (RFC 2018 §8, RFC 8985 §7.2)', async () => {
