@@ -5,19 +5,8 @@
  * The packetdrill runner keeps SACK off (its corpus predates it), so these live here.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { openLinuxLike, openWithSack, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
-
-/** Passive open with a peer that offers SACK, not timestamps: MSS 1000, handshake RTT `rttMs`
- *  (so SRTT = rttMs, RTO = 200 ms, PTO = 2·SRTT + 2 ms). */
-function openWithSack(h: ScriptHost, rttMs: number) {
-  h.listen();
-  return script(h)
-    .recv('S 0:0(0) win 65535 <mss 1000,sackOK>')
-    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK>')
-    .after(rttMs)
-    .recv('. 1:1(0) ack 1 win 60000');
-}
 
 /** The segments sent since the last look, as relative lines without window and options. */
 function sentLines(h: ScriptHost): string[] {
@@ -213,12 +202,7 @@ describe('SACK recovery limits and timeouts (RFC 6675, RFC 2018 §8)', () => {
 
   it('[pmtu.sack-resend] "fragmentation needed" with SACK and timestamps: what is in flight is resent at MTU - 40 - 12 bytes, skipping what the peer SACKed (RFC 1191 §6.4, RFC 6691)', async () => {
     const h = scriptHost({});
-    h.listen();
-    await script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
-      .after(20)
-      .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>')
+    await openLinuxLike(h)
       .do((h) => h.socket.write(Buffer.alloc(4 * 1448, 3)))
       .do((h) => expect(sentLines(h)).toHaveLength(4))
       .after(5)

@@ -5,7 +5,7 @@
  * unacceptable ACKs leave behind.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { openLinuxLike, script, scriptHost } from '../helpers/script.js';
 
 const UNREACHABLE = 3;
 const FRAG_NEEDED = 4;
@@ -13,12 +13,7 @@ const FRAG_NEEDED = 4;
 describe('RTT samples (RFC 6298, RFC 7323 §4.1)', () => {
   it('[ts.rtt-retransmitted] with timestamps the ACK of a retransmitted segment is an RTT sample from its echo (no Karn ambiguity), which also ends the backoff', async () => {
     const h = scriptHost({});
-    h.listen();
-    await script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
-      .after(20)
-      .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>')
+    await openLinuxLike(h)
       .do((h) => h.socket.write(Buffer.alloc(100, 3)))
       .send('P. 1:101(100) ack 1 <TS val 20 ecr 1020>')
       .after(200)
