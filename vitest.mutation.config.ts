@@ -7,6 +7,9 @@ import { BaseSequencer } from 'vitest/node';
 // takes minutes per run under instrumentation; npm test runs both.)
 // NETSTACK_MUTATION_TESTS=fast leaves the simulations out too (unit + packetdrill only): a quick
 // look on a busy machine, which counts fewer mutants as killed than the full set would.
+// NETSTACK_MUTATION_ISOLATE=0 reuses one module graph across test files and runs (vitest's
+// isolate: false): Stryker switches mutants at run time, so only static mutants (module-level
+// constants) need a fresh graph — with this off they cannot be killed and show as survivors.
 const fast = process.env['NETSTACK_MUTATION_TESTS'] === 'fast';
 // NETSTACK_MUTATION_TEST_FILES=a.test.ts,b.test.ts (paths) runs only those files, IN THAT ORDER:
 // on a busy machine, mutate one module against the tests written for it. It counts fewer mutants as
@@ -30,11 +33,14 @@ class ListedOrder extends BaseSequencer {
   }
 }
 
+const isolate = process.env['NETSTACK_MUTATION_ISOLATE'] !== '0';
+
 export default defineConfig({
   test: {
     include: only?.length ? only : ['test/unit/**/*.test.ts', 'test/packetdrill/**/*.test.ts', ...(fast ? [] : ['test/sim/**/*.test.ts'])],
     exclude: ['test/sim/wire-fuzz.test.ts'],
     fileParallelism: false,
+    isolate,
     testTimeout: 120_000,
     ...(only?.length ? { sequence: { sequencer: ListedOrder } } : {}),
   },

@@ -104,11 +104,13 @@ export class SackRecovery {
 
   /**
    * RFC 8985 §7.2: the probe deadline after new data was sent or an ACK advanced SND.UNA — only
-   * outside recovery, with data in flight and no probe outstanding (else Infinity). `rtoAt`: when
-   * the retransmission timer would fire.
+   * outside recovery, while nothing is SACKed ("unless ... segments have been SACKed (i.e.,
+   * RACK.segs_sacked is not zero)": RACK's reordering timer covers that case, as Linux leaves
+   * TCP_CA_Disorder to it), with data in flight and no probe outstanding (else Infinity). `rtoAt`:
+   * when the retransmission timer would fire.
    */
   probeDeadline(now: number, srtt: number | undefined, flight: number, mss: number, inRecovery: boolean, rtoAt: number): number {
-    if (inRecovery || flight <= 0 || this.rack.tlpEndSeq !== undefined || rtoAt === Infinity) return Infinity;
+    if (inRecovery || this.sb.sackedCount > 0 || flight <= 0 || this.rack.tlpEndSeq !== undefined || rtoAt === Infinity) return Infinity;
     return now + this.rack.probeTimeout(srtt, flight <= mss, rtoAt - now);
   }
 

@@ -106,14 +106,6 @@ export class Scoreboard {
     return this.#lostWaiting;
   }
 
-  /** The highest SACKed sequence number (RFC 6675 HighACK), if anything is SACKed. */
-  get highSacked(): number | undefined {
-    for (let i = this.#recs.length - 1; i >= this.#head && this.#sackedCount > 0; i--) {
-      if (this.#recs[i]!.sacked) return this.#recs[i]!.end;
-    }
-    return undefined;
-  }
-
   /** Records in sequence order. */
   *records(): IterableIterator<SentRecord> {
     for (let i = this.#head; i < this.#recs.length; i++) yield this.#recs[i]!;

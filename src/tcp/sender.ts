@@ -306,6 +306,11 @@ export class Sender {
     if (!this.cc.inRecovery && this.cc.enterRecovery(this.una, flight, this.max, now)) {
       this.c.host.count('tcp.fast-retransmit');
       this.c.host.count('tcp.sack.recovery');
+      // RFC 6675 §5 (4.3): entering recovery retransmits the first segment presumed dropped at
+      // once, even when pipe is above the reduced cwnd (Linux's PRR forces the same); later
+      // holes wait until cwnd - pipe leaves room (sendData).
+      const first = this.recovery!.nextRetransmit();
+      if (first !== undefined) this.resend(first.start, seqSub(first.end, first.start), now);
     }
     this.rttTiming = false;
     this.c.markDirty();

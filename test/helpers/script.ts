@@ -466,6 +466,28 @@ export function passiveOpen(host: ScriptHost, o: PassiveOpenLines = {}): Script 
     .recv(`. 1:1(0) ack 1 win ${o.ackWin ?? win}`);
 }
 
+/** Passive open with a Linux-like peer (the host must not be listening yet): timestamps and SACK
+ *  agreed, MSS 1460 - 12, a handshake RTT of 20 ms. */
+export function openLinuxLike(host: ScriptHost): Script {
+  host.listen();
+  return script(host)
+    .recv('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>')
+    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
+    .after(20)
+    .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>');
+}
+
+/** Passive open with a peer that offers SACK but not timestamps (the host must not be listening
+ *  yet): MSS 1000, a handshake RTT of `rttMs` (so SRTT = rttMs). */
+export function openWithSack(host: ScriptHost, rttMs: number): Script {
+  host.listen();
+  return script(host)
+    .recv('S 0:0(0) win 65535 <mss 1000,sackOK>')
+    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK>')
+    .after(rttMs)
+    .recv('. 1:1(0) ack 1 win 60000');
+}
+
 // ===================================================================================
 // Lines
 // ===================================================================================

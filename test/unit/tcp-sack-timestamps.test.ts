@@ -4,30 +4,7 @@
  * or SYN-ACK (`TS val 0`), the peer's are absolute.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
-import type { ScriptHost } from '../helpers/script.js';
-
-const LINUX_SYN = '<mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>';
-
-/** Passive open with a Linux-like peer: both timestamps and SACK agreed. */
-function openLinuxLike(h: ScriptHost) {
-  h.listen();
-  return script(h)
-    .recv(`S 0:0(0) win 65535 ${LINUX_SYN}`)
-    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 1000,wscale 7>')
-    .after(20)
-    .recv('. 1:1(0) ack 1 win 512 <TS val 1020 ecr 0>'); // RTT 20 ms
-}
-
-/** Passive open with a peer that offers SACK but not timestamps, MSS 1000, a handshake RTT of `rttMs`. */
-function openWithSack(h: ScriptHost, rttMs: number) {
-  h.listen();
-  return script(h)
-    .recv('S 0:0(0) win 65535 <mss 1000,sackOK>')
-    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK>')
-    .after(rttMs)
-    .recv('. 1:1(0) ack 1 win 60000');
-}
+import { openLinuxLike, openWithSack, script, scriptHost } from '../helpers/script.js';
 
 // Our segments say win 512: the receive buffer starts at 64 KiB (initialRcvBuf, autotuned up from
 // there, like Linux's 64240) and 65536 >> 7 = 512.
