@@ -30,6 +30,8 @@ export class Rack {
   /** Transmission time and end of the most recently sent segment that has been delivered. */
   xmitTs = -Infinity;
   endSeq = 0;
+  /** Its SentRecord.xmitOrder. */
+  xmitOrder = 0;
   /** RTT measured from that segment (ms). */
   rtt = 0;
   /** Smallest RTT seen (RFC 8985 uses a windowed minimum; the path's floor is what matters here). */
@@ -61,10 +63,11 @@ export class Rack {
       if (rtt < this.minRtt) return;
     }
     if (rtt >= 0 && rtt < this.minRtt) this.minRtt = rtt;
-    if (sentAfter(r.xmitTs, r.end, this.xmitTs, this.endSeq)) {
+    if (sentAfter(r.xmitTs, r.end, this.xmitTs, this.endSeq, r.xmitOrder, this.xmitOrder)) {
       this.rtt = Math.max(0, rtt);
       this.xmitTs = r.xmitTs;
       this.endSeq = r.end;
+      this.xmitOrder = r.xmitOrder;
     }
     // §6.2 step 3: a never-retransmitted segment delivered below the highest delivered sequence
     // was reordered, not lost.
@@ -108,7 +111,7 @@ export class Rack {
     let timeout = 0;
     if (this.xmitTs === -Infinity) return { lostBytes, timeout };
     for (const r of sb.byTime()) {
-      if (!sentAfter(this.xmitTs, this.endSeq, r.xmitTs, r.end)) break;
+      if (!sentAfter(this.xmitTs, this.endSeq, r.xmitTs, r.end, this.xmitOrder, r.xmitOrder)) break;
       if (r.lost && !r.retrans) continue; // already waiting for retransmission
       const remaining = r.xmitTs + this.rtt + reoWnd - now;
       if (remaining <= 0) lostBytes += sb.markLost(r);
@@ -154,7 +157,13 @@ export class Rack {
   }
 }
 
-/** RFC 8985 §6.2 RACK_sent_after(t1, seq1, t2, seq2): sent later in time, ties broken by sequence. */
-export function sentAfter(t1: number, seq1: number, t2: number, seq2: number): boolean {
-  return t1 > t2 || (t1 === t2 && seqGt(seq1, seq2));
+/**
+ * RFC 8985 §6.2 RACK_sent_after(t1, seq1, t2, seq2): sent later in time, ties broken by sequence.
+ * Our clock ticks in ms, so two transmissions often share a time; the transmission order (o1, o2:
+ * SentRecord.xmitOrder) decides those first. Without it a retransmission sent in the same ms as
+ * new data above it would count as sent before that data, and be deemed lost again at once when
+ * the data is SACKed (Linux's µs timestamps make such ties rare).
+ */
+export function sentAfter(t1: number, seq1: number, t2: number, seq2: number, o1 = 0, o2 = 0): boolean {
+  return t1 > t2 || (t1 === t2 && (o1 !== o2 ? o1 > o2 : seqGt(seq1, seq2)));
 }

@@ -35,6 +35,8 @@ export interface SentRecord {
   end: number;
   /** Time of the last transmission (ms). */
   xmitTs: number;
+  /** Which transmission of the connection that was (a count): orders two sent in the same ms. */
+  xmitOrder: number;
   /** How many times it was sent (1 = once). */
   xmits: number;
   sacked: boolean;
@@ -70,6 +72,8 @@ export class Scoreboard {
   #sackedBytes = 0;
   #sackedCount = 0;
   #lostWaiting = 0;
+  /** Transmissions so far (SentRecord.xmitOrder). */
+  #sends = 0;
   /** RFC 6675 RescueRxt: the RecoveryPoint of the recovery that already had its rescue. */
   #rescueFor: number | undefined;
 
@@ -139,10 +143,11 @@ export class Scoreboard {
         this.#outstanding += len;
         last.end = end;
         last.xmitTs = now;
+        last.xmitOrder = ++this.#sends;
         this.#toNewest(last);
         return;
       }
-      const rec: SentRecord = { start, end, xmitTs: now, xmits: 1, sacked: false, lost: false, retrans: false, prev: undefined, next: undefined };
+      const rec: SentRecord = { start, end, xmitTs: now, xmitOrder: ++this.#sends, xmits: 1, sacked: false, lost: false, retrans: false, prev: undefined, next: undefined };
       this.#recs.push(rec);
       this.#outstanding += len;
       this.#link(rec);
@@ -165,6 +170,7 @@ export class Scoreboard {
       }
       if (r.sacked) continue;
       r.xmitTs = now;
+      r.xmitOrder = ++this.#sends;
       r.xmits++;
       if (r.lost && !r.retrans) {
         r.retrans = true;
@@ -266,7 +272,7 @@ export class Scoreboard {
   #rebuildTimeList(): void {
     const live: SentRecord[] = [];
     for (let i = this.#head; i < this.#recs.length; i++) if (!this.#recs[i]!.sacked) live.push(this.#recs[i]!);
-    live.sort((x, y) => x.xmitTs - y.xmitTs || seqSub(x.start, y.start));
+    live.sort((x, y) => x.xmitTs - y.xmitTs || x.xmitOrder - y.xmitOrder || seqSub(x.start, y.start));
     this.#oldest = this.#newest = undefined;
     for (const r of live) this.#link(r);
   }

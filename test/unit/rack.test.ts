@@ -98,6 +98,27 @@ describe('RACK-TLP (RFC 8985)', () => {
     expect(r2.xmitTs).toBe(-Infinity);
     expect(sentAfter(5, 10, 5, 9)).toBe(true);
     expect(sentAfter(5, 9, 5, 10)).toBe(false);
+    // In the same ms the transmission order decides: a retransmission of a low sequence number
+    // sent after new data above it is sent after it.
+    expect(sentAfter(5, 9, 5, 10, 7, 6)).toBe(true);
+    expect(sentAfter(5, 10, 5, 9, 6, 7)).toBe(false);
+  });
+
+  it('a retransmission in the same ms as later-sent data is not deemed lost again when that data is SACKed', () => {
+    const sb = new Scoreboard(MSS);
+    const rack = new Rack();
+    for (let i = 0; i < 5; i++) sb.onSend(i * MSS, MSS, 0);
+    const first = [...sb.records()][0]!;
+    sb.markLost(first);
+    sb.onSend(5 * MSS, MSS, 10); // new data at t = 10
+    sb.onSend(0, MSS, 10); // then, in the same ms, the retransmission of the first segment
+    expect(first.retrans).toBe(true);
+    // The new data is SACKed at t = 10 (a link without delay): RACK's newest delivered segment
+    // was sent before the retransmission, so the retransmission is not lost.
+    for (const r of sb.onAck(0, [[5 * MSS, 6 * MSS]], 6 * MSS).delivered) rack.onDelivered(r, 10);
+    rack.detectLoss(sb, 0, 10);
+    expect([first.lost, first.retrans]).toEqual([true, true]);
+    expect(sb.nextLost()).not.toBe(first);
   });
 
   it('[tlp.probe] PTO = 2·SRTT + 2 ms (+ worst-case delayed ACK instead for a single segment), never after the RTO; a retransmitted probe acknowledged without D-SACK repaired a loss (RFC 8985 §7.2-§7.4)', () => {

@@ -77,6 +77,11 @@ describe('unacceptable ACKs are counted (RFC 5961 §5.2)', () => {
       .send('P. 2001:3001(1000) ack 1')
       .recv('. 1:1(0) ack 5001 win 1000') // beyond SND.MAX
       .send('. 3001:3001(0) ack 1')
+      // One reply to an unacceptable segment per 500 ms per connection (Linux tcp_invalid_ratelimit);
+      // meanwhile the retransmission timer (200 ms) resends the unacknowledged segment.
+      .after(200)
+      .send('P. 2001:3001(1000) ack 1')
+      .after(300)
       .recv('. 1:1(0) ack 1000 win 1000') // SND.UNA (2001) - MAX.SND.WND (1000) = 1001 > 1000
       .send('. 3001:3001(0) ack 1')
       .recv('. 1:1(0) ack 1001 win 1000') // exactly at the edge: acceptable, a duplicate, nothing sent
