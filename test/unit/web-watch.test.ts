@@ -162,6 +162,21 @@ describe('the watcher', () => {
     expect(w.counters.untracked).toBe(2);
   });
 
+  it('holds at most maxUnattached stories of SYNs no connection claimed (a cookie-answered flood); a connection still gets its story', () => {
+    const { f, w } = watch({ maxUnattached: 4 });
+    for (let i = 0; i < 10; i++) f.packet('in', 5000 + i, SYN, 1, 0); // spoofed SYNs answered with cookies
+    expect([w.storyCount, w.counters.untracked]).toEqual([4, 6]);
+    // A real connection whose SYN found no room: its first transition opens its story.
+    const c = conn(6000);
+    f.packet('in', 6000, SYN, 1000, 0);
+    f.transition(c, 'CLOSED', 'SYN-RECEIVED');
+    expect(w.storyCount).toBe(5);
+    // Claimed or closed stories leave room again.
+    f.packet('out', 5000, RST | ACK, 0, 2);
+    f.packet('in', 6001, SYN, 1, 0);
+    expect(w.storyCount).toBe(6);
+  });
+
   it('closes the story of a SYN answered by RST at once, and one that never got a connection after orphanMs', () => {
     const { f, w } = watch({ orphanMs: 1000 });
     f.packet('in', 4000, SYN, 1, 0);
