@@ -105,7 +105,10 @@ describeInterop('the live view in headless chromium', () => {
     const remote = `${HOST}:${curl.stdout.trim()}`;
 
     await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel as string)?.textContent) > (n as number), [arrow, before], { timeout: 10_000 });
-    expect(await count('#diagram [data-arrow="SYN-RECEIVED>ESTABLISHED"] .count')).toBeGreaterThanOrEqual(before + 1);
+    // The handshake's last arrow may reach the page in a later update than its first one.
+    const established = '#diagram [data-arrow="SYN-RECEIVED>ESTABLISHED"] .count';
+    await page.waitForFunction(([sel, n]) => Number(document.querySelector(sel as string)?.textContent) >= (n as number), [established, before + 1], { timeout: 10_000 });
+    expect(await count(established)).toBeGreaterThanOrEqual(before + 1);
     const row = page.locator('#conns tbody tr', { hasText: remote });
     await row.waitFor({ timeout: 10_000 });
     await page.screenshot({ path: join(artifacts, 'live-view-overview.png'), fullPage: false });
