@@ -10,9 +10,9 @@
  * `holdSeconds` have passed writing; then on "quit" (or stdin closing) resets every
  * connection (destroy with unread data: the kernel sends RST), prints {"gone": true} and exits.
  */
-import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { openConnections } from './bench-connect.js';
 import { report } from './bench-dist.js';
 
 const [host, portArg, clientsArg, bodyArg, holdArg] = process.argv.slice(2);
@@ -27,10 +27,6 @@ if (!host || !Number.isInteger(port) || !(clients >= 1) || !(bodyBytes >= 1) || 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 const MAX_IN_FLIGHT = 100;
 const sockets: Socket[] = [];
-let connected = 0;
-let failed = 0;
-let started = 0;
-let inFlight = 0;
 let bytesSent = 0;
 
 /** Write the body as fast as the connection takes it; never read. */
@@ -50,39 +46,17 @@ function hoard(s: Socket): void {
   pump();
 }
 
-function startMore(): void {
-  while (inFlight < MAX_IN_FLIGHT && started < clients) {
-    started++;
-    inFlight++;
-    let settled = false;
-    const s = connect({ host, port });
-    s.setTimeout(20_000);
-    s.once('connect', () => {
-      s.setTimeout(0);
-      settled = true;
-      connected++;
-      sockets.push(s);
-      hoard(s);
-      settle();
-    });
-    s.on('timeout', () => s.destroy(new Error('connect timeout')));
-    s.on('error', () => {
-      if (!settled) {
-        settled = true;
-        failed++;
-        settle();
-      }
-    });
-  }
-}
-
-function settle(): void {
-  inFlight--;
-  if (connected + failed < clients) startMore();
-  else setTimeout(() => report({ hoarding: { connected, failed, bytesSent } }), holdSeconds * 1000);
-}
-
-startMore();
+openConnections(
+  host,
+  port,
+  clients,
+  MAX_IN_FLIGHT,
+  (s) => {
+    sockets.push(s);
+    hoard(s);
+  },
+  ({ established, failed }) => setTimeout(() => report({ hoarding: { connected: established, failed, bytesSent } }), holdSeconds * 1000),
+);
 
 function quit(): void {
   for (const s of sockets) s.resetAndDestroy();

@@ -9,9 +9,9 @@
  * when every attempt has settled, then holds the connections until stdin says "quit" or
  * closes, and exits. Started by bench.ts in the client namespace with a raised fd limit.
  */
-import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { openConnections } from './bench-connect.js';
 import { report } from './bench-dist.js';
 
 const [host, portArg, countArg, inFlightArg] = process.argv.slice(2);
@@ -23,55 +23,16 @@ if (!host || !Number.isInteger(port) || !Number.isInteger(count) || count < 1 ||
 }
 
 const sockets: Socket[] = [];
-const errors = new Map<string, number>();
-let started = 0;
-let established = 0;
-let failed = 0;
-let inFlight = 0;
 const t0 = performance.now();
 
-function settle(): void {
-  inFlight--;
-  if (established + failed === count) {
-    report({
-      established,
-      failed,
-      seconds: (performance.now() - t0) / 1000,
-      errors: Object.fromEntries(errors),
-    });
-  } else {
-    startMore();
-  }
-}
-
-function startMore(): void {
-  while (inFlight < maxInFlight && started < count) {
-    started++;
-    inFlight++;
-    let settled = false;
-    const s = connect({ host, port });
-    s.setTimeout(20_000);
-    s.once('connect', () => {
-      s.setTimeout(0);
-      settled = true;
-      established++;
-      sockets.push(s);
-      settle();
-    });
-    s.on('timeout', () => s.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? err.message;
-      errors.set(code, (errors.get(code) ?? 0) + 1);
-      if (!settled) {
-        settled = true;
-        failed++;
-        settle();
-      }
-    });
-  }
-}
-
-startMore();
+openConnections(
+  host,
+  port,
+  count,
+  maxInFlight,
+  (s) => sockets.push(s),
+  ({ established, failed, errors }) => report({ established, failed, seconds: (performance.now() - t0) / 1000, errors }),
+);
 
 function quit(): void {
   for (const s of sockets) s.destroy();

@@ -194,7 +194,7 @@ function build(): void {
  * a temporary directory so the measured processes are plain `node` without a loader.
  */
 function transpileWorkers(dir: string): void {
-  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
+  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-connect', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   for (const f of files) {
     const source = readFileSync(join(ROOT, 'scripts', `${f}.ts`), 'utf8');
