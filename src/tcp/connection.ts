@@ -546,7 +546,8 @@ export class Connection {
   /** Build one segment (header, options, `len` bytes from the send buffer at `seq`) and hand it to the host. */
   emitSegment(seq: number, len: number, flags: number, now: number, options?: TcpOptions): void {
     const window = flags & RST && !(flags & ACK) ? 0 : this.rcv.windowField((flags & SYN) !== 0);
-    if (!(flags & (SYN | RST))) options = this.segmentOptions(len, (flags & ACK) !== 0, now);
+    if (flags & RST) options = this.resetOptions(now);
+    else if (!(flags & SYN)) options = this.segmentOptions(len, (flags & ACK) !== 0, now);
     const optLen = options ? optionsLength(options) : 0;
     const tcpOff = IPV4_HEADER_LEN;
     const packet = Buffer.allocUnsafe(tcpOff + TCP_HEADER_LEN + optLen + len);
@@ -565,6 +566,17 @@ export class Connection {
     if (!offload) return this.host.output(this, packet, now);
     if (len > this.snd.mss) this.host.count('tcp.out.gso');
     this.host.output(this, packet, now, tcpTxHeader(tcpOff, TCP_HEADER_LEN + optLen, len, this.snd.mss));
+  }
+
+  /**
+   * Options of a RST we send from a synchronized connection (an abort, data after close): the
+   * timestamp, which RFC 7323 §3.2 says SHOULD be sent on a RST too (Linux's active resets carry
+   * it), so a peer that checks PAWS on RSTs still accepts it. A RST in reply to a segment for no
+   * connection has no timestamp to send (the layer builds those).
+   */
+  private resetOptions(now: number): TcpOptions | undefined {
+    const ts = this.ts?.enabled ? this.ts : undefined;
+    return ts ? { timestamp: { value: ts.value(now), echo: ts.echo() } } : undefined;
   }
 
   /**
