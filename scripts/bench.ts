@@ -828,7 +828,7 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   const n = P.scaleConnections;
   const w = workload({
     id: 'scale_rss', title: `scale: ${n} idle connections, RSS per connection`, unit: 'KiB', better: 'lower', kernel: false,
-    target: { of: 'netstack', op: '<=', value: 8, text: '≤ 8 KiB' },
+    target: { of: 'netstack', op: '<=', value: 4, text: '≤ 4 KiB' },
     note: 'process RSS after − before, / connections, after a full GC',
   });
   const heap = workload({ id: 'scale_heap', title: `scale: ${n} idle connections, JS heap per connection`, unit: 'KiB', better: 'lower', kernel: false });
