@@ -8,6 +8,7 @@
  * NETSTACK_DIST.
  */
 import { pathToFileURL } from 'node:url';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { join } from 'node:path';
 
 /** Import `dist/<rel>` (e.g. "stack.js"); typed by the caller as `typeof import('../src/<rel>')`. */
@@ -17,8 +18,13 @@ export async function importDist<T>(rel: string): Promise<T> {
   return (await import(pathToFileURL(join(dir, rel)).href)) as T;
 }
 
-/** Memory of this process, after a full garbage collection when node runs with --expose-gc. */
-export function measureMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; gc: boolean } {
+/**
+ * Memory of this process, after a full garbage collection when node runs with --expose-gc.
+ * `newSpace`: bytes V8's young generation holds in memory (part of rss). It grows to 32 MiB
+ * under a burst of allocation and shrinks back only when V8 sees the process idle (its
+ * memory reducer, some seconds later), so it says whether an rss sample caught it grown.
+ */
+export function measureMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; gc: boolean } {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc) {
     // Twice: the first pass may only make objects with finalizers collectable.
@@ -26,7 +32,8 @@ export function measureMemory(): { rss: number; heapUsed: number; external: numb
     gc();
   }
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gc: gc !== undefined };
+  const newSpace = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? NaN;
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, newSpace, gc: gc !== undefined };
 }
 
 /** One JSON line on stdout: how every worker reports to bench.ts. */

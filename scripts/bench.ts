@@ -819,10 +819,13 @@ async function runMemory(ctx: Ctx, results: WorkloadResult[], offload = false): 
   }
 }
 
+/** How long the scale workload lets the server idle before it reads memory (see runScale). */
+const SCALE_SETTLE_MS = 15_000;
+
 /**
  * Workload 6: N idle established connections held by a fresh netstack process (its own
  * TUN, nsbench1), opened by a Node client in the client namespace. Memory per connection
- * = (after − before) / N, both after a full GC; RSS and V8 heap reported.
+ * = (after − before) / N, both after a full GC, `after` once the server has idled; RSS and V8 heap reported.
  */
 async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   const n = P.scaleConnections;
@@ -861,7 +864,11 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
         if ((count['count'] as number) >= established) break;
         await sleep(100);
       }
-      await sleep(1000);
+      // Then idle long enough for V8's memory reducer (it acts some 8 s after the last full GC
+      // when allocation has stopped) to shrink the young generation the burst of handshakes grew
+      // to 32 MiB: that is a fixed cost of any busy moment, 3 KiB "per connection" at 10,000, and
+      // an idle server gives it back. `after.newSpace` in the JSON shows whether it did.
+      await sleep(SCALE_SETTLE_MS);
       count = await server.request('count', 'count');
       const after = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
       const held = count['count'] as number;

@@ -18,6 +18,7 @@ import type { MemoryBudget } from './memory.js';
 import type { Listener } from './listener.js';
 import { invalidReplyAllowed, invalidReplyLimitApplies } from './ratelimit.js';
 import { Receiver } from './receiver.js';
+import { SackReporter } from './sack.js';
 import type { SegmentText } from './receiver.js';
 import { Sender } from './sender.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqMin, seqSub } from './seq.js';
@@ -587,11 +588,11 @@ export class Connection {
    */
   private segmentOptions(len: number, isAck: boolean, now: number): TcpOptions | undefined {
     const ts = this.ts?.enabled ? this.ts : undefined;
-    const sack = this.rcv.sack;
-    if (ts === undefined && sack === undefined) return undefined;
+    if (ts === undefined && !this.sackOk) return undefined;
     const o: TcpOptions = {};
     if (ts) o.timestamp = { value: ts.value(now), echo: ts.echo() };
-    if (sack && isAck && (sack.pendingDsack !== undefined || this.rcv.oooRanges > 0)) {
+    if (this.sackOk && isAck && (this.rcv.sack?.pendingDsack !== undefined || this.rcv.oooRanges > 0)) {
+      const sack = (this.rcv.sack ??= new SackReporter());
       // Bytes a full segment has left besides the timestamp's; none in a super-segment, whose
       // pieces are full-sized and all carry this header.
       const room = Math.max(0, this.snd.mss - len);

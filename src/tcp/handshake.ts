@@ -6,8 +6,6 @@
  */
 import type { TcpConfig } from './config.js';
 import type { Connection } from './connection.js';
-import { SackRecovery } from './recovery.js';
-import { SackReporter } from './sack.js';
 import { TS_OPTION_LEN, Timestamps } from './timestamps.js';
 import type { TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN } from './segment.js';
@@ -135,8 +133,9 @@ function applySynOptions(c: Connection, o: TcpOptions, now: number): void {
   // Every segment carries the timestamps option: its bytes come out of the MSS (RFC 6691 §2, as
   // Linux's mss_cache), so header + options + data still fit the MTU.
   c.snd.mss = Math.max(mss - (c.ts ? TS_OPTION_LEN : 0), 1);
-  c.snd.recovery = c.sackOk ? new SackRecovery(c.snd.mss) : undefined;
-  c.rcv.sack = c.sackOk ? new SackReporter() : undefined;
+  // The SACK state (snd.recovery, rcv.sack) is created when first needed.
+  c.snd.recovery = undefined;
+  c.rcv.sack = undefined;
   c.snd.cc.setMss(c.snd.mss);
 }
 

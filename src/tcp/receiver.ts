@@ -7,7 +7,7 @@
  */
 import type { Connection } from './connection.js';
 import { OutOfOrderQueue } from './reassembly.js';
-import type { SackReporter } from './sack.js';
+import { SackReporter } from './sack.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from './seq.js';
 import { isSynchronized } from './state.js';
 
@@ -51,7 +51,8 @@ export class Receiver {
   ackNow = false;
   /** Sequence number of the peer's FIN when it arrived out of order. */
   peerFinSeq: number | undefined;
-  /** The SACK blocks our ACKs carry, when both SYNs agreed to SACK. */
+  /** The SACK blocks our ACKs carry, when both SYNs agreed to SACK (`c.sackOk`); created with the
+   *  first duplicate or out-of-order segment, which are rare. */
   sack: SackReporter | undefined;
 
   /** The receive buffer now: starts at config.initialRcvBuf, autotuned up to config.rcvBuf. */
@@ -329,8 +330,8 @@ export class Receiver {
 
   /** [start, end) arrived a second time: the next ACK reports it in a D-SACK block (RFC 2883). */
   duplicate(start: number, end: number): void {
-    if (this.sack === undefined) return;
-    this.sack.duplicate(start, end);
+    if (!this.c.sackOk) return;
+    (this.sack ??= new SackReporter()).duplicate(start, end);
     this.c.host.count('tcp.dsack.out');
   }
 

@@ -344,7 +344,11 @@ export class Scoreboard {
       }
       break;
     }
-    if (this.#head > 64 && this.#head * 2 > recs.length) {
+    if (this.#head === recs.length) {
+      // Everything acknowledged: let go of the records (an idle connection keeps none).
+      recs.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 64 && this.#head * 2 > recs.length) {
       this.#recs = recs.slice(this.#head);
       this.#head = 0;
     }

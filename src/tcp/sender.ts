@@ -13,7 +13,7 @@ import type { TcpConfig } from './config.js';
 import type { Connection } from './connection.js';
 import { sendSyn } from './handshake.js';
 import { SYNACK_RETRIES_UNDER_PRESSURE } from './listener.js';
-import type { SackRecovery } from './recovery.js';
+import { SackRecovery } from './recovery.js';
 import { DUP_THRESH } from './sack.js';
 import { TS_OPTION_LEN } from './timestamps.js';
 import { RtoEstimator } from './rto.js';
@@ -59,7 +59,9 @@ export class Sender {
   mss = 536; // RFC 9293 §3.7.1: default when the peer sends no MSS option
   /** The largest segment the path carries: our link's MTU - 40 until an ICMP message says less (RFC 1191). */
   pathMss: number;
-  /** SACK-based loss recovery (scoreboard, RACK-TLP), when both SYNs agreed to SACK. */
+  /** SACK-based loss recovery (scoreboard, RACK-TLP), when both SYNs agreed to SACK (`c.sackOk`).
+   *  Created with the first segment sent or SACK block received (`sackRecovery()`): a connection
+   *  that has sent nothing (most idle ones: 10,000 of them in the scale bench) holds no scoreboard. */
   recovery: SackRecovery | undefined;
 
   /** Bytes the user wrote that are not yet acknowledged. */
@@ -205,7 +207,10 @@ export class Sender {
     else if (ack === this.una && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) && window === this.wnd && flight > 0) {
       this.duplicateAck(ack, flight, now);
     }
-    if (this.recovery && ack === this.una) this.sackAck(seg, flight, tsRtt, now);
+    // With nothing outstanding and no SACK blocks there is nothing for the scoreboard or RACK to
+    // learn and no timer to re-arm (the ACK that emptied the pipe cleared them): a pure receiver
+    // (an upload) skips this on every data segment it gets.
+    if (this.c.sackOk && ack === this.una && (flight > 0 || seg.options.sack !== undefined)) this.sackAck(seg, flight, tsRtt, now);
     this.updateWindow(seg, window);
     return true;
   }
@@ -257,7 +262,7 @@ export class Sender {
     if (want > this.bufLimit && !this.c.host.memory.underPressure) this.bufLimit = want;
     // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
     this.c.timers.retransmitAt = this.una === this.max ? Infinity : now + this.rto.rto;
-    if (verdict === 'partial' && !this.recovery) this.retransmitFirst(now);
+    if (verdict === 'partial' && !this.c.sackOk) this.retransmitFirst(now);
     if (dataAcked > 0) this.c.user.onWritable?.();
     this.c.markDirty();
     return tsRtt;
@@ -267,11 +272,12 @@ export class Sender {
   private duplicateAck(ack: number, flight: number, now: number): void {
     this.dupAcks++;
     this.c.host.count('tcp.dupack.in');
-    if (this.recovery) {
+    if (this.c.sackOk) {
       // RFC 6675 §5 step 4: DupThresh duplicates mean SND.UNA's segment is lost even when the
       // peer's ACKs carried no SACK blocks to show it (the scoreboard decides everything else).
-      const first = this.recovery.sb.first();
-      if (this.dupAcks >= DUP_THRESH && first !== undefined && !first.lost && !first.sacked) this.recovery.sb.markLost(first);
+      const sb = this.sackRecovery().sb;
+      const first = sb.first();
+      if (this.dupAcks >= DUP_THRESH && first !== undefined && !first.lost && !first.sacked) sb.markLost(first);
     } else if (this.cc.onDupAck(this.dupAcks, ack, flight, this.max) === 'retransmit') {
       this.c.host.count('tcp.fast-retransmit');
       this.rttTiming = false;
@@ -285,7 +291,7 @@ export class Sender {
    * IsLost, RFC 8985 RACK), enter recovery once per loss event, and re-arm the RACK and TLP timers.
    */
   private sackAck(seg: TcpSegment, flight: number, tsRtt: number | undefined, now: number): void {
-    const rec = this.recovery!;
+    const rec = this.sackRecovery();
     const c = this.c;
     const out = rec.onAck(seg.ack, seg.options.sack, this.max, now, this.cc.inRecovery, this.rto.srtt ?? this.rto.rto, tsRtt === undefined ? undefined : now - tsRtt);
     if (out.invalid > 0) c.host.count('tcp.sack.invalid', out.invalid);
@@ -339,6 +345,11 @@ export class Sender {
   // Output
   // ===================================================================================
 
+  /** The SACK recovery state of a connection that agreed to SACK, created on first use. */
+  private sackRecovery(): SackRecovery {
+    return (this.recovery ??= new SackRecovery(this.mss));
+  }
+
   /** Data (and the FIN) as the send window, cwnd, Nagle and SWS avoidance allow (RFC 9293 §3.8.6.2.1, RFC 1122 §4.2.3.4). */
   sendData(now: number): boolean {
     let sent = false;
@@ -349,6 +360,7 @@ export class Sender {
       if (this.lastDataSentAt !== -Infinity) this.c.host.count('tcp.idle-restart');
       this.cc.onIdleRestart(now);
     }
+    // Nothing sent yet on a SACK connection (no `recovery`): no holes, and pipe = offset = 0.
     const rec = this.recovery;
     const gsoMax = this.c.host.offload ? this.gsoMax() : mss;
     for (let guard = 0; guard < 100_000; guard++) {
@@ -368,7 +380,7 @@ export class Sender {
       // In flight: with SACK, RFC 6675's pipe; without, everything outstanding. RFC 3042 limited
       // transmit: each of the first two duplicate ACKs lets one new segment out beyond cwnd (with
       // SACK, pipe accounting does that by itself).
-      const limited = !rec && !this.cc.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_THRESH ? this.dupAcks * mss : 0;
+      const limited = !this.c.sackOk && !this.cc.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_THRESH ? this.dupAcks * mss : 0;
       const usable = Math.min(this.wnd - offset, this.cc.cwnd + limited - (rec ? rec.pipe : offset));
       const isRetransmission = seqLt(this.nxt, this.max);
       let len = Math.min(remaining, mss, Math.max(usable, 0));
@@ -425,7 +437,7 @@ export class Sender {
   private transmit(len: number, remaining: number, fin: boolean, isRetransmission: boolean, now: number): void {
     const flags = ACK | (len === remaining && len > 0 ? PSH : 0) | (fin ? FIN : 0);
     this.c.emitSegment(this.nxt, len, flags, now);
-    this.recovery?.onSent(this.nxt, len + (fin ? 1 : 0), now);
+    if (this.c.sackOk) this.sackRecovery().onSent(this.nxt, len + (fin ? 1 : 0), now);
     if (len > 0) this.lastDataSentAt = now;
     this.swsOverride = false;
     if (isRetransmission) {
@@ -465,7 +477,7 @@ export class Sender {
     const dataLen = Math.max(0, Math.min(len, this.mss, this.buffer.length - offset));
     const fin = this.c.finSent && offset + dataLen === this.buffer.length && len > dataLen;
     this.c.emitSegment(start, dataLen, ACK | (fin ? FIN : 0), now);
-    this.recovery?.onSent(start, dataLen + (fin ? 1 : 0), now);
+    if (this.c.sackOk) this.sackRecovery().onSent(start, dataLen + (fin ? 1 : 0), now);
     if (dataLen > 0) this.lastDataSentAt = now;
     this.retransmits++;
     this.c.host.count('tcp.retransmit');
@@ -558,15 +570,15 @@ export class Sender {
     this.dupAcks = 0;
     this.hasSmallOutstanding = false;
     c.timers.probeAt = c.timers.reorderAt = Infinity;
-    if (this.recovery) {
+    if (this.c.sackOk) {
       // With SACK: everything not SACKed is lost and is resent from the scoreboard as cwnd (one
       // segment now) allows, skipping what the peer holds (RFC 6675 §5.1, Linux's tcp_enter_loss).
-      if (this.recovery.onRto()) c.host.count('tcp.sack.reneged');
+      if (this.sackRecovery().onRto()) c.host.count('tcp.sack.reneged');
     } else {
       // Go back to SND.UNA: cwnd is one segment now, so flush() resends just the first one.
       this.nxt = this.una;
     }
-    if (!this.recovery && this.wnd === 0 && this.buffer.length > 0) {
+    if (!this.c.sackOk && this.wnd === 0 && this.buffer.length > 0) {
       // The peer's window is closed: nothing may be resent, and unless we send something its
       // window update may never come (it was lost, or the peer has nothing to send). Probe the
       // zero window (RFC 9293 §3.8.6.1); the persist timer takes over from the retransmission timer.

@@ -48,7 +48,6 @@ export class TcpSocket extends Duplex {
   private pendingWrite: (() => void) | undefined;
   private idleTimer: ClockTimer | undefined;
   private idleMs = 0;
-  private remote: { address: string; port: number } | undefined;
 
   constructor(rt: SocketRuntime, conn: Connection | undefined, opts: TcpSocketOptions = {}) {
     super({
@@ -66,7 +65,6 @@ export class TcpSocket extends Duplex {
   /** Bind this socket to a connection (server side: at accept; client side: at connect). */
   attach(conn: Connection): void {
     this.conn = conn;
-    this.remote = { address: formatIpv4(conn.remoteAddr), port: conn.remotePort };
     // The socket itself is the connection's user (its on* methods): no closures per connection.
     conn.user = this;
   }
@@ -92,11 +90,12 @@ export class TcpSocket extends Duplex {
     return this.conn;
   }
 
+  // Formatted when asked, not held: 10,000 idle sockets would hold 10,000 copies of their strings.
   get remoteAddress(): string | undefined {
-    return this.remote?.address;
+    return this.conn ? formatIpv4(this.conn.remoteAddr) : undefined;
   }
   get remotePort(): number | undefined {
-    return this.remote?.port;
+    return this.conn?.remotePort;
   }
   get remoteFamily(): string {
     return 'IPv4';
@@ -280,9 +279,9 @@ export class TcpSocket extends Duplex {
       port?: number;
     };
     err.syscall = this.connecting ? 'connect' : 'read';
-    if (this.remote) {
-      err.address = this.remote.address;
-      err.port = this.remote.port;
+    if (this.conn) {
+      err.address = this.remoteAddress;
+      err.port = this.remotePort;
     }
     this.connecting = false;
     this.destroy(err);
