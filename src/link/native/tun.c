@@ -65,12 +65,6 @@
 /* Packets at least this long are handed over in an ArrayBuffer of their own (see read_batch). */
 #define OWN_BUFFER_MIN (16 * 1024)
 #define SLAB_SIZE (SLAB_FILL_LIMIT + MAX_READ)
-/* Each read(2) is split (readv): the header and the first READ_SPLIT bytes of the packet go into
- * the slab, the rest into `spare`, a buffer of its own. A packet that fits the slab part (most
- * packets: ACKs, requests, MTU-sized segments) costs nothing more; a longer one is joined in
- * `spare` by copying its first READ_SPLIT bytes there, and `spare` becomes the super-segment's
- * own ArrayBuffer: one copy of 2 KiB instead of zeroing and copying 64 KiB. */
-#define READ_SPLIT 2048
 
 typedef struct tun_handle {
   napi_env env;
@@ -88,10 +82,7 @@ typedef struct tun_handle {
   napi_ref on_error;
   napi_async_context async_ctx;
   uint8_t *slab;         /* read buffer, allocated once on start() */
-  uint8_t *spare;        /* where a read's bytes beyond READ_SPLIT go (MAX_PACKET bytes) */
-  uint32_t lens[MAX_BATCH_PACKETS];  /* bytes read (header included) */
-  uint32_t offs[MAX_BATCH_PACKETS];  /* where in the slab the packet's header starts */
-  uint8_t *own[MAX_BATCH_PACKETS];   /* the packet's own buffer (malloc'd), or NULL: in the slab */
+  uint32_t lens[MAX_BATCH_PACKETS];
 } tun_handle;
 
 /* ---------- errors ---------- */
@@ -159,30 +150,7 @@ static tun_handle *get_handle(napi_env env, napi_value v) {
 
 static void free_handle(tun_handle *h) {
   free(h->slab);
-  free(h->spare);
   free(h);
-}
-
-/* The finalizer of a super-segment's ArrayBuffer (external memory from read_batch). */
-static void free_own_buffer(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
-/* An ArrayBuffer over `own` (plen bytes, malloc'd), which it takes over. Where external buffers
- * are not allowed, a copy (and `own` is freed). */
-static napi_value own_arraybuffer(napi_env env, uint8_t *own, size_t plen) {
-  napi_value ab;
-  if (napi_create_external_arraybuffer(env, own, plen, free_own_buffer, NULL, &ab) == napi_ok) return ab;
-  napi_value exc;
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &exc);
-  void *data = NULL;
-  napi_create_arraybuffer(env, plen, &data, &ab);
-  if (data != NULL) memcpy(data, own, plen);
-  free(own);
-  return ab;
 }
 
 static void on_poll_closed(uv_handle_t *uvh) {
@@ -270,63 +238,34 @@ static void report_error(tun_handle *h, int err, const char *syscall) {
 
 /* Read every ready packet (bounded) and deliver them in one JS call. */
 static void read_batch(tun_handle *h) {
-  const size_t hl = (size_t)h->vnet_hdr_len;
   size_t used = 0;
   uint32_t count = 0;
   int fatal = 0;
   while (count < MAX_BATCH_PACKETS && used < SLAB_FILL_LIMIT) {
-    if (h->spare == NULL && (h->spare = malloc(MAX_PACKET)) == NULL) {
-      fatal = ENOMEM;
-      break;
-    }
-    struct iovec iov[2] = {
-      { .iov_base = h->slab + used, .iov_len = hl + READ_SPLIT },
-      { .iov_base = h->spare + READ_SPLIT, .iov_len = MAX_PACKET - READ_SPLIT },
-    };
-    ssize_t n = readv(h->fd, iov, 2);
+    ssize_t n = read(h->fd, h->slab + used, MAX_READ);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) fatal = errno;
       break;
     }
     if (n == 0) break;
-    if ((size_t)n < hl) continue; /* cannot happen: the kernel always writes the header */
-    size_t plen = (size_t)n - hl;
-    uint8_t *own = NULL;
-    if (plen > READ_SPLIT) {
-      uint8_t *head = h->slab + used + hl;
-      if (plen >= OWN_BUFFER_MIN) {
-        /* A super-segment: join it in `spare` and hand that over (shrunk to fit, which glibc
-         * does in place); the next read gets a new spare. */
-        memcpy(h->spare, head, READ_SPLIT);
-        own = realloc(h->spare, plen);
-        if (own == NULL) own = h->spare;
-        h->spare = NULL;
-      } else {
-        /* Longer than the split, shorter than a buffer of its own: join it in the slab. */
-        memcpy(head + READ_SPLIT, h->spare + READ_SPLIT, plen - READ_SPLIT);
-      }
-    }
-    h->lens[count] = (uint32_t)n;
-    h->offs[count] = (uint32_t)used;
-    h->own[count] = own;
-    count++;
-    used += own != NULL ? hl : (size_t)n;
+    if (n < h->vnet_hdr_len) continue; /* cannot happen: the kernel always writes the header */
+    h->lens[count++] = (uint32_t)n;
+    used += (size_t)n;
   }
 
   if (count > 0) {
     napi_env env = h->env;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
-    /* One allocation per batch: copy the slab's packets into one ArrayBuffer, hand out views. With
-     * virtio headers, they go (packed, in order) into a second small buffer, and the views skip them.
-     * A super-segment is handed over in its own buffer (above): TCP may then keep its payload as
-     * it is (no second copy, src/tcp/receiver.ts) without pinning the rest of the batch. */
+    /* One allocation per batch: copy the slab into one ArrayBuffer, hand out views. With virtio
+     * headers, they go (packed, in order) into a second small buffer, and the views skip them. */
+    const size_t hl = (size_t)h->vnet_hdr_len;
     void *data = NULL, *hdata = NULL;
     napi_value ab, arr, argv[2];
     size_t shared = 0;
     for (uint32_t i = 0; i < count; i++)
-      if (h->own[i] == NULL) shared += h->lens[i] - hl;
+      if (h->lens[i] - hl < OWN_BUFFER_MIN) shared += h->lens[i] - hl;
     napi_create_arraybuffer(env, shared, &data, &ab);
     napi_create_array_with_length(env, count, &arr);
     if (hl > 0) {
@@ -336,22 +275,26 @@ static void read_batch(tun_handle *h) {
     } else {
       napi_get_undefined(env, &argv[1]);
     }
-    size_t out = 0;
+    size_t in = 0, out = 0;
     for (uint32_t i = 0; i < count; i++) {
-      const uint8_t *in = h->slab + h->offs[i];
       size_t plen = h->lens[i] - hl;
-      if (hl > 0) memcpy((uint8_t *)hdata + hl * i, in, hl);
+      if (hl > 0) memcpy((uint8_t *)hdata + hl * i, h->slab + in, hl);
       napi_value view;
-      if (h->own[i] != NULL) {
-        napi_value oab = own_arraybuffer(env, h->own[i], plen);
-        h->own[i] = NULL;
+      if (plen >= OWN_BUFFER_MIN) {
+        /* A super-segment gets an ArrayBuffer of its own: TCP may then keep its payload as it is
+         * (no second copy, src/tcp/receiver.ts) without pinning the rest of the batch. */
+        void *own = NULL;
+        napi_value oab;
+        napi_create_arraybuffer(env, plen, &own, &oab);
+        memcpy(own, h->slab + in + hl, plen);
         napi_create_typedarray(env, napi_uint8_array, plen, oab, 0, &view);
       } else {
-        memcpy((uint8_t *)data + out, in + hl, plen);
+        memcpy((uint8_t *)data + out, h->slab + in + hl, plen);
         napi_create_typedarray(env, napi_uint8_array, plen, ab, out, &view);
         out += plen;
       }
       napi_set_element(env, arr, i, view);
+      in += h->lens[i];
     }
     argv[0] = arr;
     call_js(h, h->on_packets, 2, argv);
@@ -362,7 +305,7 @@ static void read_batch(tun_handle *h) {
     /* Stop watching so a broken fd cannot spin the loop; JS decides what to do. */
     uv_poll_stop(&h->poll);
     h->events = 0;
-    report_error(h, fatal, fatal == ENOMEM ? "malloc" : "read");
+    report_error(h, fatal, "read");
   }
 }
 
