@@ -229,7 +229,11 @@ export class Receiver {
     if (this.head >= this.queue.length) return undefined;
     const chunk = this.queue[this.head]!;
     this.queue[this.head++] = EMPTY;
-    if (this.head > 64 && this.head * 2 > this.queue.length) {
+    if (this.head === this.queue.length) {
+      // All read: start the queue afresh (an idle connection holds no array storage).
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }

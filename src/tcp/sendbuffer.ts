@@ -41,7 +41,9 @@ export class SendBuffer {
         left = 0;
       }
     }
-    if (i > 0) this.chunks.splice(0, i);
+    // All acknowledged: empty the array outright (an idle connection holds no array storage).
+    if (i === this.chunks.length) this.chunks.length = 0;
+    else if (i > 0) this.chunks.splice(0, i);
     this.cursorIndex = 0;
     this.cursorStart = 0;
   }
