@@ -7,6 +7,21 @@ import { describe, expect, it } from 'vitest';
 import { B_ADDR, createSim, randomBytes } from '../helpers/sim.js';
 import type { Connection } from '../../src/tcp/connection.js';
 import type { TcpSocket } from '../../src/tcp/socket.js';
+import type { Stack } from '../../src/stack.js';
+
+/** A server on port 80 of `stack` that counts the bytes it reads; `conn`: the accepted connection. */
+function countingServer(stack: Stack): { got: number; conn: Connection | undefined } {
+  const srv: { got: number; conn: Connection | undefined } = { got: 0, conn: undefined };
+  stack
+    .createServer((s) => {
+      srv.conn = s.connection;
+      s.on('data', (d: Buffer) => {
+        srv.got += d.length;
+      });
+    })
+    .listen(80);
+  return srv;
+}
 
 /** The SACK state a connection holds: [scoreboard/RACK, D-SACK reporter]. */
 function sackState(c: Connection): [boolean, boolean] {
@@ -35,41 +50,27 @@ describe('idle connection state', () => {
     const sim = createSim({ seed: 4 });
     const { clock, a, b } = sim;
     const data = randomBytes(200_000, 5);
-    let got = 0;
-    let server: Connection | undefined;
-    b.createServer((s) => {
-      server = s.connection;
-      s.on('data', (d: Buffer) => {
-        got += d.length;
-      });
-    }).listen(80);
+    const server = countingServer(b);
     const c = a.connect({ host: B_ADDR, port: 80 }, () => c.write(data));
-    expect(await clock.run(() => got < data.length, 10_000), sim.trace.join('\n')).toBe(true);
+    expect(await clock.run(() => server.got < data.length, 10_000), sim.trace.join('\n')).toBe(true);
     await clock.sleep(1_000); // the last ACK arrives
     const client = c.connection!;
     expect(client.snd.una).toBe(client.snd.max);
     expect(sackState(client)).toEqual([true, false]);
     expect(client.snd.recovery!.sb.size).toBe(0);
     expect(client.snd.recovery!.pipe).toBe(0);
-    expect(sackState(server!)).toEqual([false, false]);
+    expect(sackState(server.conn!)).toEqual([false, false]);
   });
 
   it('a duplicate segment creates the D-SACK reporter, and the next ACK reports the duplicate (RFC 2883)', async () => {
     // Every packet A sends is duplicated: B sees each data segment twice.
     const sim = createSim({ seed: 6, aToB: { duplicate: 1 } });
     const { clock, a, b } = sim;
-    let got = 0;
-    let server: Connection | undefined;
-    b.createServer((s) => {
-      server = s.connection;
-      s.on('data', (d: Buffer) => {
-        got += d.length;
-      });
-    }).listen(80);
+    const server = countingServer(b);
     const c = a.connect({ host: B_ADDR, port: 80 }, () => c.write(randomBytes(5_000, 7)));
-    expect(await clock.run(() => got < 5_000, 10_000), sim.trace.join('\n')).toBe(true);
+    expect(await clock.run(() => server.got < 5_000, 10_000), sim.trace.join('\n')).toBe(true);
     await clock.sleep(1_000);
-    expect(sackState(server!)[1]).toBe(true);
+    expect(sackState(server.conn!)[1]).toBe(true);
     expect(b.stats()['tcp.dsack.out']).toBeGreaterThan(0);
     expect(a.stats()['tcp.dsack.in']).toBeGreaterThan(0);
   });
