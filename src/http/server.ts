@@ -1032,13 +1032,18 @@ class ServerResponse implements HttpResponse {
     if (ex.closeAfter) head += 'Connection: close\r\n';
     else if (ex.head.version === '1.0') head += 'Connection: keep-alive\r\n';
     head += '\r\n';
-    const headBytes = Buffer.from(head, 'latin1');
 
-    if (this.noBody || !data || data.length === 0) return this.conn.write(headBytes);
-    const parts = [headBytes, ...this.frame(data)];
-    // A small response goes out as one buffer: one write, one segment.
-    if (parts.length === 2 && data.length <= COALESCE_BYTES) return this.conn.write(Buffer.concat(parts));
-    return this.conn.writeAll(parts);
+    if (this.noBody || !data || data.length === 0) return this.conn.write(Buffer.from(head, 'latin1'));
+    const parts = this.frame(data);
+    if (parts.length === 1 && data.length <= COALESCE_BYTES) {
+      // A small response goes out as one buffer: one write, one segment. The head is written
+      // straight into it (latin1: one byte per UTF-16 unit, so head.length bytes).
+      const out = Buffer.allocUnsafe(head.length + data.length);
+      out.write(head, 0, 'latin1');
+      out.set(data, head.length);
+      return this.conn.write(out);
+    }
+    return this.conn.writeAll([Buffer.from(head, 'latin1'), ...parts]);
   }
 
   /** Queue body bytes in the chosen framing. Returns false when the socket wants a drain. */

@@ -74,6 +74,11 @@ export class Scoreboard {
   #lostWaiting = 0;
   /** Transmissions so far (SentRecord.xmitOrder). */
   #sends = 0;
+  /**
+   * The one result onAck fills in and returns (it runs on every ACK of a SACK connection: a fresh
+   * object and array each time were a measurable share of the request path's garbage).
+   */
+  readonly #result: SackResult = { delivered: [], newlySacked: 0, dsack: undefined, invalid: 0 };
   /** RFC 6675 RescueRxt: the RecoveryPoint of the recovery that already had its rescue. */
   #rescueFor: number | undefined;
 
@@ -118,6 +123,12 @@ export class Scoreboard {
   /** Records from the oldest transmission to the newest (RACK's order). */
   *byTime(): IterableIterator<SentRecord> {
     for (let r = this.#oldest; r !== undefined; r = r.next) yield r;
+  }
+
+  /** The record sent longest ago and not yet delivered: the head of the time-ordered list
+   *  (`next` leads to newer ones). RACK walks it on every ACK, without an iterator. */
+  get oldestSent(): SentRecord | undefined {
+    return this.#oldest;
   }
 
   first(): SentRecord | undefined {
@@ -182,10 +193,14 @@ export class Scoreboard {
 
   /**
    * An ACK arrived: cumulative `una` and SACK `blocks` (as parsed; hostile), with `sndMax` the
-   * highest sequence number sent.
+   * highest sequence number sent. The result is valid until the next call (it is reused).
    */
   onAck(una: number, blocks: ReadonlyArray<readonly [number, number]> | undefined, sndMax: number): SackResult {
-    const res: SackResult = { delivered: [], newlySacked: 0, dsack: undefined, invalid: 0 };
+    const res = this.#result;
+    res.delivered.length = 0;
+    res.newlySacked = 0;
+    res.dsack = undefined;
+    res.invalid = 0;
     this.#ackUpTo(una, res);
     if (blocks === undefined) return res;
     for (let b = 0; b < blocks.length && b < 4; b++) {
