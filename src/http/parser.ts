@@ -132,6 +132,11 @@ export class RequestParser {
     this.input.push(chunk);
   }
 
+  /** Drop every byte fed and not yet parsed (the server is closing and reads no further). */
+  discardInput(): void {
+    this.input.clear();
+  }
+
   /** Bytes fed but not yet turned into events. A caller uses this to stop reading its socket. */
   get bufferedBytes(): number {
     return this.input.size;

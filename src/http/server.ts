@@ -706,7 +706,7 @@ class Connection implements ByteStreamEvents {
   /** The handler ended its response (all bytes queued on the socket). */
   onResponseComplete(ex: Exchange): void {
     if (ex !== this.exchange || this.closing) return;
-    this.server.count(`responses_${Math.floor(ex.res.status / 100)}xx`);
+    this.server.count(responseCounter(ex.res.status));
     if (ex.closeAfter) return this.closeGracefully();
     if (!ex.bodyComplete) {
       // The handler answered without reading the whole body. Read and drop a small rest
@@ -763,7 +763,7 @@ class Connection implements ByteStreamEvents {
       responseHead(status, this.server.serverName) +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n`;
-    this.server.count(`responses_${Math.floor(status / 100)}xx`);
+    this.server.count(responseCounter(status));
     this.write(Buffer.from(head + body, 'latin1'));
     this.closeGracefully();
   }
@@ -823,7 +823,7 @@ class Connection implements ByteStreamEvents {
     this.closing = true;
     const ex = this.exchange;
     if (ex && !ex.bodyComplete) ex.body.fail(connectionGone);
-    this.parser = new RequestParser(this.server.limits); // drop buffered input
+    this.parser.discardInput(); // lingering close: input is dropped from now on
     this.socket.end();
     if (this.socket.isPaused()) this.socket.resume();
     this.armTimer();
@@ -1100,6 +1100,12 @@ function isClientGone(err: unknown): boolean {
 
 /** IMF-fixdate (RFC 9110 §5.6.7), cached for the current second. */
 let dateCache = { second: -1, text: '' };
+/** "responses_2xx" ... "responses_9xx", made once instead of a new string per response. */
+const RESPONSE_COUNTERS = Array.from({ length: 10 }, (_, i) => `responses_${i}xx`);
+function responseCounter(status: number): string {
+  return RESPONSE_COUNTERS[Math.floor(status / 100)] ?? `responses_${Math.floor(status / 100)}xx`;
+}
+
 function reasonPhrase(status: number): string {
   return REASONS[status] ?? 'Unknown';
 }

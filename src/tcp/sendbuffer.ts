@@ -41,7 +41,10 @@ export class SendBuffer {
         left = 0;
       }
     }
-    if (i > 0) this.chunks.splice(0, i);
+    // Not splice(0, i): it returns an array of the removed chunks, garbage on every ACK.
+    if (i === this.chunks.length) this.chunks.length = 0;
+    else if (i === 1) this.chunks.shift();
+    else if (i > 1) this.chunks.splice(0, i);
     this.cursorIndex = 0;
     this.cursorStart = 0;
   }
