@@ -132,6 +132,11 @@ export class RequestParser {
     this.input.push(chunk);
   }
 
+  /** Drop every byte fed and not yet parsed (the server is closing and reads no further). */
+  discardInput(): void {
+    this.input.clear();
+  }
+
   /** Bytes fed but not yet turned into events. A caller uses this to stop reading its socket. */
   get bufferedBytes(): number {
     return this.input.size;
@@ -300,11 +305,14 @@ export class RequestParser {
     if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) return this.fail(400, 'bad-request-line');
     const method = line.slice(0, sp1);
     const target = line.slice(sp1 + 1, sp2);
-    const version = VERSION.exec(line.slice(sp2 + 1));
+    const versionText = line.slice(sp2 + 1);
+    // The two versions every client sends are compared as they are; the pattern only decides
+    // between a malformed version (400) and an unsupported one (505).
+    const version = versionText === 'HTTP/1.1' || versionText === 'HTTP/1.0' ? undefined : VERSION.exec(versionText);
     if (!TOKEN.test(method)) return this.fail(400, 'bad-method');
     if (target.length > this.limits.maxTargetLength) return this.fail(414, 'target-too-long');
-    if (!version) return this.fail(400, 'bad-version');
-    const v = `${version[1]}.${version[2]}`;
+    if (version === null) return this.fail(400, 'bad-version');
+    const v = version === undefined ? versionText.slice(5) : `${version[1]}.${version[2]}`;
     if (v !== '1.1' && v !== '1.0') return this.fail(505, 'unsupported-version');
     if (!TARGET.test(target)) return this.fail(400, 'bad-target');
     this.method = method;
@@ -358,7 +366,8 @@ export class RequestParser {
     }
 
     // RFC 9112 §9.3: "close" ends the connection; HTTP/1.0 persists only with "keep-alive".
-    const connection = splitList(headers.get('connection') ?? '', false).map((t) => t.toLowerCase());
+    const connectionField = headers.get('connection');
+    const connection = connectionField === undefined ? [] : splitList(connectionField, false).map((t) => t.toLowerCase());
     const keepAlive = connection.includes('close')
       ? false
       : this.version === '1.1' || connection.includes('keep-alive');

@@ -706,7 +706,7 @@ class Connection implements ByteStreamEvents {
   /** The handler ended its response (all bytes queued on the socket). */
   onResponseComplete(ex: Exchange): void {
     if (ex !== this.exchange || this.closing) return;
-    this.server.count(`responses_${Math.floor(ex.res.status / 100)}xx`);
+    this.server.count(responseCounter(ex.res.status));
     if (ex.closeAfter) return this.closeGracefully();
     if (!ex.bodyComplete) {
       // The handler answered without reading the whole body. Read and drop a small rest
@@ -763,7 +763,7 @@ class Connection implements ByteStreamEvents {
       responseHead(status, this.server.serverName) +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n`;
-    this.server.count(`responses_${Math.floor(status / 100)}xx`);
+    this.server.count(responseCounter(status));
     this.write(Buffer.from(head + body, 'latin1'));
     this.closeGracefully();
   }
@@ -823,7 +823,7 @@ class Connection implements ByteStreamEvents {
     this.closing = true;
     const ex = this.exchange;
     if (ex && !ex.bodyComplete) ex.body.fail(connectionGone);
-    this.parser = new RequestParser(this.server.limits); // drop buffered input
+    this.parser.discardInput(); // lingering close: input is dropped from now on
     this.socket.end();
     if (this.socket.isPaused()) this.socket.resume();
     this.armTimer();
@@ -1032,13 +1032,18 @@ class ServerResponse implements HttpResponse {
     if (ex.closeAfter) head += 'Connection: close\r\n';
     else if (ex.head.version === '1.0') head += 'Connection: keep-alive\r\n';
     head += '\r\n';
-    const headBytes = Buffer.from(head, 'latin1');
 
-    if (this.noBody || !data || data.length === 0) return this.conn.write(headBytes);
-    const parts = [headBytes, ...this.frame(data)];
-    // A small response goes out as one buffer: one write, one segment.
-    if (parts.length === 2 && data.length <= COALESCE_BYTES) return this.conn.write(Buffer.concat(parts));
-    return this.conn.writeAll(parts);
+    if (this.noBody || !data || data.length === 0) return this.conn.write(Buffer.from(head, 'latin1'));
+    const parts = this.frame(data);
+    if (parts.length === 1 && data.length <= COALESCE_BYTES) {
+      // A small response goes out as one buffer: one write, one segment. The head is written
+      // straight into it (latin1: one byte per UTF-16 unit, so head.length bytes).
+      const out = Buffer.allocUnsafe(head.length + data.length);
+      out.write(head, 0, 'latin1');
+      out.set(data, head.length);
+      return this.conn.write(out);
+    }
+    return this.conn.writeAll([Buffer.from(head, 'latin1'), ...parts]);
   }
 
   /** Queue body bytes in the chosen framing. Returns false when the socket wants a drain. */
@@ -1095,6 +1100,12 @@ function isClientGone(err: unknown): boolean {
 
 /** IMF-fixdate (RFC 9110 §5.6.7), cached for the current second. */
 let dateCache = { second: -1, text: '' };
+/** "responses_2xx" ... "responses_9xx", made once instead of a new string per response. */
+const RESPONSE_COUNTERS = Array.from({ length: 10 }, (_, i) => `responses_${i}xx`);
+function responseCounter(status: number): string {
+  return RESPONSE_COUNTERS[Math.floor(status / 100)] ?? `responses_${Math.floor(status / 100)}xx`;
+}
+
 function reasonPhrase(status: number): string {
   return REASONS[status] ?? 'Unknown';
 }

@@ -55,6 +55,12 @@ export interface VirtioNetHdr {
   csumOffset: number;
 }
 
+/**
+ * The header the kernel puts on nearly every packet it hands us: "checksum verified", nothing else.
+ * Decoded to this one shared (frozen) object instead of a new one per received packet.
+ */
+const DATA_VALID_ONLY: VirtioNetHdr = Object.freeze({ flags: VIRTIO_NET_HDR_F_DATA_VALID, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 });
+
 /** Decode the header at buf[off..off+10). A header of all zeros is undefined (nothing asked). */
 export function readVirtioHdr(buf: Uint8Array, off: number): VirtioNetHdr | undefined {
   const flags = buf[off]!;
@@ -63,7 +69,11 @@ export function readVirtioHdr(buf: Uint8Array, off: number): VirtioNetHdr | unde
   const gsoSize = buf[off + 4]! | (buf[off + 5]! << 8);
   const csumStart = buf[off + 6]! | (buf[off + 7]! << 8);
   const csumOffset = buf[off + 8]! | (buf[off + 9]! << 8);
-  if ((flags | gsoType | hdrLen | gsoSize | csumStart | csumOffset) === 0) return undefined;
+  const rest = gsoType | hdrLen | gsoSize | csumStart | csumOffset;
+  if (rest === 0) {
+    if (flags === 0) return undefined;
+    if (flags === VIRTIO_NET_HDR_F_DATA_VALID) return DATA_VALID_ONLY;
+  }
   return { flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset };
 }
 
@@ -153,6 +163,18 @@ export function completeChecksum(packet: Uint8Array, csumStart: number, csumOffs
  */
 export function tcpTxHeader(ipHeaderLen: number, tcpHeaderLen: number, payloadLen: number, mss: number): VirtioNetHdr {
   const gso = payloadLen > mss;
+  if (!gso && ipHeaderLen === 20) {
+    // The common case (every ACK and small segment): the header depends on the TCP header length
+    // only, so one shared frozen object per length instead of a new one per segment.
+    return (PLAIN_TX_HEADERS[tcpHeaderLen] ??= Object.freeze({
+      flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+      gsoType: VIRTIO_NET_HDR_GSO_NONE,
+      hdrLen: ipHeaderLen + tcpHeaderLen,
+      gsoSize: 0,
+      csumStart: ipHeaderLen,
+      csumOffset: TCP_CSUM_OFFSET,
+    }));
+  }
   return {
     flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
     gsoType: gso ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_NONE,
@@ -162,6 +184,9 @@ export function tcpTxHeader(ipHeaderLen: number, tcpHeaderLen: number, payloadLe
     csumOffset: TCP_CSUM_OFFSET,
   };
 }
+
+/** tcpTxHeader's shared headers for non-GSO segments behind a 20-byte IPv4 header, by TCP header length. */
+const PLAIN_TX_HEADERS: Array<VirtioNetHdr | undefined> = [];
 
 /** The value a partial TCP checksum field holds: the pseudo-header sum, folded, not complemented. */
 export function partialTcpChecksum(src: number, dst: number, tcpLength: number): number {

@@ -147,7 +147,6 @@ export class Connection {
     readonly remoteAddr: number,
     readonly remotePort: number,
     mtu: number,
-    readonly key: string,
   ) {
     this.rcv = new Receiver(this, mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN);
     this.snd = new Sender(this, config);

@@ -15,6 +15,7 @@ import type { TcpConfig } from './config.js';
 import { DEFAULT_TCP_CONFIG } from './config.js';
 import type { ConnectionHost, ConnectionInfo } from './connection.js';
 import { Connection } from './connection.js';
+import { ConnectionTable } from './conntable.js';
 import { icmpErrorArrives } from './icmp-errors.js';
 import { offeredWscaleFor, openFromCookie } from './handshake.js';
 import { IsnGenerator } from './isn.js';
@@ -72,7 +73,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;
   private readonly random: () => number;
-  private readonly conns = new Map<string, Connection>();
+  private readonly conns = new ConnectionTable<Connection>();
   /** Connections not in TIME-WAIT, so listing the live ones never walks thousands of TIME-WAITs. */
   private readonly live = new Set<Connection>();
   /** Connections per state, kept by the transitions (O(1) for /metrics and the status page). */
@@ -124,8 +125,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     }
     // A malformed option was ignored (segment.ts), not the segment; counted here (Linux ignores it silently).
     if (seg.badOptions) this.count('tcp.bad-option');
-    const key = connKey(ip.src, seg.srcPort, seg.dstPort);
-    const conn = this.conns.get(key);
+    const conn = this.conns.get(ip.src, seg.srcPort, seg.dstPort);
     if (conn) {
       if (conn.state === TcpState.TIME_WAIT && (seg.flags & (SYN | ACK | RST)) === SYN) {
         // RFC 9293 §3.10.7.4 / RFC 6191 / RFC 1122 §4.2.2.13: a new SYN for a 4-tuple in TIME-WAIT
@@ -136,7 +136,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
           this.count('tcp.time-wait.reused');
           const isnFloor = seqAdd(conn.snd.max, 65536 + 2);
           conn.toClosed('new SYN in TIME-WAIT');
-          this.onListen(this.listeners.get(seg.dstPort)!, key, ip, seg, now, isnFloor);
+          this.onListen(this.listeners.get(seg.dstPort)!, ip, seg, now, isnFloor);
           return;
         }
       }
@@ -150,7 +150,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     }
     const listener = this.listeners.get(seg.dstPort);
     if (listener && !listener.closed) {
-      this.onListen(listener, key, ip, seg, now);
+      this.onListen(listener, ip, seg, now);
       return;
     }
     this.count('tcp.drop.no-connection');
@@ -158,7 +158,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   /** §3.10.7.2: SEGMENT ARRIVES in LISTEN (the listener decides; a SYN it admits makes a connection). */
-  private onListen(l: Listener, key: string, ip: Ipv4Header, seg: TcpSegment, now: number, isnFloor?: number): void {
+  private onListen(l: Listener, ip: Ipv4Header, seg: TcpSegment, now: number, isnFloor?: number): void {
     switch (l.segmentArrives(seg, now)) {
       case 'reset':
         return this.resetForNobody(ip, seg, now);
@@ -169,7 +169,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       case 'cookie':
         return this.sendCookie(l, ip, seg, now);
       case 'check-cookie':
-        return this.checkCookie(l, key, ip, seg, now);
+        return this.checkCookie(l, ip, seg, now);
       case 'open':
         break;
     }
@@ -178,8 +178,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
       this.count('tcp.limit.connections');
       return this.resetForNobody(ip, seg, now);
     }
-    const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
-    this.conns.set(key, conn);
+    const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu);
+    this.conns.set(conn);
     let iss = this.isn.isn(this.addr, l.port, ip.src, seg.srcPort, now);
     if (isnFloor !== undefined && seqLt(iss, isnFloor)) iss = isnFloor;
     this.count('tcp.passive-open');
@@ -193,7 +193,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
    */
   onIcmpError(err: IcmpErrorInfo): void {
     const q = err.quoted;
-    const conn = this.conns.get(connKey(err.dst, (q[2]! << 8) | q[3]!, (q[0]! << 8) | q[1]!));
+    const conn = this.conns.get(err.dst, (q[2]! << 8) | q[3]!, (q[0]! << 8) | q[1]!);
     if (!conn) return this.count('tcp.icmp.no-connection');
     const seq = ((q[4]! << 24) | (q[5]! << 16) | (q[6]! << 8) | q[7]!) >>> 0;
     if (!conn.snd.inFlight(seq)) return this.count('tcp.icmp.out-of-window');
@@ -236,7 +236,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   /** An ACK to a listener that recently sent cookies: a valid cookie makes the connection. */
-  private checkCookie(l: Listener, key: string, ip: Ipv4Header, seg: TcpSegment, now: number): void {
+  private checkCookie(l: Listener, ip: Ipv4Header, seg: TcpSegment, now: number): void {
     const syn = this.cookies.check(this.addr, l.port, ip.src, seg.srcPort, seqAdd(seg.seq, -1), seqAdd(seg.ack, -1), now);
     if (!syn) {
       this.count('tcp.syncookies.failed');
@@ -249,8 +249,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     }
     this.count('tcp.syncookies.accepted');
     this.count('tcp.passive-open');
-    const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu, key);
-    this.conns.set(key, conn);
+    const conn = new Connection(this, this.config, this.addr, l.port, ip.src, seg.srcPort, this.mtu);
+    this.conns.set(conn);
     l.adopt(conn);
     // The options the SYN had, from the echo of our TSval (its offset taken away), if the ACK
     // carries one; an ACK without timestamps gets none of them (Linux: cookie_timestamp_decode).
@@ -316,14 +316,13 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     let port: number;
     if (localPort !== undefined && localPort !== 0) {
       port = localPort;
-      if (this.conns.has(connKey(remoteAddr, remotePort, port))) throw codeError('EADDRINUSE', `connect EADDRINUSE: local port ${port} in use`);
+      if (this.conns.has(remoteAddr, remotePort, port)) throw codeError('EADDRINUSE', `connect EADDRINUSE: local port ${port} in use`);
     } else {
-      const free = (p: number) => !this.listeners.has(p) && !this.conns.has(connKey(remoteAddr, remotePort, p));
+      const free = (p: number) => !this.listeners.has(p) && !this.conns.has(remoteAddr, remotePort, p);
       port = this.ephemeralPort(free, 'EADDRNOTAVAIL', 'connect EADDRNOTAVAIL: no free local port');
     }
-    const key = connKey(remoteAddr, remotePort, port);
-    const conn = new Connection(this, this.config, this.addr, port, remoteAddr, remotePort, this.mtu, key);
-    this.conns.set(key, conn);
+    const conn = new Connection(this, this.config, this.addr, port, remoteAddr, remotePort, this.mtu);
+    this.conns.set(conn);
     this.count('tcp.active-open');
     conn.openActive(this.isn.isn(this.addr, port, remoteAddr, remotePort, now), now, this.isn.tsOffset(this.addr, port, remoteAddr, remotePort));
     return conn;
@@ -366,7 +365,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   onTransition(conn: Connection, from: TcpState, to: TcpState, cause: string): void {
-    this.count(`tcp.state.${to}`);
+    this.count(STATE_COUNTERS[to]);
     if (from !== TcpState.CLOSED) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
     if (to !== TcpState.CLOSED) this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
     if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) {
@@ -393,7 +392,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   release(conn: Connection): void {
-    if (this.conns.get(conn.key) === conn) this.conns.delete(conn.key);
+    this.conns.delete(conn);
     conn.heapAt = Infinity;
     conn.listener?.leaveSynQueue(conn);
   }
@@ -490,9 +489,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
 }
 
-export function connKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): string {
-  return `${remoteAddr}:${remotePort}:${localPort}`;
-}
+/** The counter of each state's entries ("tcp.state.ESTABLISHED"), made once rather than per transition. */
+const STATE_COUNTERS = Object.fromEntries(Object.values(TcpState).map((s) => [s, `tcp.state.${s}`])) as Record<TcpState, string>;
 
 /** "10.77.0.1:51234 > 10.77.0.2:80": the peer first, as the trace shows it. */
 export function connName(conn: Connection): string {

@@ -110,7 +110,7 @@ export class Rack {
     let lostBytes = 0;
     let timeout = 0;
     if (this.xmitTs === -Infinity) return { lostBytes, timeout };
-    for (const r of sb.byTime()) {
+    for (let r = sb.oldestSent; r !== undefined; r = r.next) {
       if (!sentAfter(this.xmitTs, this.endSeq, r.xmitTs, r.end, this.xmitOrder, r.xmitOrder)) break;
       if (r.lost && !r.retrans) continue; // already waiting for retransmission
       const remaining = r.xmitTs + this.rtt + reoWnd - now;

@@ -34,6 +34,8 @@ export interface AckOutcome {
 export class SackRecovery {
   readonly sb: Scoreboard;
   readonly rack = new Rack();
+  /** The one outcome onAck fills in (it runs on every ACK: no garbage per ACK). */
+  readonly #outcome: AckOutcome = { lossDetected: false, dsack: undefined, invalid: 0, newlySacked: 0, probeRepairedLoss: false, reorderAt: Infinity };
 
   constructor(mss: number, maxRecords = 4096) {
     this.sb = new Scoreboard(maxRecords, mss);
@@ -56,6 +58,7 @@ export class SackRecovery {
   /**
    * An acceptable ACK: cumulative `una`, the peer's SACK blocks (unvalidated), `sndMax`.
    * `echoedAt`: our clock when the echoed timestamp was sent, if timestamps are on.
+   * The outcome is valid until the next call (it is reused).
    */
   onAck(
     una: number,
@@ -67,19 +70,20 @@ export class SackRecovery {
     echoedAt?: number,
   ): AckOutcome {
     const res = this.sb.onAck(una, blocks, sndMax);
-    for (const r of res.delivered) this.rack.onDelivered(r, now, echoedAt);
+    const delivered = res.delivered;
+    for (let i = 0; i < delivered.length; i++) this.rack.onDelivered(delivered[i]!, now, echoedAt);
     if (res.dsack) this.rack.onDsack(una, sndMax);
     const probe = this.rack.onAckForProbe(una, res.dsack);
     this.sb.markLostByDupThresh();
     const { timeout } = this.rack.detectLoss(this.sb, this.rack.reoWnd(inRecovery, this.sb.sackedSegments, srtt), now);
-    return {
-      reorderAt: timeout > 0 ? now + timeout : Infinity,
-      lossDetected: this.sb.lostBytes > 0,
-      dsack: res.dsack,
-      invalid: res.invalid,
-      newlySacked: res.newlySacked,
-      probeRepairedLoss: probe === 'loss',
-    };
+    const out = this.#outcome;
+    out.reorderAt = timeout > 0 ? now + timeout : Infinity;
+    out.lossDetected = this.sb.lostBytes > 0;
+    out.dsack = res.dsack;
+    out.invalid = res.invalid;
+    out.newlySacked = res.newlySacked;
+    out.probeRepairedLoss = probe === 'loss';
+    return out;
   }
 
   /** The reordering timer fired: run RACK's loss detection again. Returns whether something is

@@ -30,23 +30,31 @@ import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqSub } from './seq.js';
 /** RFC 6675 §2 / RFC 5681: duplicate threshold. */
 export const DUP_THRESH = 3;
 
-export interface SentRecord {
-  start: number;
-  end: number;
-  /** Time of the last transmission (ms). */
-  xmitTs: number;
-  /** Which transmission of the connection that was (a count): orders two sent in the same ms. */
-  xmitOrder: number;
+/**
+ * A class rather than object literals: one record is made per segment sent, and a constructor
+ * gives every record the same shape from the start (measured: the literal, whose `prev`/`next`
+ * begin as undefined and later hold records, was the costliest line of the send path).
+ */
+export class SentRecord {
   /** How many times it was sent (1 = once). */
-  xmits: number;
-  sacked: boolean;
+  xmits = 1;
+  sacked = false;
   /** Deemed lost (RFC 6675 IsLost, RACK, or a timeout) and not delivered since. */
-  lost: boolean;
+  lost = false;
   /** Retransmitted after being marked lost; in the network again (counts in pipe). */
-  retrans: boolean;
+  retrans = false;
   /** Time-ordered list (oldest transmission first), for RACK. */
-  prev: SentRecord | undefined;
-  next: SentRecord | undefined;
+  prev: SentRecord | undefined = undefined;
+  next: SentRecord | undefined = undefined;
+
+  constructor(
+    public start: number,
+    public end: number,
+    /** Time of the last transmission (ms). */
+    public xmitTs: number,
+    /** Which transmission of the connection that was (a count): orders two sent in the same ms. */
+    public xmitOrder: number,
+  ) {}
 }
 
 /** What one ACK told the scoreboard. */
@@ -74,6 +82,11 @@ export class Scoreboard {
   #lostWaiting = 0;
   /** Transmissions so far (SentRecord.xmitOrder). */
   #sends = 0;
+  /**
+   * The one result onAck fills in and returns (it runs on every ACK of a SACK connection: a fresh
+   * object and array each time were a measurable share of the request path's garbage).
+   */
+  readonly #result: SackResult = { delivered: [], newlySacked: 0, dsack: undefined, invalid: 0 };
   /** RFC 6675 RescueRxt: the RecoveryPoint of the recovery that already had its rescue. */
   #rescueFor: number | undefined;
 
@@ -120,6 +133,12 @@ export class Scoreboard {
     for (let r = this.#oldest; r !== undefined; r = r.next) yield r;
   }
 
+  /** The record sent longest ago and not yet delivered: the head of the time-ordered list
+   *  (`next` leads to newer ones). RACK walks it on every ACK, without an iterator. */
+  get oldestSent(): SentRecord | undefined {
+    return this.#oldest;
+  }
+
   first(): SentRecord | undefined {
     return this.#recs[this.#head];
   }
@@ -147,7 +166,7 @@ export class Scoreboard {
         this.#toNewest(last);
         return;
       }
-      const rec: SentRecord = { start, end, xmitTs: now, xmitOrder: ++this.#sends, xmits: 1, sacked: false, lost: false, retrans: false, prev: undefined, next: undefined };
+      const rec = new SentRecord(start, end, now, ++this.#sends);
       this.#recs.push(rec);
       this.#outstanding += len;
       this.#link(rec);
@@ -182,10 +201,14 @@ export class Scoreboard {
 
   /**
    * An ACK arrived: cumulative `una` and SACK `blocks` (as parsed; hostile), with `sndMax` the
-   * highest sequence number sent.
+   * highest sequence number sent. The result is valid until the next call (it is reused).
    */
   onAck(una: number, blocks: ReadonlyArray<readonly [number, number]> | undefined, sndMax: number): SackResult {
-    const res: SackResult = { delivered: [], newlySacked: 0, dsack: undefined, invalid: 0 };
+    const res = this.#result;
+    res.delivered = []; // a fresh empty array is cheaper than truncating (length = 0 is a runtime call in V8)
+    res.newlySacked = 0;
+    res.dsack = undefined;
+    res.invalid = 0;
     this.#ackUpTo(una, res);
     if (blocks === undefined) return res;
     for (let b = 0; b < blocks.length && b < 4; b++) {
@@ -401,7 +424,11 @@ export class Scoreboard {
     if (this.size >= this.maxRecords) return false;
     const r = this.#recs[i]!;
     if (!(seqLt(r.start, at) && seqLt(at, r.end))) return false;
-    const right: SentRecord = { ...r, start: at, prev: undefined, next: undefined };
+    const right = new SentRecord(at, r.end, r.xmitTs, r.xmitOrder);
+    right.xmits = r.xmits;
+    right.sacked = r.sacked;
+    right.lost = r.lost;
+    right.retrans = r.retrans;
     r.end = at;
     this.#recs.splice(i + 1, 0, right);
     if (!r.sacked) {

@@ -42,8 +42,10 @@ export class SendBuffer {
       }
     }
     // All acknowledged: empty the array outright (an idle connection holds no array storage).
+    // Otherwise not splice(0, i) for one chunk: it returns an array of the removed chunks, garbage on every ACK.
     if (i === this.chunks.length) this.chunks.length = 0;
-    else if (i > 0) this.chunks.splice(0, i);
+    else if (i === 1) this.chunks.shift();
+    else if (i > 1) this.chunks.splice(0, i);
     this.cursorIndex = 0;
     this.cursorStart = 0;
   }
