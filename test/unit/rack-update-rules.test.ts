@@ -27,7 +27,7 @@ function ack(sb: Scoreboard, rack: Rack, una: number, blocks: Array<[number, num
 const record = (sb: Scoreboard, start: number) => [...sb.records()].find((r) => r.start === start)!;
 
 describe('RACK update rules (RFC 8985 §6.2)', () => {
-  it('[rack.retransmit-rtt-at-min] a retransmitted segment acknowledged exactly min_RTT after its retransmission updates RACK: only a shorter RTT is ambiguous (step 2)', () => {
+  it('a retransmitted segment acknowledged exactly min_RTT after its retransmission updates RACK: only a shorter RTT is ambiguous (step 2)', () => {
     const sb = flight(3);
     const rack = new Rack();
     ack(sb, rack, 0, [[100, 200]], 300, 41); // segment 1: RTT 40 = min_RTT
@@ -37,7 +37,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
     expect([rack.xmitTs, rack.rtt, rack.endSeq]).toEqual([50, 40, 100]);
   });
 
-  it('[rack.retransmit-echo] with timestamps, an echo of the retransmission\'s own send time makes its ACK count for the retransmission; an echo of an earlier send does not (step 2)', () => {
+  it('with timestamps, an echo of the retransmission\'s own send time makes its ACK count for the retransmission; an echo of an earlier send does not (step 2)', () => {
     const sb = flight(3);
     const rack = new Rack();
     ack(sb, rack, 0, [[100, 200]], 300, 41); // min_RTT 40
@@ -54,7 +54,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
     expect([r2.xmitTs, r2.rtt]).toEqual([1, 40]);
   });
 
-  it('[rack.min-rtt-zero] an ACK in the same millisecond as the send is an RTT of 0: min_RTT drops to 0 and so does the reordering window min_RTT/4 (step 2, step 4)', () => {
+  it('an ACK in the same millisecond as the send is an RTT of 0: min_RTT drops to 0 and so does the reordering window min_RTT/4 (step 2, step 4)', () => {
     const sb = flight(4);
     const rack = new Rack();
     ack(sb, rack, 0, [[100, 200]], 400, 41); // RTT 40
@@ -65,7 +65,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
     expect(rack.reoWnd(false, 2, 40)).toBe(0);
   });
 
-  it('[rack.reordering-not-retransmit] a retransmitted segment delivered below RACK.fack is a repaired loss, not reordering: the window stays aggressive (step 3)', () => {
+  it('a retransmitted segment delivered below RACK.fack is a repaired loss, not reordering: the window stays aggressive (step 3)', () => {
     const sb = flight(4);
     const rack = new Rack();
     ack(sb, rack, 0, [[100, 400]], 400, 43); // segments 1-3 SACKed: fack = 400
@@ -82,7 +82,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
     expect(r2.reorderingSeen).toBe(true);
   });
 
-  it('[rack.dsack-round-end] a D-SACK round ends once SND.UNA reaches the SND.NXT it started at: the next D-SACK raises reo_wnd_mult again (step 4: SND.UNA >= RACK.dsack_round)', () => {
+  it('a D-SACK round ends once SND.UNA reaches the SND.NXT it started at: the next D-SACK raises reo_wnd_mult again (step 4: SND.UNA >= RACK.dsack_round)', () => {
     const sb = flight(6);
     const rack = new Rack();
     ack(sb, rack, 0, [[200, 300]], 600, 42); // min_RTT 40
@@ -96,7 +96,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
     expect(rack.reoWnd(true, 2, 1000)).toBe(30);
   });
 
-  it('[rack.lost-waiting-no-timer] a record already marked lost and not yet retransmitted is not judged again: it arms no reordering timer (step 5)', () => {
+  it('a record already marked lost and not yet retransmitted is not judged again: it arms no reordering timer (step 5)', () => {
     const sb = flight(5);
     const rack = new Rack();
     // Segments 1..3 SACKed at 50: DupThresh marks segment 0 lost at once.
@@ -112,7 +112,7 @@ describe('RACK update rules (RFC 8985 §6.2)', () => {
 });
 
 describe('TLP episodes (RFC 8985 §7.4)', () => {
-  it('[tlp.new-data-probe-dsack] a D-SACK during the episode of a new-data probe proves nothing about the probe: the episode goes on until SND.UNA passes it (§7.4.1 is for retransmitted probes)', () => {
+  it('a D-SACK during the episode of a new-data probe proves nothing about the probe: the episode goes on until SND.UNA passes it (§7.4.1 is for retransmitted probes)', () => {
     const rack = new Rack();
     rack.onProbeSent(3000, false);
     expect(rack.onAckForProbe(2000, [1000, 1100])).toBe('none');
@@ -121,7 +121,7 @@ describe('TLP episodes (RFC 8985 §7.4)', () => {
     expect(rack.tlpEndSeq).toBeUndefined();
   });
 
-  it('[tlp.retransmit-probe-other-dsack] a retransmitted probe: a D-SACK for data above the probe is not about it; the episode ends when the probe is acknowledged', () => {
+  it('a retransmitted probe: a D-SACK for data above the probe is not about it; the episode ends when the probe is acknowledged', () => {
     const rack = new Rack();
     rack.onProbeSent(2000, true);
     expect(rack.onAckForProbe(1500, [2100, 2200])).toBe('none');

@@ -17,14 +17,14 @@ function sent(n: number, mss = MSS): SackRecovery {
 }
 
 describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
-  it('[recovery.ack-nothing-pending] an ACK that leaves nothing lost and nothing undecided: no loss, no reordering timer, no probe repaired', () => {
+  it('an ACK that leaves nothing lost and nothing undecided: no loss, no reordering timer, no probe repaired', () => {
     const rec = sent(4);
     const out = rec.onAck(200, undefined, 400, 41, false, 40);
     expect(out).toEqual({ reorderAt: Infinity, lossDetected: false, dsack: undefined, invalid: 0, newlySacked: 0, probeRepairedLoss: false });
     expect(rec.onReorderTimeout(60, false, 40)).toEqual({ lost: false, reorderAt: Infinity });
   });
 
-  it('[recovery.reorder-deadline] one SACKed segment above a hole: the hole is undecided until RTT + min_RTT/4 after its send; the deadline is absolute, and the timeout then finds the loss', () => {
+  it('one SACKed segment above a hole: the hole is undecided until RTT + min_RTT/4 after its send; the deadline is absolute, and the timeout then finds the loss', () => {
     const rec = sent(4);
     const out = rec.onAck(0, [[100, 200]], 400, 41, false, 40); // segment 1: RTT 40
     expect(out.lossDetected).toBe(false);
@@ -35,7 +35,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(rec.nextRetransmit()?.start).toBe(0);
   });
 
-  it('[recovery.dupthresh] three SACKed segments above a hole: lost at once (RFC 6675 IsLost), whatever RACK\'s timer says', () => {
+  it('three SACKed segments above a hole: lost at once (RFC 6675 IsLost), whatever RACK\'s timer says', () => {
     const rec = sent(5);
     const out = rec.onAck(0, [[100, 400]], 500, 41, false, 40);
     expect(out.lossDetected).toBe(true);
@@ -43,7 +43,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(rec.pipe).toBe(MSS); // segment 4 only
   });
 
-  it('[recovery.dsack-widens] a D-SACK after reordering was seen doubles RACK\'s reordering window: the hole\'s deadline moves out (RFC 8985 §6.2 step 4)', () => {
+  it('a D-SACK after reordering was seen doubles RACK\'s reordering window: the hole\'s deadline moves out (RFC 8985 §6.2 step 4)', () => {
     const deadline = (withDsack: boolean) => {
       const rec = sent(8);
       rec.onAck(0, [[200, 300]], 800, 42, false, 40); // RTT 40, fack 300
@@ -62,7 +62,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(dsack.reorderAt).toBe(3 + 40 + 20);
   });
 
-  it('[recovery.mss-follows] after the MSS shrinks (a path-MTU drop), IsLost\'s byte rule counts in the new SMSS: 300 SACKed bytes above a hole are more than 2 · 100 (RFC 6675 §4)', () => {
+  it('after the MSS shrinks (a path-MTU drop), IsLost\'s byte rule counts in the new SMSS: 300 SACKed bytes above a hole are more than 2 · 100 (RFC 6675 §4)', () => {
     const rec = new SackRecovery(1000);
     rec.mss = 150;
     for (let i = 0; i < 4; i++) rec.onSent(i * 150, 150, i);
@@ -75,7 +75,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(same.onAck(0, [[150, 450]], 600, 41, false, 40).lossDetected).toBe(false);
   });
 
-  it('[recovery.probe-repaired] a retransmitted probe acknowledged without a D-SACK reports a repaired loss once; a new-data probe does not (RFC 8985 §7.4)', () => {
+  it('a retransmitted probe acknowledged without a D-SACK reports a repaired loss once; a new-data probe does not (RFC 8985 §7.4)', () => {
     const rec = sent(3);
     rec.onAck(100, undefined, 300, 41, false, 40);
     rec.rack.onProbeSent(300, true);
@@ -86,7 +86,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(fresh.onAck(300, undefined, 300, 90, false, 40).probeRepairedLoss).toBe(false);
   });
 
-  it('[recovery.rto-ends-probe] a retransmission timeout ends the TLP episode: the probe deadline is armed again for what follows, and the ACK that ends the timeout\'s recovery is not a probe\'s repair (RFC 8985 §7.3-7.4)', () => {
+  it('a retransmission timeout ends the TLP episode: the probe deadline is armed again for what follows, and the ACK that ends the timeout\'s recovery is not a probe\'s repair (RFC 8985 §7.3-7.4)', () => {
     const rec = sent(3);
     rec.onAck(100, undefined, 300, 41, false, 40);
     rec.rack.onProbeSent(300, true);
@@ -96,7 +96,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(rec.onAck(300, undefined, 300, 500, false, 40).probeRepairedLoss).toBe(false);
   });
 
-  it('[recovery.rto-reneging] a timeout with the segment at SND.UNA SACKed reports reneging and forgets the SACKs (RFC 2018 §8)', () => {
+  it('a timeout with the segment at SND.UNA SACKed reports reneging and forgets the SACKs (RFC 2018 §8)', () => {
     const rec = sent(3);
     rec.onAck(0, [[0, 100]], 300, 41, false, 40); // the peer SACKs SND.UNA's own segment
     expect(rec.onRto()).toBe(true);
@@ -104,7 +104,7 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(rec.sb.sackedBytes).toBe(0);
   });
 
-  it('[recovery.probe-deadline] PTO is armed only outside recovery, with nothing SACKed, data in flight, no probe out and an RTO armed; one segment in flight (flight = SMSS) waits for a delayed ACK; never past the RTO (RFC 8985 §7.2)', () => {
+  it('PTO is armed only outside recovery, with nothing SACKed, data in flight, no probe out and an RTO armed; one segment in flight (flight = SMSS) waits for a delayed ACK; never past the RTO (RFC 8985 §7.2)', () => {
     const rec = sent(3);
     expect(rec.probeDeadline(10, 40, 300, MSS, false, 1000)).toBe(10 + 80 + PTO_MARGIN_MS);
     expect(rec.probeDeadline(10, 40, MSS, MSS, false, 1000)).toBe(10 + 80 + WC_DEL_ACK_MS);

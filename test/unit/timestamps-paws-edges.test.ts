@@ -9,14 +9,14 @@ import { Timestamps } from '../../src/tcp/timestamps.js';
 const DAY_MS = 24 * 3600 * 1000;
 
 describe('timestamps edge rules (RFC 7323)', () => {
-  it('[ts.paws-no-recent] before the peer\'s first timestamp nothing is old, whatever its TSval (RFC 7323 §5.3 R1 needs TS.Recent)', () => {
+  it('before the peer\'s first timestamp nothing is old, whatever its TSval (RFC 7323 §5.3 R1 needs TS.Recent)', () => {
     const ts = new Timestamps(0);
     ts.enabled = true;
     expect(ts.isOld(0xfffffff0, 0)).toBe(false); // 16 "before" 0 modulo 2^32
     expect(ts.isOld(0x80000001, 5)).toBe(false);
   });
 
-  it('[ts.paws-idle-24-days] TS.Recent goes stale 24 days after it was last set, counted from that moment (RFC 7323 §5.5)', () => {
+  it('TS.Recent goes stale 24 days after it was last set, counted from that moment (RFC 7323 §5.5)', () => {
     const ts = new Timestamps(0);
     ts.enabled = true;
     const setAt = 10 * DAY_MS;
@@ -26,7 +26,7 @@ describe('timestamps edge rules (RFC 7323)', () => {
     expect(ts.isOld(4000, 24 * DAY_MS + 1)).toBe(true); // 14 days after it was set
   });
 
-  it('[ts.recent-first] the first TSval taken by the §4.3 update becomes TS.Recent, even one "before" 0 modulo 2^32', () => {
+  it('the first TSval taken by the §4.3 update becomes TS.Recent, even one "before" 0 modulo 2^32', () => {
     const ts = new Timestamps(0);
     ts.enabled = true;
     ts.ackSent(1);
@@ -34,7 +34,7 @@ describe('timestamps edge rules (RFC 7323)', () => {
     expect([ts.hasRecent, ts.tsRecent, ts.tsRecentAt, ts.echo()]).toEqual([true, 0x90000000, 7, 0x90000000]);
   });
 
-  it('[ts.time-wait-needs-both] the TIME-WAIT timestamp rule decides only when the old connection used timestamps and has a TS.Recent (RFC 6191 §2)', () => {
+  it('the TIME-WAIT timestamp rule decides only when the old connection used timestamps and has a TS.Recent (RFC 6191 §2)', () => {
     const notUsed = new Timestamps(0);
     notUsed.onSyn(7000, 0); // the peer's SYN carried one, but ours did not: option off
     expect(notUsed.synIsNewer(8000)).toBeUndefined();
