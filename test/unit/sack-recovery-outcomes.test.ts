@@ -43,6 +43,17 @@ describe('SACK recovery outcomes (RFC 6675, RFC 8985)', () => {
     expect(rec.pipe).toBe(MSS); // segment 4 only
   });
 
+  it('after reordering was seen RACK waits min_RTT/4, but DupThresh SACKed segments above a hole still make it lost at once (RFC 6675 IsLost)', () => {
+    const rec = sent(8);
+    rec.onAck(0, [[200, 300]], 800, 42, false, 40); // RTT 40
+    rec.onAck(0, [[100, 300]], 800, 43, false, 40); // segment 1 below fack: reordering seen
+    const out = rec.onAck(0, [[100, 300], [400, 600]], 800, 46, false, 40);
+    // Segment 0 has four SACKed segments above it; RACK alone would wait until 0 + 41 + 10 = 51.
+    expect(out.lossDetected).toBe(true);
+    expect(rec.nextRetransmit()?.start).toBe(0);
+    expect(out.reorderAt).toBe(3 + 41 + 10); // segment 3 (two SACKed above) waits for RACK
+  });
+
   it('a D-SACK after reordering was seen doubles RACK\'s reordering window: the hole\'s deadline moves out (RFC 8985 §6.2 step 4)', () => {
     const deadline = (withDsack: boolean) => {
       const rec = sent(8);
