@@ -16,7 +16,7 @@
  * connection arms the timers it returns. Sans-I/O: `now` in ms.
  */
 import type { Scoreboard, SentRecord } from './sack.js';
-import { seqGeq, seqGt, seqLeq } from './seq.js';
+import { seqGeq, seqGt, seqLeq, seqLt } from './seq.js';
 
 /** RFC 8985 §7.2: the worst-case delayed-ACK time added to a PTO when only one segment is in flight
  *  (Linux's TCP_DELACK_MAX, 200 ms). */
@@ -76,9 +76,10 @@ export class Rack {
   }
 
   /** §6.2 step 4: a D-SACK (a spurious retransmission, or reordering) widens the window, once
-   *  per round trip, for the next REO_WND_PERSIST recoveries. `sndMax` marks the round's end. */
+   *  per round trip, for the next REO_WND_PERSIST recoveries. `sndMax` marks the round's end: the
+   *  round is over once SND.UNA has reached it ("SND.UNA >= RACK.dsack_round"). */
   onDsack(una: number, sndMax: number): void {
-    if (this.#dsackRoundEnd !== undefined && seqLeq(una, this.#dsackRoundEnd)) return;
+    if (this.#dsackRoundEnd !== undefined && seqLt(una, this.#dsackRoundEnd)) return;
     this.#dsackRoundEnd = sndMax;
     this.#reoWndMult++;
     this.#reoWndPersist = REO_WND_PERSIST;

@@ -183,10 +183,12 @@ export class Scoreboard {
     for (; i < this.#recs.length; i++) {
       const r = this.#recs[i]!;
       if (seqGeq(r.start, end)) break;
-      if (seqGt(r.end, end) && !this.#split(i, end)) {
-        // Could not split: the record counts as resent only if most of it was.
-        if (seqSub(end, r.start) * 2 < seqSub(r.end, r.start)) break;
-      }
+      // At the record bound the record cannot be split: it counts as resent as a whole. (Counting
+      // it only when most of it was resent left a big lost record lost after the sender resent its
+      // first MSS, so NextSeg offered the same bytes again, and the sender resent them again and
+      // again within one cwnd check. Its other bytes are resent when RACK or the timeout marks it
+      // lost again, or once the cumulative ACK trims it.)
+      if (seqGt(r.end, end)) this.#split(i, end);
       if (r.sacked) continue;
       r.xmitTs = now;
       r.xmitOrder = ++this.#sends;
