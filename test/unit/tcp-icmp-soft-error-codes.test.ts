@@ -26,53 +26,38 @@ const cases: Array<[string, number, number, string]> = [
   ['parameter problem', PARAMETER_PROBLEM, 0, 'EPROTO'],
 ];
 
+/**
+ * connect() with one SYN retransmission (RTO 1 s): the SYN at 0, ICMP errors (quoting it) after
+ * the first SYN and after the retransmission, which times out at 3 s. Returns the socket's events.
+ */
+async function attempt(first: Array<[number, number]>, second: Array<[number, number]> = []) {
+  const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
+  let s = script(h).do((h) => h.connect()).send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>');
+  for (const [type, code] of first) s = s.icmp(type, code, { seq: 0 });
+  s = s.state('SYN-SENT').quiet(999).after(1).send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>');
+  for (const [type, code] of second) s = s.icmp(type, code, { seq: 0 });
+  await s.quiet(1999).after(1).state('CLOSED');
+  return { events: h.log.events, stats: h.stack.stats() };
+}
+
 describe('the error an ICMP soft error leaves for a connection attempt that times out', () => {
   for (const [name, type, code, errno] of cases) {
     it(`${name} (type ${type} code ${code}): SYN retried, then ${errno}`, async () => {
-      const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
-      await script(h)
-        .do((h) => h.connect())
-        .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
-        .icmp(type, code, { seq: 0 })
-        .state('SYN-SENT')
-        .quiet(999)
-        .after(1)
-        .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
-        .quiet(1999)
-        .after(1)
-        .state('CLOSED');
-      expect(h.log.events).toEqual([`error ${errno}`, 'close']);
-      const s = h.stack.stats();
-      expect(s['tcp.icmp.soft-error']).toBe(1);
-      expect(s['tcp.icmp.refused'] ?? 0).toBe(0);
+      const { events, stats } = await attempt([[type, code]]);
+      expect(events).toEqual([`error ${errno}`, 'close']);
+      expect(stats['tcp.icmp.soft-error']).toBe(1);
+      expect(stats['tcp.icmp.refused'] ?? 0).toBe(0);
     });
   }
 
   it('without an ICMP error the same attempt ends with ETIMEDOUT', async () => {
-    const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
-    await script(h)
-      .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
-      .after(1000)
-      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
-      .after(2000)
-      .state('CLOSED');
-    expect(h.log.events).toEqual(['error ETIMEDOUT', 'close']);
+    expect((await attempt([])).events).toEqual(['error ETIMEDOUT', 'close']);
   });
 
   it('the last soft error is the one reported', async () => {
-    const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
-    await script(h)
-      .do((h) => h.connect())
-      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>')
-      .icmp(UNREACHABLE, 0, { seq: 0 })
-      .after(1000)
-      .send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>')
-      .icmp(PARAMETER_PROBLEM, 0, { seq: 0 })
-      .after(2000)
-      .state('CLOSED');
-    expect(h.log.events).toEqual(['error EPROTO', 'close']);
-    expect(h.stack.stats()['tcp.icmp.soft-error']).toBe(2);
+    const { events, stats } = await attempt([[UNREACHABLE, 0]], [[PARAMETER_PROBLEM, 0]]);
+    expect(events).toEqual(['error EPROTO', 'close']);
+    expect(stats['tcp.icmp.soft-error']).toBe(2);
   });
 });
 
