@@ -83,6 +83,20 @@ describe('TcpStream reading', () => {
     expect(Buffer.concat(got.data)).toEqual(h.peerBytes(1, 4001));
   });
 
+  it('paused, it does not report the peer FIN either: `end` comes after resume(), like a paused Readable', async () => {
+    const h = scriptHost();
+    const got = streamServer(h, { onStream: (s) => s.pause() });
+    await open(h)
+      .recv('F. 1:1(0) ack 1 win 65535')
+      .send('. 1:1(0) ack 2')
+      .do(() => {
+        expect(got.events).toEqual([]);
+        got.stream!.resume();
+      })
+      .after(1)
+      .do(() => expect(got.events).toEqual(['end']));
+  });
+
   it('pausing between arrivals holds back only what comes after', async () => {
     const h = scriptHost();
     const got = streamServer(h);
@@ -126,6 +140,16 @@ describe('TcpStream writing', () => {
         expect(got.events).toEqual(['drain']);
         expect(got.stream!.needDrain).toBe(false);
       });
+  });
+
+  it('writes that fit the send buffer never bring a `drain`', async () => {
+    const h = scriptHost();
+    let fit: boolean | undefined;
+    const got = streamServer(h, { onStream: (s) => (fit = s.write(new Uint8Array(100))) });
+    await open(h).send('P. 1:101(100) ack 1').recv('. 1:1(0) ack 101 win 65535').quiet(100);
+    expect(fit).toBe(true);
+    expect(got.stream!.needDrain).toBe(false);
+    expect(got.events).toEqual([]);
   });
 
   it('after end(), write() is refused and sends nothing; a second end() changes nothing', async () => {
