@@ -20,3 +20,19 @@ describe('the delayed ACK', () => {
     await open(h).recv('P. 1:101(100) ack 1 win 512').quiet(199).after(1).send('. 1:1(0) ack 101');
   });
 });
+
+describe('unread in-order data', () => {
+  it('small segments are joined into one buffer while the two together hold at most 2048 bytes, so neighbours always hold more', async () => {
+    const h = scriptHost();
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
+    await open(h)
+      .recv('P. 1:1025(1024) ack 1 win 512')
+      .recv('P. 1025:2049(1024) ack 1 win 512')
+      .recv('P. 2049:3073(1024) ack 1 win 512') // with the one before: 2048, joined
+      .send('. 1:1(0) ack 3073')
+      .recv('P. 3073:4097(1024) ack 1 win 512') // would make 3072: a buffer of its own
+      .after(40)
+      .send('. 1:1(0) ack 4097');
+    expect([h.conn!.rcvBuffered, h.conn!.rcv.chunks]).toEqual([3072, 2]);
+  });
+});
