@@ -36,3 +36,27 @@ describe('unread in-order data', () => {
     expect([h.conn!.rcvBuffered, h.conn!.rcv.chunks]).toEqual([3072, 2]);
   });
 });
+
+describe('under memory pressure (the stack-wide budget past 3/4 of its limit)', () => {
+  it('out-of-order data is not kept, and what was held goes (Linux tcp_prune_ofo_queue): the ACK after the gap fills stops there', async () => {
+    const h = scriptHost({ limits: { memLimit: 8000 } }); // pressure from 6000 bytes held
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
+    const s = open(h)
+      .recv('P. 1:1001(1000) ack 1 win 512')
+      .after(40)
+      .send('. 1:1(0) ack 1001')
+      .recv('P. 8001:9001(1000) ack 1 win 512') // held out of order
+      .send('. 1:1(0) ack 1001');
+    for (let at = 1001; at < 6001; at += 1000) s.recv(`P. ${at}:${at + 1000}(1000) ack 1 win 512`).send(`. 1:1(0) ack ${at + 1000} <*>`);
+    await s
+      .do((h) => expect([h.stack.tcp.memory.used, h.stack.tcp.memory.underPressure]).toEqual([6000, true]))
+      .recv('P. 9001:10001(1000) ack 1 win 512') // not kept, and 8001:9001 goes too
+      .send('. 1:1(0) ack 6001')
+      .recv('P. 6001:7001(1000) ack 1 win 512')
+      .recv('P. 7001:8001(1000) ack 1 win 512') // nothing waits beyond it now: an ordinary delayed ACK
+      .after(40)
+      .send('. 1:1(0) ack 8001');
+    const st = h.stack.stats();
+    expect([st['tcp.mem.ooo-pruned'], st['tcp.ooo.dropped'], h.stack.tcp.memory.used]).toEqual([1, 1, 7000]);
+  });
+});
