@@ -21,3 +21,28 @@ describe('a SYN in SYN-RECEIVED (§3.10.7.4 fourth, RFC 5961 §4.2)', () => {
     expect(h.stack.stats()['tcp.syn.challenged']).toBe(1);
   });
 });
+
+describe('a RST ends the connection and gives back its memory (§3.10.7.4 second)', () => {
+  it('the stack-wide budget is charged nothing for the unread data, then or when the TCB is read out', async () => {
+    const h = scriptHost();
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
+    let conn: NonNullable<typeof h.conn> | undefined;
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512')
+      .recv('P. 1:1001(1000) ack 1 win 512')
+      .recv('P. 1001:2001(1000) ack 1 win 512')
+      .do((h) => {
+        conn = h.conn;
+        expect(h.stack.tcp.memory.used).toBeGreaterThan(0);
+      })
+      .recv('R. 2001:2001(0) ack 1 win 0')
+      .state('CLOSED');
+    expect(h.stack.tcp.memory.used).toBe(0);
+    let read = 0;
+    for (let chunk = conn!.read(); chunk !== undefined; chunk = conn!.read()) read += chunk.length;
+    expect(read).toBeGreaterThan(0);
+    expect(h.stack.tcp.memory.used).toBe(0);
+  });
+});
