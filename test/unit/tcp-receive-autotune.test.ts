@@ -5,7 +5,7 @@
  * peer sees, so these are wire timelines: our ACKs' window fields (window scale 7: one unit is
  * 128 bytes; the buffer starts at 64 KiB, `win 512`).
  */
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { script, scriptHost } from '../helpers/script.js';
 import type { Script, ScriptHost } from '../helpers/script.js';
 
@@ -50,6 +50,9 @@ describe('receive-buffer autotuning (Linux tcp_rcv_space_adjust)', () => {
     const h = scriptHost({ tcp: { rcvBuf: 80_000 } });
     let s = open(h);
     s = feed(s, 1, 15, 512);
-    await feed(s.after(100), 1 + 30 * MSS, 1, 625); // 80,000 bytes, not 93,440
+    s = feed(s.after(100), 1 + 30 * MSS, 16, 625); // 80,000 bytes, not 93,440
+    // The next round trip the reader reads still more, but the buffer is at its maximum already.
+    await feed(s.after(100), 1 + 62 * MSS, 1, 625);
+    expect(h.stack.stats()['tcp.rcvbuf.grown']).toBe(1);
   });
 });
