@@ -156,3 +156,19 @@ describe('SEND (RFC 9293 §3.10.2)', () => {
     expect(accepted).toBe(false);
   });
 });
+
+describe('SEND and the memory budget', () => {
+  it('queued data is charged to the stack-wide budget until the peer acknowledges it', async () => {
+    const h = scriptHost();
+    await open(h)
+      .do((h) => {
+        h.conn!.send(Buffer.alloc(1000, 1));
+        h.stack.kick();
+      })
+      .send('P. 1:1001(1000) ack 1')
+      .do((h) => expect(h.stack.tcp.memory.used).toBe(1000))
+      .recv('. 1:1(0) ack 1001 win 512')
+      .do((h) => expect(h.stack.tcp.memory.used).toBe(0));
+  });
+});
+
