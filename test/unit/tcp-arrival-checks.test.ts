@@ -3,16 +3,12 @@
  * timelines (test/helpers/script.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { script, scriptHost, simultaneousOpen } from '../helpers/script.js';
 
 describe('a SYN in SYN-RECEIVED (§3.10.7.4 fourth, RFC 5961 §4.2)', () => {
   it('after a simultaneous open (an active OPEN) gets a challenge ACK; the connection stays and completes', async () => {
     const h = scriptHost();
-    h.connect();
-    await script(h)
-      .send('S 0:0(0) win 65535 <*>')
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <*>')
+    await simultaneousOpen(h)
       .recv('S 5000:5000(0) win 65535 <mss 1460,wscale 7>') // another SYN, not a retransmission
       .send('. 1:1(0) ack 1')
       .state('SYN-RECEIVED')

@@ -5,7 +5,7 @@
  * LAST-ACK with unread data) only in roundabout ways.
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { script, scriptHost, simultaneousOpen } from '../helpers/script.js';
 import type { Script, ScriptHost } from '../helpers/script.js';
 
 /** Passive open with a plain peer; the application does not read (unread data stays in TCP). */
@@ -52,11 +52,7 @@ describe('ABORT (RFC 9293 §3.10.5)', () => {
 
   it('in SYN-RECEIVED (simultaneous open) sends a RST too', async () => {
     const h = scriptHost();
-    h.connect();
-    await script(h)
-      .send('S 0:0(0) win 65535 <*>')
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <*>')
+    await simultaneousOpen(h)
       .state('SYN-RECEIVED')
       .do(abort)
       .send('R. 1:1(0) ack 1')
@@ -97,11 +93,7 @@ describe('CLOSE (RFC 9293 §3.10.4)', () => {
 
   it('in SYN-RECEIVED is queued: the FIN follows once our SYN is acknowledged (FIN-WAIT-1)', async () => {
     const h = scriptHost();
-    h.connect();
-    await script(h)
-      .send('S 0:0(0) win 65535 <*>')
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <*>')
+    await simultaneousOpen(h)
       .do(close)
       .state('SYN-RECEIVED')
       .quiet(100)
