@@ -60,3 +60,28 @@ describe('under memory pressure (the stack-wide budget past 3/4 of its limit)', 
     expect([st['tcp.mem.ooo-pruned'], st['tcp.ooo.dropped'], h.stack.tcp.memory.used]).toEqual([1, 1, 7000]);
   });
 });
+
+describe('window updates after the application reads (receiver SWS avoidance, RFC 1122 §4.2.3.3)', () => {
+  const read = (h: ScriptHost) => {
+    h.conn!.read(); // the application takes one chunk (RECEIVE, §3.10.3)
+    h.stack.kick();
+  };
+
+  it('none while the window the peer knows is at least one MSS and would grow by less than half the buffer', async () => {
+    // A 5840-byte buffer (4 segments), no window scaling: the window moves in steps of min(half the buffer, MSS).
+    const h = scriptHost({ tcp: { rcvBuf: 5840, initialRcvBuf: 5840 } });
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 5840 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 65535')
+      .recv('P. 1:1461(1460) ack 1 win 65535') // taken by the socket
+      .recv('P. 1461:2921(1460) ack 1 win 65535')
+      .send('. 1:1(0) ack 2921 win 4380')
+      .recv('P. 2921:4381(1460) ack 1 win 65535')
+      .recv('P. 4381:5841(1460) ack 1 win 65535')
+      .send('. 1:1(0) ack 5841 win 1460') // one MSS left open
+      .do(read) // 2920 free, but the peer still has one MSS, and 1460 more is less than half the buffer
+      .quiet(100);
+  });
+});
