@@ -46,18 +46,22 @@ describe('under memory pressure (the stack-wide budget past 3/4 of its limit)', 
       .after(40)
       .send('. 1:1(0) ack 1001')
       .recv('P. 8001:9001(1000) ack 1 win 512') // held out of order
+      .send('. 1:1(0) ack 1001')
+      .recv('P. 10001:11001(1000) ack 1 win 512') // held too: 2000 bytes out of order
       .send('. 1:1(0) ack 1001');
-    for (let at = 1001; at < 6001; at += 1000) s.recv(`P. ${at}:${at + 1000}(1000) ack 1 win 512`).send(`. 1:1(0) ack ${at + 1000} <*>`);
+    for (let at = 1001; at < 5001; at += 1000) s.recv(`P. ${at}:${at + 1000}(1000) ack 1 win 512`).send(`. 1:1(0) ack ${at + 1000} <*>`);
     await s
       .do((h) => expect([h.stack.tcp.memory.used, h.stack.tcp.memory.underPressure]).toEqual([6000, true]))
-      .recv('P. 9001:10001(1000) ack 1 win 512') // not kept, and 8001:9001 goes too
-      .send('. 1:1(0) ack 6001')
-      .recv('P. 6001:7001(1000) ack 1 win 512')
-      .recv('P. 7001:8001(1000) ack 1 win 512') // nothing waits beyond it now: an ordinary delayed ACK
-      .after(40)
-      .send('. 1:1(0) ack 8001');
+      .recv('P. 9001:10001(1000) ack 1 win 512') // not kept, and what is held goes
+      .send('. 1:1(0) ack 5001')
+      .recv('P. 12001:13001(1000) ack 1 win 512') // not kept; nothing left to prune
+      .send('. 1:1(0) ack 5001')
+      .recv('P. 5001:6001(1000) ack 1 win 512')
+      .recv('P. 6001:7001(1000) ack 1 win 512') // nothing waits beyond: ACKed as usual
+      .recv('P. 7001:8001(1000) ack 1 win 512')
+      .send('. 1:1(0) ack 8001 <*>');
     const st = h.stack.stats();
-    expect([st['tcp.mem.ooo-pruned'], st['tcp.ooo.dropped'], h.stack.tcp.memory.used]).toEqual([1, 1, 7000]);
+    expect([st['tcp.mem.ooo-pruned'], st['tcp.ooo.dropped'], h.stack.tcp.memory.used]).toEqual([1, 2, 7000]);
   });
 });
 
