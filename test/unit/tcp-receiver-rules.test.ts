@@ -89,3 +89,18 @@ describe('window updates after the application reads (receiver SWS avoidance, RF
       .quiet(100);
   });
 });
+
+describe('the ACK of in-order data after an out-of-order segment that was not kept', () => {
+  it('is delayed as usual: nothing is held beyond it (as Linux, whose out-of-order queue is then empty)', async () => {
+    const h = scriptHost({ tcp: { oooMaxBytes: 0 } }); // an out-of-order queue that keeps nothing
+    h.listen();
+    await open(h)
+      .recv('P. 101:201(100) ack 1 win 512') // not kept
+      .send('. 1:1(0) ack 1')
+      .recv('P. 1:101(100) ack 1 win 512')
+      .quiet(39)
+      .after(1)
+      .send('. 1:1(0) ack 101');
+    expect(h.stack.stats()['tcp.ooo.dropped']).toBe(1);
+  });
+});
