@@ -466,6 +466,16 @@ export function passiveOpen(host: ScriptHost, o: PassiveOpenLines = {}): Script 
     .recv(`. 1:1(0) ack 1 win ${o.ackWin ?? win}`);
 }
 
+/** Simultaneous open (RFC 9293 §3.5 figure 8): our SYN crosses the peer's, and we answer its SYN
+ *  with a SYN-ACK from SYN-RECEIVED. The peer's SYN-ACK, which would complete it, is left to the test. */
+export function simultaneousOpen(host: ScriptHost): Script {
+  host.connect();
+  return script(host)
+    .send('S 0:0(0) win 65535 <*>')
+    .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+    .send('S. 0:0(0) ack 1 win 65535 <*>');
+}
+
 /** Passive open with a Linux-like peer (the host must not be listening yet): timestamps and SACK
  *  agreed, MSS 1460 - 12, a handshake RTT of 20 ms. */
 export function openLinuxLike(host: ScriptHost): Script {

@@ -1,0 +1,66 @@
+/**
+ * Steps of segment arrival (RFC 9293 §3.10.7.4) in states the packetdrill corpus does not reach, as
+ * timelines (test/helpers/script.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { script, scriptHost, simultaneousOpen } from '../helpers/script.js';
+
+describe('a SYN in SYN-RECEIVED (§3.10.7.4 fourth, RFC 5961 §4.2)', () => {
+  it('after a simultaneous open (an active OPEN) gets a challenge ACK; the connection stays and completes', async () => {
+    const h = scriptHost();
+    await simultaneousOpen(h)
+      .recv('S 5000:5000(0) win 65535 <mss 1460,wscale 7>') // another SYN, not a retransmission
+      .send('. 1:1(0) ack 1')
+      .state('SYN-RECEIVED')
+      .recv('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .state('ESTABLISHED');
+    expect(h.stack.stats()['tcp.syn.challenged']).toBe(1);
+  });
+});
+
+describe('a RST ends the connection and gives back its memory (§3.10.7.4 second)', () => {
+  it('the stack-wide budget is charged nothing for the unread data, then or when the TCB is read out', async () => {
+    const h = scriptHost();
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
+    let conn: NonNullable<typeof h.conn> | undefined;
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512')
+      .recv('P. 1:1001(1000) ack 1 win 512')
+      .recv('P. 1001:2001(1000) ack 1 win 512')
+      .do((h) => {
+        conn = h.conn;
+        expect(h.stack.tcp.memory.used).toBeGreaterThan(0);
+      })
+      .recv('R. 2001:2001(0) ack 1 win 0')
+      .state('CLOSED');
+    expect(h.stack.tcp.memory.used).toBe(0);
+    let read = 0;
+    for (let chunk = conn!.read(); chunk !== undefined; chunk = conn!.read()) read += chunk.length;
+    expect(read).toBeGreaterThan(0);
+    expect(h.stack.tcp.memory.used).toBe(0);
+  });
+});
+
+describe('at the stack-wide memory limit (§3.10.7.4 seventh)', () => {
+  it('new data is refused as a full buffer would refuse it: a duplicate ACK, counted, nothing charged', async () => {
+    const h = scriptHost({ limits: { memLimit: 3000 } });
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
+    const s = script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512')
+      .recv('P. 1:1001(1000) ack 1 win 512'); // the socket takes this one into its stream buffer
+    await s.do((h) => expect(h.stack.tcp.memory.used).toBe(0));
+    await script(h)
+      .recv('P. 1001:2001(1000) ack 1 win 512')
+      .recv('P. 2001:3001(1000) ack 1 win 512')
+      .send('. 1:1(0) ack 3001 <*>')
+      .recv('P. 3001:4001(1000) ack 1 win 512') // 3000 held: the limit, still allowed
+      .recv('P. 4001:4101(100) ack 1 win 512') // past it
+      .send('. 1:1(0) ack 4001 <*>');
+    expect(h.stack.stats()['tcp.mem.dropped']).toBe(1);
+    expect(h.stack.tcp.memory.used).toBe(3000);
+  });
+});
