@@ -21,8 +21,8 @@ function openFrom(h: ScriptHost, port: number, ackWin = 512) {
 }
 
 describe('SYN cookies (RFC 4987 §3.6)', () => {
-  /** Client 40000 fills a SYN queue of one; client 40001's SYN gets a cookie. */
-  function fullQueue(h: ScriptHost, mss = 1460) {
+  /** A queue of one, taken by client 40000's handshake; then client 40001 sends a SYN with `synOptions`. */
+  function fullQueueThenSyn(h: ScriptHost, synOptions: string) {
     h.listen({ backlog: 1 });
     return script(h)
       .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
@@ -30,7 +30,12 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
       .do((host) => {
         host.peerPort = 40001;
       })
-      .recv(`S 0:0(0) win 65535 <mss ${mss},wscale 7>`)
+      .recv(`S 0:0(0) win 65535 <${synOptions}>`);
+  }
+
+  /** Client 40000 fills a SYN queue of one; client 40001's SYN gets a cookie. */
+  function fullQueue(h: ScriptHost, mss = 1460) {
+    return fullQueueThenSyn(h, `mss ${mss},wscale 7`)
       // A cookie: our MSS, an unscaled window, and no window scale (the cookie cannot carry it
       // without timestamps). Nothing is stored for it.
       .send('S. 0:0(0) ack 1 win 65535 <mss 1460>')
@@ -55,14 +60,7 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
 
   /** As fullQueue, but client 40001 is Linux-like: its SYN offers SACK, timestamps and window scale 7. */
   function fullQueueWithTimestamps(h: ScriptHost, synOptions = 'mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7') {
-    h.listen({ backlog: 1 });
-    return script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
-      .do((host) => {
-        host.peerPort = 40001;
-      })
-      .recv(`S 0:0(0) win 65535 <${synOptions}>`);
+    return fullQueueThenSyn(h, synOptions);
   }
 
   /** The options Linux's encoding put in the low 6 bits of the cookie SYN-ACK's TSval (its offset taken away). */
