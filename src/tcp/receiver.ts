@@ -237,11 +237,10 @@ export class Receiver {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    const before = this.windowToAdvertise();
     this.buffered -= chunk.length;
     this.c.charge(-chunk.length);
     this.autotune(chunk.length);
-    this.maybeWindowUpdate(before);
+    this.maybeWindowUpdate();
     return chunk;
   }
 
@@ -277,11 +276,18 @@ export class Receiver {
     this.spaceStart = now;
   }
 
-  /** After the user read data: tell the peer if its view of our window was (almost) closed. */
-  private maybeWindowUpdate(before: number): void {
+  /**
+   * After the user read data: send a window update if the window the peer knows (the edge we last
+   * advertised) is below one MSS, so it cannot send a full segment, or if the window we can offer
+   * now is larger by at least half the buffer (Linux's tcp_cleanup_rbuf sends one when the new
+   * window is at least twice the known one). Compared with what the peer knows, not with what we
+   * could have offered before this read: reads of small chunks add up.
+   */
+  private maybeWindowUpdate(): void {
     if (!isSynchronized(this.c.state) || this.c.finReceived) return;
-    const after = this.windowToAdvertise();
-    if (after > before && (before < this.mss || after - before >= this.effectiveBufSize / 2)) this.c.scheduleAck();
+    const known = this.window();
+    const offer = this.windowToAdvertise();
+    if (offer > known && (known < this.mss || offer - known >= this.effectiveBufSize / 2)) this.c.scheduleAck();
   }
 
   /**

@@ -88,6 +88,25 @@ describe('window updates after the application reads (receiver SWS avoidance, RF
       .do(read) // 2920 free, but the peer still has one MSS, and 1460 more is less than half the buffer
       .quiet(100);
   });
+
+  it('small reads add up: once the window we can offer exceeds the one the peer knows by half the buffer, an update goes out', async () => {
+    const h = scriptHost({ tcp: { rcvBuf: 5840, initialRcvBuf: 5840 } });
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 win 5840 <mss 1460>')
+      .recv('. 1:1(0) ack 1 win 65535')
+      .recv('P. 1:1461(1460) ack 1 win 65535') // taken by the socket
+      .recv('P. 1461:2921(1460) ack 1 win 65535')
+      .send('. 1:1(0) ack 2921 win 4380')
+      .recv('P. 2921:4381(1460) ack 1 win 65535')
+      .recv('P. 4381:5841(1460) ack 1 win 65535')
+      .send('. 1:1(0) ack 5841 win 1460') // the peer knows one MSS
+      .do(read) // we could offer 2920: 1460 more than the peer knows, less than half the buffer
+      .quiet(10)
+      .do(read) // 4380: 2920 more, half the buffer
+      .send('. 1:1(0) ack 5841 win 4380');
+  });
 });
 
 describe('the ACK of in-order data after an out-of-order segment that was not kept', () => {
