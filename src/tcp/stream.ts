@@ -194,6 +194,8 @@ export class TcpStream implements ConnectionUser {
   }
 
   onClose(): void {
+    // An error (reset, timeout) closed the stream already: `close` is the last event it reports.
+    if (this.closed) return;
     // The connection reached TIME-WAIT or CLOSED: what is left to read ends the stream.
     this.onReadable();
     if (this.ended && !this.finished) this.finish();
