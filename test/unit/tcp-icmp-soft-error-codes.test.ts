@@ -24,7 +24,19 @@ const cases: Array<[string, number, number, string]> = [
   ['communication administratively prohibited', UNREACHABLE, 13, 'EHOSTUNREACH'],
   ['time exceeded in transit', TIME_EXCEEDED, 0, 'EHOSTUNREACH'],
   ['parameter problem', PARAMETER_PROBLEM, 0, 'EPROTO'],
+  // Code 2 of Parameter Problem ("bad length") is not Destination Unreachable's code 2 (protocol
+  // unreachable): a soft error, not a refusal. Likewise an undefined Time Exceeded code 3.
+  ['parameter problem, bad length', PARAMETER_PROBLEM, 2, 'EPROTO'],
+  ['time exceeded with an undefined code 3', TIME_EXCEEDED, 3, 'EHOSTUNREACH'],
 ];
+
+/** The message Linux's strerror gives each errno, as the error reports it (lower case, as Node's). */
+const MESSAGES: Record<string, string> = {
+  ENETUNREACH: 'network is unreachable',
+  EHOSTUNREACH: 'no route to host',
+  EPROTO: 'protocol error',
+  ETIMEDOUT: 'connection timed out',
+};
 
 /**
  * connect() with one SYN retransmission (RTO 1 s): the SYN at 0, ICMP errors (quoting it) after
@@ -32,26 +44,30 @@ const cases: Array<[string, number, number, string]> = [
  */
 async function attempt(first: Array<[number, number]>, second: Array<[number, number]> = []) {
   const h = scriptHost({ tcp: { synRetries: 1, initialRto: 1000 } });
-  let s = script(h).do((h) => h.connect()).send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>');
+  const messages: string[] = [];
+  let s = script(h).do((h) => h.connect().on('error', (e) => messages.push(e.message))).send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 0 ecr 0,wscale 7>');
   for (const [type, code] of first) s = s.icmp(type, code, { seq: 0 });
   s = s.state('SYN-SENT').quiet(999).after(1).send('S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 7>');
   for (const [type, code] of second) s = s.icmp(type, code, { seq: 0 });
   await s.quiet(1999).after(1).state('CLOSED');
-  return { events: h.log.events, stats: h.stack.stats() };
+  return { events: h.log.events, stats: h.stack.stats(), messages };
 }
 
 describe('the error an ICMP soft error leaves for a connection attempt that times out', () => {
   for (const [name, type, code, errno] of cases) {
     it(`${name} (type ${type} code ${code}): SYN retried, then ${errno}`, async () => {
-      const { events, stats } = await attempt([[type, code]]);
+      const { events, stats, messages } = await attempt([[type, code]]);
       expect(events).toEqual([`error ${errno}`, 'close']);
+      expect(messages).toEqual([`connect ${errno}: ${MESSAGES[errno]}`]);
       expect(stats['tcp.icmp.soft-error']).toBe(1);
       expect(stats['tcp.icmp.refused'] ?? 0).toBe(0);
     });
   }
 
   it('without an ICMP error the same attempt ends with ETIMEDOUT', async () => {
-    expect((await attempt([])).events).toEqual(['error ETIMEDOUT', 'close']);
+    const { events, messages } = await attempt([]);
+    expect(events).toEqual(['error ETIMEDOUT', 'close']);
+    expect(messages).toEqual([`connect ETIMEDOUT: ${MESSAGES['ETIMEDOUT']}`]);
   });
 
   it('the last soft error is the one reported', async () => {
