@@ -1,0 +1,66 @@
+/**
+ * The layer's connection table (src/tcp/conntable.ts): one entry per 4-tuple, found by exact
+ * (local port, remote address, remote port), whatever the numbers — tuples that would collide
+ * under a careless numeric key stay apart — and a connection is removed only by itself, not by
+ * an older incarnation of its tuple (RFC 9293 §3.4: a new connection may reuse a tuple).
+ */
+import { describe, expect, it } from 'vitest';
+import { parseIpv4 } from '../../src/ip/addr.js';
+import { ConnectionTable } from '../../src/tcp/conntable.js';
+
+const tuple = (addr: string, remotePort: number, localPort = 80) => ({ remoteAddr: parseIpv4(addr)!, remotePort, localPort });
+
+describe('the connection table', () => {
+  it('keeps tuples apart that differ in one field, including addresses 65536 apart with ports 1 apart', () => {
+    const t = new ConnectionTable<ReturnType<typeof tuple>>();
+    const all = [
+      tuple('10.0.1.2', 40001),
+      tuple('10.1.1.2', 40000), // 65536 addresses above, one port below
+      tuple('10.0.1.2', 40000),
+      tuple('10.0.1.2', 40001, 81),
+      tuple('255.255.255.255', 65535),
+      tuple('0.0.0.0', 0),
+      tuple('0.0.0.1', 0),
+      tuple('0.0.0.0', 65535),
+    ];
+    for (const c of all) t.set(c);
+    expect(t.size).toBe(all.length);
+    for (const c of all) expect(t.get(c.remoteAddr, c.remotePort, c.localPort)).toBe(c);
+    expect(new Set(t.values())).toEqual(new Set(all));
+    expect(t.has(parseIpv4('10.1.1.2')!, 40001, 80)).toBe(false);
+  });
+
+  it('set() on a tuple already held replaces its connection without counting it twice', () => {
+    const t = new ConnectionTable<ReturnType<typeof tuple>>();
+    const old = tuple('10.0.0.9', 5000);
+    const fresh = tuple('10.0.0.9', 5000);
+    t.set(old);
+    t.set(fresh);
+    expect(t.size).toBe(1);
+    expect(t.get(old.remoteAddr, 5000, 80)).toBe(fresh);
+  });
+
+  it('delete() removes a connection only if it is the one filed under its tuple', () => {
+    const t = new ConnectionTable<ReturnType<typeof tuple>>();
+    const old = tuple('10.0.0.9', 5000);
+    const fresh = tuple('10.0.0.9', 5000);
+    const other = tuple('10.0.0.9', 5001);
+    t.set(old);
+    t.set(fresh);
+    t.set(other);
+    t.delete(old); // an older incarnation: the newer one stays
+    expect(t.size).toBe(2);
+    expect(t.get(old.remoteAddr, 5000, 80)).toBe(fresh);
+    t.delete(tuple('10.0.0.9', 5000, 99)); // a local port the table never saw
+    expect(t.size).toBe(2);
+    t.delete(fresh);
+    t.delete(fresh); // twice: nothing more to remove
+    expect(t.size).toBe(1);
+    t.delete(other);
+    expect(t.size).toBe(0);
+    expect([...t.values()]).toEqual([]);
+    // Emptied, the table files a tuple again as new.
+    t.set(fresh);
+    expect([t.size, t.get(fresh.remoteAddr, 5000, 80)]).toEqual([1, fresh]);
+  });
+});
