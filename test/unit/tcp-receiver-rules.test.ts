@@ -65,6 +65,45 @@ describe('under memory pressure (the stack-wide budget past 3/4 of its limit)', 
   });
 });
 
+describe('the receive window under memory pressure', () => {
+  it('an autotuned window falls back to the initial buffer for what is advertised from then on; the edge already offered stays (RFC 9293 §3.8.6.2.2)', async () => {
+    // A 40,000-byte budget: pressure from 30,000. Our own unsent data will take 31,000 of it.
+    const h = scriptHost({ tcp: { initialRcvBuf: 4000, rcvBuf: 40000 }, limits: { memLimit: 40000 } });
+    h.listen();
+    let s = script(h)
+      .recv('S 0:0(0) win 65535 <mss 1000>')
+      .send('S. 0:0(0) ack 1 win 4000 <mss 1460>')
+      .after(100)
+      .recv('. 1:1(0) ack 1 win 65535'); // SRTT 100 ms
+    const seg = (i: number, win = 65535) => `P. ${1 + i * 1000}:${1001 + i * 1000}(1000) ack 1 win ${win}`;
+    // The reader keeps up: once a round trip has passed, autotuning doubles the buffer to 8000.
+    s = s.recv(seg(0)).recv(seg(1)).send('. 1:1(0) ack 2001 win 4000').recv(seg(2)).recv(seg(3)).send('. 1:1(0) ack 4001 win 4000');
+    s = s.after(100).recv(seg(4)).send('. 1:1(0) ack 5001 win 8000').recv(seg(5)).recv(seg(6)).send('. 1:1(0) ack 7001 win 8000');
+    s = s.recv(seg(7)).recv(seg(8)).send('. 1:1(0) ack 9001 win 8000'); // the right edge is now 17001
+    // The peer closes its window; our application writes 31,000 bytes that cannot leave: pressure.
+    s = s
+      .recv('. 9001:9001(0) ack 1 win 0')
+      .do((h) => {
+        h.conn!.send(new Uint8Array(31000));
+        h.stack.kick();
+        expect(h.stack.tcp.memory.underPressure).toBe(true);
+      });
+    // The edge offered (17001) stays, but is not moved on by an 8000-byte buffer any more: the
+    // window shrinks toward it, then moves with the initial 4000.
+    await s
+      .recv(seg(9, 0))
+      .recv(seg(10, 0))
+      .send('. 1:1(0) ack 11001 win 6000')
+      .recv(seg(11, 0))
+      .recv(seg(12, 0))
+      .send('. 1:1(0) ack 13001 win 4000')
+      .recv(seg(13, 0))
+      .recv(seg(14, 0))
+      .send('. 1:1(0) ack 15001 win 4000');
+    expect(h.stack.stats()['tcp.mem.window-shrunk']).toBe(1); // counted once, when it fell back
+  });
+});
+
 describe('window updates after the application reads (receiver SWS avoidance, RFC 1122 §4.2.3.3)', () => {
   const read = (h: ScriptHost) => {
     h.conn!.read(); // the application takes one chunk (RECEIVE, §3.10.3)
