@@ -110,11 +110,15 @@ describe('window updates after the application reads (receiver SWS avoidance, RF
     h.stack.kick();
   };
 
-  it('none while the window the peer knows is at least one MSS and would grow by less than half the buffer', async () => {
-    // A 5840-byte buffer (4 segments), no window scaling: the window moves in steps of min(half the buffer, MSS).
+  /**
+   * A 5840-byte buffer (4 segments), no window scaling: the window moves in steps of min(half the
+   * buffer, MSS). The socket takes the first segment, then stops reading; three more fill the
+   * buffer until the peer knows a window of one MSS.
+   */
+  function fullBuffer() {
     const h = scriptHost({ tcp: { rcvBuf: 5840, initialRcvBuf: 5840 } });
-    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
-    await script(h)
+    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
+    const s = script(h)
       .recv('S 0:0(0) win 65535 <mss 1460>')
       .send('S. 0:0(0) ack 1 win 5840 <mss 1460>')
       .recv('. 1:1(0) ack 1 win 65535')
@@ -123,24 +127,18 @@ describe('window updates after the application reads (receiver SWS avoidance, RF
       .send('. 1:1(0) ack 2921 win 4380')
       .recv('P. 2921:4381(1460) ack 1 win 65535')
       .recv('P. 4381:5841(1460) ack 1 win 65535')
-      .send('. 1:1(0) ack 5841 win 1460') // one MSS left open
+      .send('. 1:1(0) ack 5841 win 1460'); // one MSS left open
+    return s;
+  }
+
+  it('none while the window the peer knows is at least one MSS and would grow by less than half the buffer', async () => {
+    await fullBuffer()
       .do(read) // 2920 free, but the peer still has one MSS, and 1460 more is less than half the buffer
       .quiet(100);
   });
 
   it('small reads add up: once the window we can offer exceeds the one the peer knows by half the buffer, an update goes out', async () => {
-    const h = scriptHost({ tcp: { rcvBuf: 5840, initialRcvBuf: 5840 } });
-    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the socket takes the first segment, then stops reading
-    await script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460>')
-      .send('S. 0:0(0) ack 1 win 5840 <mss 1460>')
-      .recv('. 1:1(0) ack 1 win 65535')
-      .recv('P. 1:1461(1460) ack 1 win 65535') // taken by the socket
-      .recv('P. 1461:2921(1460) ack 1 win 65535')
-      .send('. 1:1(0) ack 2921 win 4380')
-      .recv('P. 2921:4381(1460) ack 1 win 65535')
-      .recv('P. 4381:5841(1460) ack 1 win 65535')
-      .send('. 1:1(0) ack 5841 win 1460') // the peer knows one MSS
+    await fullBuffer()
       .do(read) // we could offer 2920: 1460 more than the peer knows, less than half the buffer
       .quiet(10)
       .do(read) // 4380: 2920 more, half the buffer

@@ -22,7 +22,7 @@ function recorder(events: string[]): TcpStreamEvents {
 }
 
 /** A server whose streams are handed to `onStream` and NOT started. */
-function server(h: ScriptHost, opts: { sndBuf?: number } = {}) {
+function server(h: ScriptHost) {
   const got: { stream: TcpStream | undefined } = { stream: undefined };
   h.stack.createServer({ onStream: (s) => (got.stream = s) }).listen(h.localPort);
   return got;
@@ -103,20 +103,27 @@ describe('a connection that ended underneath the stream (aborted by another owne
 });
 
 describe('finish after end() with a full send buffer', () => {
-  it('comes once ACKs made room for everything written, not with an ACK that freed too little', async () => {
+  /** A 3000-byte send buffer; the stream writes 3500 bytes (write() returns false), then end(). */
+  function writtenPastTheBuffer() {
     const h = scriptHost({ tcp: { initialSndBuf: 3000, sndBuf: 3000 } });
     const got = server(h);
     const events: string[] = [];
-    await open(h)
+    const s = open(h)
       .do(() => {
-        const s = got.stream!;
-        s.start(recorder(events));
-        s.write(new Uint8Array(3500)); // past the buffer: returns false
-        s.end();
+        const st = got.stream!;
+        st.start(recorder(events));
+        st.write(new Uint8Array(3500));
+        st.end();
       })
       .send('. 1:1461(1460) ack 1')
       .send('. 1461:2921(1460) ack 1')
-      .send('FP. 2921:3501(580) ack 1') // our FIN rides on the last segment
+      .send('FP. 2921:3501(580) ack 1'); // our FIN rides on the last segment
+    return { s, events };
+  }
+
+  it('comes once ACKs made room for everything written, not with an ACK that freed too little', async () => {
+    const { s, events } = writtenPastTheBuffer();
+    await s
       .recv('. 1:1(0) ack 101 win 65535') // 3400 left: still past the buffer
       .do(() => expect(events).toEqual([]))
       .recv('. 1:1(0) ack 1461 win 65535') // 2040 left: room
@@ -124,19 +131,8 @@ describe('finish after end() with a full send buffer', () => {
   });
 
   it('a reset before then is an error and the end: no `finish` after `close`', async () => {
-    const h = scriptHost({ tcp: { initialSndBuf: 3000, sndBuf: 3000 } });
-    const got = server(h);
-    const events: string[] = [];
-    await open(h)
-      .do(() => {
-        const s = got.stream!;
-        s.start(recorder(events));
-        s.write(new Uint8Array(3500));
-        s.end();
-      })
-      .send('. 1:1461(1460) ack 1')
-      .send('. 1461:2921(1460) ack 1')
-      .send('FP. 2921:3501(580) ack 1') // our FIN rides on the last segment
+    const { s, events } = writtenPastTheBuffer();
+    await s
       .recv('R. 1:1(0) ack 1 win 0')
       .state('CLOSED')
       .quiet(100);
