@@ -63,18 +63,25 @@ describe('a TcpStream not started yet', () => {
 });
 
 describe('a connection that ended underneath the stream (aborted by another owner)', () => {
-  it('reads as end of stream; a write() then fails with EPIPE and closes the stream with an error', async () => {
+  /** A started stream whose connection someone else aborts (our RST goes out). */
+  function abortedUnderneath() {
     const h = scriptHost();
     const got = server(h);
     const events: string[] = [];
-    let accepted: boolean | undefined;
-    await open(h)
+    const s = open(h)
       .do(() => {
         got.stream!.start(recorder(events));
         got.stream!.conn.abort(h.clock.now(), 'test: aborted underneath');
         h.stack.kick();
       })
-      .send('R. 1:1(0) ack 1')
+      .send('R. 1:1(0) ack 1');
+    return { got, events, s };
+  }
+
+  it('reads as end of stream; a write() then fails with EPIPE and closes the stream with an error', async () => {
+    const { got, events, s } = abortedUnderneath();
+    let accepted: boolean | undefined;
+    await s
       .do(() => {
         expect(events).toEqual(['end']);
         accepted = got.stream!.write(new Uint8Array(10));
@@ -86,16 +93,8 @@ describe('a connection that ended underneath the stream (aborted by another owne
   });
 
   it('end() then finishes at once and the stream closes without error', async () => {
-    const h = scriptHost();
-    const got = server(h);
-    const events: string[] = [];
-    await open(h)
-      .do(() => {
-        got.stream!.start(recorder(events));
-        got.stream!.conn.abort(h.clock.now(), 'test: aborted underneath');
-        h.stack.kick();
-      })
-      .send('R. 1:1(0) ack 1')
+    const { got, events, s } = abortedUnderneath();
+    await s
       .do(() => got.stream!.end())
       .quiet(100);
     expect(events).toEqual(['end', 'finish', 'close false']);
