@@ -281,7 +281,9 @@ export class Receiver {
    * advertised) is below one MSS, so it cannot send a full segment, or if the window we can offer
    * now is larger by at least half the buffer (Linux's tcp_cleanup_rbuf sends one when the new
    * window is at least twice the known one). Compared with what the peer knows, not with what we
-   * could have offered before this read: reads of small chunks add up.
+   * could have offered before this read: reads of small chunks add up. The offer itself already
+   * follows receiver SWS avoidance (RFC 1122 §4.2.3.3, windowToAdvertise); this only decides when
+   * an opened window is worth an ACK of its own (RFC 9293 §3.8.6.2.2 leaves that to us).
    */
   private maybeWindowUpdate(): void {
     if (!isSynchronized(this.c.state) || this.c.finReceived) return;
