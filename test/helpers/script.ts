@@ -68,6 +68,9 @@ export interface ScriptHostOptions {
   peerPort?: number;
   /** The scripted peer's absolute ISN. Default: drawn from the seed. */
   peerIsn?: number;
+  /** The stack's link does offload (like a TUN with IFF_VNET_HDR): the stack sends super-segments,
+   *  which the wire cuts into the MSS-sized segments the peer sees (as tcpdump on the host would). */
+  offload?: boolean;
 }
 
 /** One packet the stack sent, as the peer saw it. */
@@ -128,7 +131,7 @@ export class ScriptHost {
     const rand = seededRandom(this.seed * 31 + 7);
     this.clock = new VirtualClock(1_000_000);
     this.start = this.clock.now();
-    const [stackEnd, peerEnd] = MemoryLink.pair(this.clock, opts.mtu ?? 1500);
+    const [stackEnd, peerEnd] = MemoryLink.pair(this.clock, opts.mtu ?? 1500, { offload: [opts.offload ?? false, false] });
     this.wire = peerEnd;
     this.stackAddr = parseAddr(STACK_ADDR)!;
     this.peerAddr = parseAddr(PEER_ADDR)!;
