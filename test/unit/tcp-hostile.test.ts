@@ -251,6 +251,8 @@ describe('orphans (connections the application has closed)', () => {
 
   it('[limits.orphan-cap] are capped at maxOrphans: one more resets the oldest', async () => {
     const h = scriptHost({ limits: { maxOrphans: 2 } });
+    const closed: string[] = [];
+    h.stack.onTransition((e) => e.to === 'CLOSED' && closed.push(`${e.conn.remotePort}: ${e.cause}`));
     h.listen({
       onConnection: (s) => {
         s.write(Buffer.alloc(3000, 1));
@@ -265,6 +267,7 @@ describe('orphans (connections the application has closed)', () => {
     }
     const rsts = h.out.filter((c) => c.seg && c.seg.flags & RST);
     expect(rsts.map((c) => c.seg!.dstPort)).toEqual([40000]);
+    expect(closed).toEqual(['40000: too many orphans']);
     expect(h.stack.stats()['tcp.limit.orphans']).toBe(1);
     expect(h.stack.stats()['tcp.orphans']).toBe(2);
     expect(h.stack.connectionStates()).toEqual({ 'FIN-WAIT-1': 2 });

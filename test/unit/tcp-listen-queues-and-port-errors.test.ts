@@ -165,7 +165,9 @@ describe('listen() and connect() refuse bad and busy ports', () => {
     for (const p of [-1, 65536, 1.5, Number.NaN]) expect(() => t.listen(p), String(p)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     t.listen(65535);
     t.listen(1);
-    expect(() => t.listen(65535)).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+    // Node's messages, so code written for net.Server reads them the same.
+    expect(() => t.listen(65535)).toThrow(expect.objectContaining({ code: 'EADDRINUSE', message: 'listen EADDRINUSE: address already in use :65535' }));
+    expect(() => t.listen(70000)).toThrow(expect.objectContaining({ message: 'invalid port 70000' }));
   });
 
   it('listen on port 0 takes a free ephemeral port; a zero or negative backlog still admits one connection', () => {
@@ -181,11 +183,22 @@ describe('listen() and connect() refuse bad and busy ports', () => {
   it('connect: EINVAL for remote port 0 or above 65535; EADDRINUSE when the explicit local port already talks to that peer', () => {
     const t = layer();
     for (const p of [0, -1, 65536, 80.5]) expect(() => t.connect(0x0a000002, p, 0), String(p)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => t.connect(0x0a000002, 65536, 0)).toThrow(expect.objectContaining({ message: 'invalid port 65536' }));
+    expect(t.connect(0x0a000002, 65535, 0).remotePort).toBe(65535);
     t.connect(0x0a000002, 80, 0, 5000);
-    expect(() => t.connect(0x0a000002, 80, 0, 5000)).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+    expect(() => t.connect(0x0a000002, 80, 0, 5000)).toThrow(expect.objectContaining({ code: 'EADDRINUSE', message: 'connect EADDRINUSE: local port 5000 in use' }));
     // Another peer port (or another peer) is another 4-tuple: fine.
     expect(t.connect(0x0a000002, 81, 0, 5000).localPort).toBe(5000);
     expect(t.connect(0x0a000003, 80, 0, 5000).localPort).toBe(5000);
+  });
+
+  it('with every ephemeral port taken: listen(0) fails with EADDRINUSE, connect with EADDRNOTAVAIL', () => {
+    const t = layer();
+    for (let p = EPHEMERAL_FIRST; p <= EPHEMERAL_LAST; p++) t.listen(p);
+    expect(() => t.listen(0)).toThrow(expect.objectContaining({ code: 'EADDRINUSE', message: 'no free port to listen on' }));
+    expect(() => t.connect(0x0a000002, 80, 0)).toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL', message: 'connect EADDRNOTAVAIL: no free local port' }));
+    // A port given explicitly is still usable.
+    expect(t.connect(0x0a000002, 80, 0, 5000).localPort).toBe(5000);
   });
 
   it('connect picks an ephemeral local port that no listener holds and no connection to the same peer uses', () => {
