@@ -9,7 +9,7 @@ import type { Connection } from './connection.js';
 import { OutOfOrderQueue } from './reassembly.js';
 import { SackReporter } from './sack.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqSub } from './seq.js';
-import { isSynchronized } from './state.js';
+import { TcpState, isSynchronized } from './state.js';
 
 /** Longest ACK delay we allow whatever the configuration: Linux's TCP_DELACK_MAX, well under the
  *  500 ms of RFC 1122 §4.2.3.2, because the peer's RTO may be as short as 200 ms. */
@@ -109,7 +109,12 @@ export class Receiver {
       const dup = Math.min(skip - first, t.payload.length);
       if (dup > 0) this.duplicate(seqAdd(t.seq, first), seqAdd(t.seq, first + dup));
       if (t.syn) {
-        t.syn = false; // the SYN occupies the first sequence number: it is old
+        // The SYN occupies the first sequence number: it is old. Only the crossed SYN-ACK of a
+        // simultaneous open (SYN-RECEIVED) goes on as a plain ACK; in any other synchronized
+        // state a SYN keeps its bit, so step four answers it with a challenge ACK and nothing it
+        // carries is taken (RFC 5961 §4.2: "irrespective of the sequence number"; Linux's
+        // tcp_validate_incoming does the same).
+        if (this.c.state === TcpState.SYN_RECEIVED) t.syn = false;
         skip--;
       }
       if (skip > t.payload.length) t.fin = false; // the FIN is old too
