@@ -30,6 +30,7 @@ describe('the counters', () => {
       .send('R 9:9(0)');
     const st = h.stack.stats();
     expect([st['tcp.rst.out'], st['tcp.out'], st['tcp.active-open']]).toEqual([1, 3, undefined]);
+    expect(st['tcp.bad-option']).toBeUndefined(); // every segment here had well-formed options
     h.peerPort = 40000;
     await script(h).do((h) => h.stack.connect({ host: '10.0.0.2', port: 9 })).send('S 0:0(0) win 65535 <*>');
     expect(h.stack.stats()['tcp.active-open']).toBe(1);
