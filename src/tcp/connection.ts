@@ -621,10 +621,11 @@ export class Connection {
     }
     this.transition(TcpState.TIME_WAIT, cause);
     const t = this.timers;
-    t.retransmitAt = t.persistAt = t.keepaliveAt = t.finWait2At = Infinity;
+    t.retransmitAt = t.persistAt = t.keepaliveAt = t.finWait2At = t.probeAt = t.reorderAt = Infinity;
     this.charge(-this.snd.buffer.length);
     this.snd.buffer.clear();
     this.rcv.dropOutOfOrder();
+    this.snd.forgetRecovery();
     this.restartTimeWait(now);
     this.notifyDone();
   }

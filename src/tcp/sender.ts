@@ -64,6 +64,16 @@ export class Sender {
    *  that has sent nothing (most idle ones: 10,000 of them in the scale bench) holds no scoreboard. */
   recovery: SackRecovery | undefined;
 
+  /**
+   * TIME-WAIT: everything sent is acknowledged and nothing more will be, so the scoreboard and
+   * RACK state (about a third of a connection's heap, ~950 bytes) go; an ACK that still comes
+   * makes a fresh, empty one. Up to limits.maxTimeWait connections sit in TIME-WAIT for 60 s on a
+   * server that closes first (Linux keeps a small tcp_timewait_sock for the same reason).
+   */
+  forgetRecovery(): void {
+    this.recovery = undefined;
+  }
+
   /** Bytes the user wrote that are not yet acknowledged. */
   readonly buffer = new SendBuffer();
   /** The send buffer's size now: writes see backpressure beyond it (autotuned, see newDataAcked). */
