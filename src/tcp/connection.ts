@@ -119,6 +119,7 @@ export class Connection {
   /** Both SYNs carried SACK-permitted (RFC 2018 §2): the sender recovers from a scoreboard
    *  (`snd.recovery`) and our ACKs carry SACK blocks (`rcv.sack`). */
   sackOk = false;
+  /** When the peer last showed it is alive: the handshake, or an acceptable ACK (`peerAlive`). */
   lastReceived = 0;
   /** The last ICMP soft error (icmp-errors.ts), reported if the connection times out. */
   softError: SoftError | undefined;
@@ -278,7 +279,6 @@ export class Connection {
   // ===================================================================================
 
   onSegment(seg: TcpSegment, now: number): void {
-    this.lastReceived = now;
     if (this.state === TcpState.SYN_SENT) return synSentArrives(this, seg, now);
     if (this.state === TcpState.CLOSED || this.state === TcpState.LISTEN) return;
     if (synRetransmitted(this, seg, now)) return;

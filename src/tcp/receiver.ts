@@ -255,7 +255,7 @@ export class Receiver {
    * window never limits a reader that keeps up, and a reader that does not never gets more
    * than its initial window. Under memory pressure it does not grow, and falls back to the
    * initial size for the windows advertised from now on (the right edge already offered
-   * stays, RFC 9293 §3.8.6.2.2). read() has no clock: the time of the last segment stands in.
+   * stays, RFC 9293 §3.8.6.2.2). read() has no clock: the time of the last acceptable segment stands in.
    */
   private autotune(bytes: number): void {
     const c = this.c;

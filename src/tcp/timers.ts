@@ -105,10 +105,21 @@ export function runTimers(c: Connection, now: number): void {
   }
 }
 
-/** Any acceptable ACK shows the peer is alive: zero-window probes and keepalives are answered. */
+/**
+ * Any acceptable ACK shows the peer is alive: zero-window probes and keepalives are answered.
+ * Only an acceptable one: an out-of-window segment (anyone who knows the 4-tuple can send one)
+ * must not keep a dead connection's keepalive quiet. Linux counts idle time from the last data
+ * or acceptable ACK the same way (keepalive_time_elapsed: icsk_ack.lrcvtime, rcv_tstamp).
+ */
 export function peerAlive(c: Connection, now: number): void {
+  c.lastReceived = now;
   c.keepalive.probes = 0;
-  if (c.keepalive.enabled) c.timers.keepaliveAt = now + c.keepalive.idle;
+  if (c.keepalive.enabled) {
+    c.timers.keepaliveAt = now + c.keepalive.idle;
+    // After an answered probe this can be earlier than where the timer heap holds the connection
+    // (the probe interval, 75 s by default, may exceed the idle time): file it again.
+    c.host.reschedule(c);
+  }
 }
 
 /** RFC 1122 §4.2.3.6: a keepalive probe is <SEQ=SND.NXT-1> with no data. */
@@ -119,11 +130,6 @@ function onKeepaliveTimeout(c: Connection, now: number): void {
     // Not idle: data is in flight or waiting, and the retransmission or persist timer watches
     // the peer (RFC 1122 §4.2.3.6 probes an idle connection; Linux does the same).
     c.timers.keepaliveAt = now + ka.idle;
-    c.host.reschedule(c);
-    return;
-  }
-  if (now - c.lastReceived < ka.idle && ka.probes === 0) {
-    c.timers.keepaliveAt = c.lastReceived + ka.idle;
     c.host.reschedule(c);
     return;
   }
