@@ -146,6 +146,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
         return;
       }
       conn.onSegment(seg, now);
+      // Processing may have moved a deadline earlier (an ACK that restarts the retransmission
+      // timer with an RTO its sample just made smaller, an answered keepalive probe): file the
+      // connection again, so the heap never holds it later than its earliest deadline.
+      this.reschedule(conn);
       return;
     }
     const listener = this.listeners.get(seg.dstPort);

@@ -114,12 +114,10 @@ export function runTimers(c: Connection, now: number): void {
 export function peerAlive(c: Connection, now: number): void {
   c.lastReceived = now;
   c.keepalive.probes = 0;
-  if (c.keepalive.enabled) {
-    c.timers.keepaliveAt = now + c.keepalive.idle;
-    // After an answered probe this can be earlier than where the timer heap holds the connection
-    // (the probe interval, 75 s by default, may exceed the idle time): file it again.
-    c.host.reschedule(c);
-  }
+  // After an answered probe this is earlier than where the timer heap holds the connection when
+  // the probe interval (75 s by default) exceeds the idle time: the layer files it again after
+  // the segment (TcpLayer.receive).
+  if (c.keepalive.enabled) c.timers.keepaliveAt = now + c.keepalive.idle;
 }
 
 /** RFC 1122 §4.2.3.6: a keepalive probe is <SEQ=SND.NXT-1> with no data. */
