@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { script, scriptHost } from '../helpers/script.js';
 
 describe('the retransmission timer restarted by an ACK', () => {
-  it('fires at the new deadline when that is earlier than the backed-off one', async () => {
+  it('[rto.restart-earlier] fires at the new deadline when that is earlier than the backed-off one', async () => {
     const h = scriptHost({ tcp: { sack: false } });
     h.listen();
     await script(h)
