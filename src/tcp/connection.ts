@@ -31,7 +31,7 @@ import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
 import type { VirtioNetHdr } from '../link/virtio.js';
 import { tcpTxHeader } from '../link/virtio.js';
 
-export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPROTO';
+export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPROTO' | 'ENOPROTOOPT';
 
 /** What a connection needs from its surroundings (the TcpLayer). */
 export interface ConnectionHost {

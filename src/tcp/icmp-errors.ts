@@ -4,8 +4,9 @@
  * acknowledged (RFC 5927 §4.1): a forged error must first guess a live 4-tuple and a sequence
  * number within the flight.
  *
- *   - Port or protocol unreachable while we open (SYN-SENT): connect() fails with ECONNREFUSED at
- *     once, as Linux does. A SYN-ACK answered so is dropped: the listener forgets the attempt.
+ *   - Port or protocol unreachable while we open (SYN-SENT): connect() fails at once, as Linux
+ *     does, with its errno: ECONNREFUSED for the port, ENOPROTOOPT for the protocol. A SYN-ACK
+ *     answered so is dropped: the listener forgets the attempt.
  *   - Fragmentation needed (RFC 1191): the path carries smaller packets; the sender lowers its MSS
  *     and sends again what was lost.
  *   - Everything else — and hard errors on a synchronized connection (RFC 5461 §3, RFC 5927 §4.2,
@@ -32,7 +33,8 @@ export function icmpErrorArrives(c: Connection, err: IcmpErrorInfo): void {
     const cause = `ICMP ${err.code === UNREACH_PORT ? 'port' : 'protocol'} unreachable in ${c.state}`;
     c.host.count('tcp.icmp.refused');
     if (c.state === TcpState.SYN_RECEIVED && !c.activeOpen) return c.toClosed(cause);
-    return c.fail('ECONNREFUSED', 'connection refused', cause);
+    const e = softError(err);
+    return c.fail(e.code, e.message, cause);
   }
   c.host.count('tcp.icmp.soft-error');
   c.softError = softError(err);
@@ -45,7 +47,8 @@ function refused(err: IcmpErrorInfo): boolean {
 /** The errno Linux gives each error (its icmp_err_convert table, for the codes RFC 1122 names). */
 function softError(err: IcmpErrorInfo): SoftError {
   if (err.type === ICMP_PARAMETER_PROBLEM) return { code: 'EPROTO', message: 'protocol error' };
-  if (refused(err)) return { code: 'ECONNREFUSED', message: 'connection refused' };
+  if (err.type === ICMP_DEST_UNREACHABLE && err.code === UNREACH_PORT) return { code: 'ECONNREFUSED', message: 'connection refused' };
+  if (err.type === ICMP_DEST_UNREACHABLE && err.code === UNREACH_PROTOCOL) return { code: 'ENOPROTOOPT', message: 'protocol not available' };
   if (err.type === ICMP_DEST_UNREACHABLE && NET_CODES.has(err.code)) return { code: 'ENETUNREACH', message: 'network is unreachable' };
   return { code: 'EHOSTUNREACH', message: 'no route to host' };
 }
