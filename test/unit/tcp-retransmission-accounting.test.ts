@@ -87,3 +87,31 @@ describe('repeated timeouts of one segment (RFC 5681 §3.1)', () => {
       .do((h) => expect([h.conn!.snd.cc.ssthresh, h.conn!.snd.cc.cwnd]).toEqual([first, 1460]));
   });
 });
+
+describe("Karn's algorithm in the handshake (RFC 6298 §3)", () => {
+  it('when the peer sent its SYN again and we answered it again, the ACK that completes the handshake is no RTT sample', async () => {
+    const h = scriptHost({ tcp: { timestamps: false, sack: false } });
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 <*>')
+      .after(300)
+      .recv('S 0:0(0) win 65535 <mss 1460>') // its SYN again: our SYN-ACK is answered again
+      .send('S. 0:0(0) ack 1 <*>')
+      .after(10)
+      .recv('. 1:1(0) ack 1 win 65535') // an answer to either SYN-ACK: 10 ms or 310 ms?
+      .do((h) => expect([h.conn!.snd.rto.srtt, h.conn!.snd.rto.rto]).toEqual([undefined, 1000]));
+    expect(h.stack.stats()['tcp.syn.retransmitted-in']).toBe(1);
+  });
+
+  it('without that, the ACK of our SYN-ACK is a sample', async () => {
+    const h = scriptHost({ tcp: { timestamps: false, sack: false } });
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460>')
+      .send('S. 0:0(0) ack 1 <*>')
+      .after(10)
+      .recv('. 1:1(0) ack 1 win 65535')
+      .do((h) => expect(h.conn!.snd.rto.srtt).toBe(10));
+  });
+});
