@@ -320,7 +320,8 @@ export class Connection {
   /**
    * RFC 7323 §5.3 R1 (PAWS), before the sequence check: a segment whose timestamp is older than
    * TS.Recent is an old duplicate from an earlier wrap of the sequence space. It is dropped and,
-   * unless it is a RST (§5.3: RSTs are exempt), answered with an ACK as an unacceptable segment is.
+   * unless it is a RST (§5.3: RSTs are exempt), answered with an ACK as an unacceptable segment is
+   * (and rate-limited as that answer is).
    * A pure ACK at RCV.NXT is let through (Linux's tcp_disordered_ack): ACKs overtaking each other
    * carry no data to protect, and dropping them would only slow the sender down.
    */
@@ -334,7 +335,9 @@ export class Connection {
     if (seg.payload.length > 0 && seqLt(seg.seq, this.rcv.nxt)) {
       this.rcv.duplicate(seg.seq, seqMin(seqAdd(seg.seq, seg.payload.length), this.rcv.nxt));
     }
-    this.scheduleAck();
+    // Rate-limited like any answer to an invalid segment (data is always answered), as Linux's
+    // tcp_validate_incoming checks tcp_oow_rate_limited before its PAWS dupack.
+    if (this.replyToInvalid(seg.payload.length, (seg.flags & SYN) !== 0, now)) this.scheduleAck();
     return true;
   }
 
