@@ -486,7 +486,10 @@ export class Sender {
     const offset = seqSub(start, this.una);
     const dataLen = Math.max(0, Math.min(len, this.mss, this.buffer.length - offset));
     const fin = this.c.finSent && offset + dataLen === this.buffer.length && len > dataLen;
-    this.c.emitSegment(start, dataLen, ACK | (fin ? FIN : 0), now);
+    // PSH as when the data first went out: on the segment that empties the buffer (Linux resends
+    // the same skb, PSH included).
+    const psh = dataLen > 0 && offset + dataLen === this.buffer.length ? PSH : 0;
+    this.c.emitSegment(start, dataLen, ACK | psh | (fin ? FIN : 0), now);
     if (this.c.sackOk) this.sackRecovery().onSent(start, dataLen + (fin ? 1 : 0), now);
     if (dataLen > 0) this.lastDataSentAt = now;
     this.retransmits++;
@@ -503,7 +506,7 @@ export class Sender {
     const len = Math.min(this.buffer.length, this.mss);
     const fin = this.c.finSent && len === this.buffer.length;
     if (len === 0 && !fin) return;
-    this.c.emitSegment(this.una, len, ACK | (fin ? FIN : 0), now);
+    this.c.emitSegment(this.una, len, ACK | (len > 0 && len === this.buffer.length ? PSH : 0) | (fin ? FIN : 0), now);
     this.retransmits++;
     this.c.host.count('tcp.retransmit');
     this.c.timers.retransmitAt = now + this.rto.rto;

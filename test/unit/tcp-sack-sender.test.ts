@@ -87,7 +87,7 @@ describe('tail loss probes (RFC 8985 §7)', () => {
       .recv('. 1:1(0) ack 1001 win 60000')
       .quiet(199)
       .after(1)
-      .send('. 1001:2001(1000) ack 1')
+      .send('P. 1001:2001(1000) ack 1')
       .after(10)
       .recv('. 1:1(0) ack 2001 win 60000')
       .quiet(1000);
@@ -106,7 +106,7 @@ describe('tail loss probes (RFC 8985 §7)', () => {
       // Two segments in flight, nothing new to send: after PTO = 2·SRTT + 2 ms the last one again.
       .quiet(21)
       .after(1)
-      .send('. 2001:3001(1000) ack 1')
+      .send('P. 2001:3001(1000) ack 1')
       .after(10)
       // Both copies of it arrived: the cumulative ACK plus a D-SACK block for the duplicate.
       .recv('. 1:1(0) ack 3001 win 60000 <sack 2001:3001>')
@@ -124,7 +124,7 @@ describe('tail loss probes (RFC 8985 §7)', () => {
       .after(10)
       .recv('. 1:1(0) ack 1001 win 60000')
       .after(22)
-      .send('. 2001:3001(1000) ack 1')
+      .send('P. 2001:3001(1000) ack 1')
       .after(10)
       .recv('. 1:1(0) ack 3001 win 60000')
       .quiet(1000);
@@ -192,7 +192,7 @@ describe('SACK recovery limits and timeouts (RFC 6675, RFC 2018 §8)', () => {
       .after(20)
       .recv('. 1:1(0) ack 1001 win 60000')
       .send('. 1001:2001(1000) ack 1') // no longer counted as held by the peer
-      .send('. 2001:3001(1000) ack 1')
+      .send('P. 2001:3001(1000) ack 1')
       .after(20)
       .recv('. 1:1(0) ack 3001 win 60000')
       .quiet(1000);
@@ -215,7 +215,7 @@ describe('SACK recovery limits and timeouts (RFC 6675, RFC 2018 §8)', () => {
           '. 2897:3845(948) ack 1',
           '. 3845:4345(500) ack 1',
           '. 4345:5293(948) ack 1',
-          '. 5293:5793(500) ack 1',
+          'P. 5293:5793(500) ack 1',
         ]),
       )
       .do((h) => expect([h.conn!.snd.mss, h.stack.stats()['tcp.pmtu.lowered'], h.conn!.snd.cc.ssthresh]).toEqual([948, 1, 0x7fffffff]))

@@ -196,7 +196,7 @@ describe('SACK (RFC 2018, RFC 2883, RFC 6675)', () => {
       // segment again, as the probe (RFC 8985 §7.3).
       .quiet(21)
       .after(1)
-      .send('. 3001:4001(1000) ack 1')
+      .send('P. 3001:4001(1000) ack 1')
       .after(10)
       // Its SACK lets RACK see that 2001:3001, sent before it, is lost.
       .recv('. 1:1(0) ack 2001 win 60000 <sack 3001:4001>')

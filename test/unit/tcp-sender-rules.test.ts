@@ -17,7 +17,7 @@ describe('RTT samples (RFC 6298, RFC 7323 §4.1)', () => {
       .do((h) => h.socket.write(Buffer.alloc(100, 3)))
       .send('P. 1:101(100) ack 1 <TS val 20 ecr 1020>')
       .after(200)
-      .send('. 1:101(100) ack 1 <TS val 220 ecr 1020>') // the RTO; backed off to 400 ms
+      .send('P. 1:101(100) ack 1 <TS val 220 ecr 1020>') // the RTO; backed off to 400 ms
       .after(50)
       // The echo names the retransmission: RTT 50 ms, SRTT 20 -> 23.75, and the backoff is over.
       .recv('. 1:1(0) ack 101 win 512 <TS val 1300 ecr 220>')
