@@ -339,6 +339,13 @@ export class ScriptHost {
   }
 }
 
+/** Charge the stack's memory budget just past its pressure threshold (not its limit), as other connections' buffers would. */
+export function memoryPressure(h: ScriptHost): void {
+  const m = h.stack.tcp.memory;
+  m.charge(m.pressureAt + 1 - m.used);
+  if (!m.underPressure) throw new Error('script: the memory budget is not under pressure');
+}
+
 export function scriptHost(opts: ScriptHostOptions = {}): ScriptHost {
   return new ScriptHost(opts);
 }

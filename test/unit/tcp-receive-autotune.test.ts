@@ -6,7 +6,7 @@
  * 128 bytes; the buffer starts at 64 KiB, `win 512`).
  */
 import { describe, expect, it } from 'vitest';
-import { script, scriptHost } from '../helpers/script.js';
+import { memoryPressure as pressure, script, scriptHost } from '../helpers/script.js';
 import type { Script, ScriptHost } from '../helpers/script.js';
 
 const MSS = 1460;
@@ -54,5 +54,14 @@ describe('receive-buffer autotuning (Linux tcp_rcv_space_adjust)', () => {
     // The next round trip the reader reads still more, but the buffer is at its maximum already.
     await feed(s.after(100), 1 + 62 * MSS, 1, 625);
     expect(h.stack.stats()['tcp.rcvbuf.grown']).toBe(1);
+  });
+
+  it('not while the stack is under memory pressure, and a buffer still at its initial size is not counted as shrunk', async () => {
+    const h = scriptHost({ tcp: { rcvBuf: 200_000 } });
+    let s = open(h).do(pressure);
+    s = feed(s, 1, 15, 512);
+    await feed(s.after(100), 1 + 30 * MSS, 1, 512); // 512: no growth
+    expect(h.conn!.rcv.bufSize).toBe(64 << 10);
+    expect(h.stack.stats()['tcp.mem.window-shrunk']).toBeUndefined();
   });
 });
