@@ -57,6 +57,14 @@ describe('a full accept queue (listen backlog)', () => {
     return { l, s };
   }
 
+  it('still takes data on a connection waiting in the full queue: only the handshake\'s last ACK is held back', async () => {
+    const h = scriptHost({ tcp: { timestamps: false, sack: false } });
+    const { s } = fillAcceptQueue(h);
+    await s.do(as(40000)).recv('P. 1:11(10) ack 1 win 65535').after(40).send('. 1:1(0) ack 11');
+    expect(h.stack.stats()['tcp.listen.accept-queue-full']).toBeUndefined();
+    expect(h.stack.tcp.connectionList().find((c) => c.remotePort === 40000)!.rcvBuffered).toBe(10);
+  });
+
   it("ignores the handshake's last ACK (no RST); the SYN-ACK retransmission completes it once accept() made room", async () => {
     const h = scriptHost({ tcp: { initialRto: 1000 } });
     const { l, s } = fillAcceptQueue(h);
@@ -154,6 +162,29 @@ describe('a new SYN that reopens a 4-tuple in TIME-WAIT (RFC 6191)', () => {
     await toTimeWait(h).after(20_000).recv('S 5000:5000(0) win 65535 <mss 1460>').send('S. 0:0(0) ack 5001 win 65535 <mss 1460>');
     // 250 ticks per ms (RFC 9293 §3.4.1) over the 20 s: exactly what the clock moved.
     expect((h.ourIsns[1]! - h.ourIsns[0]!) >>> 0).toBe(250 * 20_000);
+  });
+});
+
+describe('a new SYN without timestamps for a TIME-WAIT connection that used them', () => {
+  it('is judged by its sequence number, as if neither incarnation had timestamps (RFC 6191 §2 needs both)', async () => {
+    const h = scriptHost({ tcp: { msl: 30_000, sack: false } });
+    h.listen({ onConnection: (s) => h.sockets.length === 1 && s.end() });
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,TS val 1000 ecr 0>')
+      .send('S. 0:0(0) ack 1 <*>')
+      .recv('. 1:1(0) ack 1 win 65535 <TS val 1001 ecr 0>')
+      .send('F. 1:1(0) ack 1 <*>')
+      .recv('F. 1:1(0) ack 2 win 65535 <TS val 1002 ecr 0>')
+      .send('. 2:2(0) ack 2 <*>')
+      .state('TIME-WAIT')
+      .after(10)
+      .recv('S 1:1(0) win 65535 <mss 1460>') // not beyond RCV.NXT (2): an old duplicate, answered with an ACK
+      .send('. 2:2(0) ack 2 <*>')
+      .state('TIME-WAIT')
+      .after(1000)
+      .recv('S 5000:5000(0) win 65535 <mss 1460>') // beyond it: a new incarnation
+      .send('S. 0:0(0) ack 5001 <*>');
+    expect(h.stack.stats()['tcp.time-wait.reused']).toBe(1);
   });
 });
 
