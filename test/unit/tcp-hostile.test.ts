@@ -58,6 +58,37 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
     expect(h.stack.stats()['tcp.syncookies.accepted']).toBe(1);
   });
 
+  it("a valid cookie's ACK that finds the accept queue full, or the connection cap reached, is dropped without a RST, as any last ACK of a handshake with no room", async () => {
+    for (const full of ['accept-queue', 'connections'] as const) {
+      // A SYN queue of one either way; an accept queue of one, or of two with a cap of one connection.
+      const h = scriptHost({ limits: full === 'connections' ? { maxConnections: 1, maxSynBacklog: 1 } : {} });
+      h.stack.tcp.listen(h.localPort, full === 'connections' ? 2 : 1); // nobody accepts
+      // Relative sequence numbers follow the newest SYN-ACK: remember each client's.
+      const isn = new Map<number, number>();
+      const as = (port: number) => (host: ScriptHost) => {
+        isn.set(host.peerPort, host.ourIsn);
+        host.peerPort = port;
+        host.ourIsn = isn.get(port) ?? host.ourIsn;
+      };
+      await script(h)
+        .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+        .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+        .do(as(40001))
+        .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+        .send('S. 0:0(0) ack 1 win 65535 <mss 1460>') // the SYN queue (one) is full: a cookie
+        .do(as(40000))
+        .recv('. 1:1(0) ack 1 win 512') // 40000 completes and waits to be accepted
+        .do(as(40001))
+        .recv('. 1:1(0) ack 1 win 512') // a good cookie, but no room
+        .quiet(100);
+      const st = h.stack.stats();
+      expect([st['tcp.listen.accept-queue-full'], st['tcp.limit.connections'], st['tcp.syncookies.accepted']], full).toEqual(
+        full === 'accept-queue' ? [1, undefined, undefined] : [undefined, 1, undefined],
+      );
+      expect(h.stack.tcp.connectionList().map((c) => c.remotePort), full).toEqual([40000]);
+    }
+  });
+
   /** As fullQueue, but client 40001 is Linux-like: its SYN offers SACK, timestamps and window scale 7. */
   function fullQueueWithTimestamps(h: ScriptHost, synOptions = 'mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7') {
     return fullQueueThenSyn(h, synOptions);
