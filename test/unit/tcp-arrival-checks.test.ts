@@ -63,4 +63,21 @@ describe('at the stack-wide memory limit (§3.10.7.4 seventh)', () => {
     expect(h.stack.stats()['tcp.mem.dropped']).toBe(1);
     expect(h.stack.tcp.memory.used).toBe(3000);
   });
+
+  it('data after the peer\'s FIN is dropped as data after a FIN, limit or not: no ACK of its own, not counted as refused for memory', async () => {
+    const h = scriptHost({ limits: { memLimit: 3000 } });
+    h.listen({ allowHalfOpen: true });
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+      .recv('. 1:1(0) ack 1 win 512')
+      .recv('F. 1:1(0) ack 1 win 512')
+      .send('. 1:1(0) ack 2 <*>')
+      .state('CLOSE-WAIT')
+      .do((h) => h.stack.tcp.memory.charge(3000)) // the budget is spent
+      .recv('P. 2:102(100) ack 1 win 512') // beyond the FIN: nothing to take (RFC 9293 §3.10.7.4 seventh)
+      .quiet(1000);
+    const st = h.stack.stats();
+    expect([st['tcp.drop.data-after-fin'], st['tcp.mem.dropped']]).toEqual([1, undefined]);
+  });
 });
