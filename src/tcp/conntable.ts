@@ -6,6 +6,10 @@
  * Numbers rather than one "addr:port:port" string key: the string was built, and then hashed by the
  * Map, for every segment received — measured as the costliest single line of the receive path.
  * Every lookup stays O(1) (DESIGN.md: never a linear scan per packet).
+ *
+ * A local port with one connection holds it directly, without an inner map: a server's port holds
+ * many, but every connection we open has an ephemeral port of its own, and a map per connection
+ * (about 250 bytes of heap) would be most of what a proxy's upstream connection costs the table.
  */
 import type { Ipv4Addr } from '../ip/addr.js';
 
@@ -17,7 +21,8 @@ export interface TupleOwner {
 }
 
 export class ConnectionTable<C extends TupleOwner> {
-  private readonly byLocalPort = new Map<number, Map<number, C>>();
+  /** Per local port: its one connection, or a map of its connections by remoteKey. */
+  private readonly byLocalPort = new Map<number, C | Map<number, C>>();
   #size = 0;
 
   get size(): number {
@@ -25,7 +30,10 @@ export class ConnectionTable<C extends TupleOwner> {
   }
 
   get(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): C | undefined {
-    return this.byLocalPort.get(localPort)?.get(remoteKey(remoteAddr, remotePort));
+    const e = this.byLocalPort.get(localPort);
+    if (e === undefined) return undefined;
+    if (e instanceof Map) return e.get(remoteKey(remoteAddr, remotePort));
+    return e.remoteAddr === remoteAddr && e.remotePort === remotePort ? e : undefined;
   }
 
   has(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): boolean {
@@ -34,25 +42,46 @@ export class ConnectionTable<C extends TupleOwner> {
 
   /** File `c` under its tuple (replacing whatever held that tuple). */
   set(c: C): void {
-    let inner = this.byLocalPort.get(c.localPort);
-    if (inner === undefined) this.byLocalPort.set(c.localPort, (inner = new Map()));
-    const key = remoteKey(c.remoteAddr, c.remotePort);
-    if (!inner.has(key)) this.#size++;
-    inner.set(key, c);
+    const e = this.byLocalPort.get(c.localPort);
+    if (e === undefined) {
+      this.byLocalPort.set(c.localPort, c);
+      this.#size++;
+    } else if (e instanceof Map) {
+      const key = remoteKey(c.remoteAddr, c.remotePort);
+      if (!e.has(key)) this.#size++;
+      e.set(key, c);
+    } else if (e.remoteAddr === c.remoteAddr && e.remotePort === c.remotePort) {
+      this.byLocalPort.set(c.localPort, c); // the same tuple: replaced
+    } else {
+      const inner = new Map<number, C>([[remoteKey(e.remoteAddr, e.remotePort), e]]);
+      inner.set(remoteKey(c.remoteAddr, c.remotePort), c);
+      this.byLocalPort.set(c.localPort, inner);
+      this.#size++;
+    }
   }
 
   /** Remove `c`, only if it is the one filed under its tuple (a newer incarnation may be). */
   delete(c: C): void {
-    const inner = this.byLocalPort.get(c.localPort);
+    const e = this.byLocalPort.get(c.localPort);
+    if (e === undefined) return;
+    if (!(e instanceof Map)) {
+      if (e !== c) return;
+      this.byLocalPort.delete(c.localPort);
+      this.#size--;
+      return;
+    }
     const key = remoteKey(c.remoteAddr, c.remotePort);
-    if (inner === undefined || inner.get(key) !== c) return;
-    inner.delete(key);
+    if (e.get(key) !== c) return;
+    e.delete(key);
     this.#size--;
-    if (inner.size === 0) this.byLocalPort.delete(c.localPort);
+    if (e.size === 0) this.byLocalPort.delete(c.localPort);
   }
 
   *values(): IterableIterator<C> {
-    for (const inner of this.byLocalPort.values()) yield* inner.values();
+    for (const e of this.byLocalPort.values()) {
+      if (e instanceof Map) yield* e.values();
+      else yield e;
+    }
   }
 }
 

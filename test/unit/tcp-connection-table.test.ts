@@ -63,4 +63,26 @@ describe('the connection table', () => {
     t.set(fresh);
     expect([t.size, t.get(fresh.remoteAddr, 5000, 80)]).toEqual([1, fresh]);
   });
+
+  it('a local port with one connection (every connection we open) holds it alone, and grows and shrinks through two', () => {
+    const t = new ConnectionTable<ReturnType<typeof tuple>>();
+    const a = tuple('10.0.0.9', 80, 50000);
+    const b = tuple('10.0.0.8', 80, 50000); // the same local port, another peer
+    t.set(a);
+    expect([t.get(a.remoteAddr, 80, 50000), t.get(b.remoteAddr, 80, 50000), t.get(a.remoteAddr, 81, 50000)]).toEqual([a, undefined, undefined]);
+    t.delete(b); // not filed: nothing happens
+    expect(t.size).toBe(1);
+    const a2 = tuple('10.0.0.9', 80, 50000);
+    t.set(a2); // the same tuple again: replaced, not counted twice
+    expect([t.size, t.get(a.remoteAddr, 80, 50000)]).toEqual([1, a2]);
+    t.delete(a); // the older incarnation: the newer one stays
+    expect(t.get(a.remoteAddr, 80, 50000)).toBe(a2);
+    t.set(b);
+    expect([t.size, t.get(a.remoteAddr, 80, 50000), t.get(b.remoteAddr, 80, 50000)]).toEqual([2, a2, b]);
+    t.delete(a2);
+    expect([t.size, t.get(a.remoteAddr, 80, 50000), t.get(b.remoteAddr, 80, 50000)]).toEqual([1, undefined, b]);
+    expect([...t.values()]).toEqual([b]);
+    t.delete(b);
+    expect([t.size, [...t.values()]]).toEqual([0, []]);
+  });
 });
