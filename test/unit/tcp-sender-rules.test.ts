@@ -61,6 +61,26 @@ describe('path MTU messages (RFC 1191 §6.4, RFC 5927)', () => {
   });
 });
 
+describe('path MTU messages below our MTU but above the peer\'s MSS (RFC 1191 §6.4)', () => {
+  it('lower the path MSS, not the segment size: the peer\'s MSS (1000) is still the smaller', async () => {
+    const h = scriptHost({ tcp: { timestamps: false, sack: false } });
+    h.listen();
+    await script(h)
+      .recv('S 0:0(0) win 65535 <mss 1000>')
+      .send('S. 0:0(0) ack 1 <*>')
+      .recv('. 1:1(0) ack 1 win 65535')
+      .do((h) => h.socket.write(Buffer.alloc(1000, 1)))
+      .send('P. 1:1001(1000) ack 1')
+      .icmp(UNREACHABLE, FRAG_NEEDED, { seq: 1, mtu: 1400, len: 1040 }) // path MSS 1360: lowered, still above 1000
+      .quiet(10)
+      .recv('. 1:1(0) ack 1001 win 65535')
+      .do((h) => h.socket.write(Buffer.alloc(2000, 1)))
+      .send('. 1001:2001(1000) ack 1')
+      .send('P. 2001:3001(1000) ack 1');
+    expect([h.conn!.snd.mss, h.conn!.snd.pathMss, h.stack.stats()['tcp.pmtu.lowered']]).toEqual([1000, 1360, 1]);
+  });
+});
+
 describe('unacceptable ACKs are counted (RFC 5961 §5.2)', () => {
   it('an ACK of data never sent and one older than MAX.SND.WND below SND.UNA are each answered with an ACK, dropped and counted', async () => {
     const h = scriptHost({ tcp: { timestamps: false, sack: false } });
