@@ -70,10 +70,10 @@ const DIST = join(ROOT, 'dist');
 
 const WORKLOADS = [
   'bulk_download', 'bulk_upload', 'bulk_download_loss', 'keepalive', 'newconn', 'keepalive_small', 'newconn_small', 'memory', 'memory_offload', 'scale',
-  'proxy_keepalive', 'proxy_newconn', 'hoarders',
+  'timewait', 'proxy_keepalive', 'proxy_newconn', 'hoarders',
 ] as const;
 /** Workloads run by their own runners (not the netstack-vs-kernel-peer pair). */
-const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'memory_offload', 'scale', 'proxy_keepalive', 'proxy_newconn', 'hoarders'];
+const OWN_RUNNER: readonly WorkloadId[] = ['memory', 'memory_offload', 'scale', 'timewait', 'proxy_keepalive', 'proxy_newconn', 'hoarders'];
 type WorkloadId = (typeof WORKLOADS)[number];
 
 const argv = yargs(hideBin(process.argv))
@@ -123,8 +123,8 @@ const peersWanted = new Set<Peer>(
 
 /** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
 const P = quick
-  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000, scaleSettleMs: 1000, hoarders: 50, hoardBytes: 8 << 20, hoardSeconds: 3 }
-  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000, scaleSettleMs: 15_000, hoarders: 500, hoardBytes: 8 << 20, hoardSeconds: 5 };
+  ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000, scaleSettleMs: 1000, timewaitConnections: 2000, hoarders: 50, hoardBytes: 8 << 20, hoardSeconds: 3 }
+  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000, scaleSettleMs: 15_000, timewaitConnections: 20_000, hoarders: 500, hoardBytes: 8 << 20, hoardSeconds: 5 };
 const WRK_CONNECTIONS = 50;
 /** Body of the small fixed response (GET /bytes/128) for the *_small request-rate runs. */
 const SMALL_BYTES = 128;
@@ -194,7 +194,7 @@ function build(): void {
  * a temporary directory so the measured processes are plain `node` without a loader.
  */
 function transpileWorkers(dir: string): void {
-  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-connect', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
+  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-timewait', 'bench-connect', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   for (const f of files) {
     const source = readFileSync(join(ROOT, 'scripts', `${f}.ts`), 'utf8');
@@ -890,6 +890,41 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   }
 }
 
+/**
+ * Workload "timewait": connections that end in TIME-WAIT on the side that closed first (a web
+ * server), in one process over a MemoryLink on a virtual clock (scripts/bench-timewait.ts): the
+ * heap each TIME-WAIT entry holds for its 60 s, and the connection rate with the GC time it costs.
+ */
+async function runTimewait(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
+  const n = P.timewaitConnections;
+  const heap = workload({
+    id: 'timewait_heap', title: `TIME-WAIT: JS heap per connection (${n} closed by the server first, in-memory)`, unit: 'bytes', better: 'lower', kernel: false,
+    note: 'heap with all of them in TIME-WAIT minus heap once 2·MSL freed them, after a full GC, / TIME-WAIT entries',
+  });
+  const rate = workload({
+    id: 'timewait_rate', title: `TIME-WAIT: ${n} request/close connections in-memory, both stacks in one process`, unit: 'conn/s', better: 'higher', kernel: false,
+  });
+  results.push(heap, rate);
+  for (let r = 0; r < rounds; r++) {
+    await measure(heap.netstack, r, `timewait round ${r + 1}`, async () => {
+      const res = await run(
+        ['taskset', '-c', String(SERVER_CPU), process.execPath, '--expose-gc', join(ctx.workDir, 'bench-timewait.js'), String(n)],
+        { timeoutMs: 120_000, env: ctx.env },
+      );
+      const line = res.stdout.trim().split('\n').at(-1) ?? '';
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new MeasureError(`bench-timewait: exit ${res.code}: ${res.stderr.trim().slice(-1000)}`);
+      }
+      if (typeof m['bytesPerTimeWait'] !== 'number') throw new MeasureError(`bench-timewait: ${String(m['error'] ?? line)}`);
+      record(rate.netstack, r, m['connPerSec'] as number, { seconds: m['seconds'], gcMs: m['gcMs'] });
+      return { value: m['bytesPerTimeWait'], detail: m };
+    });
+  }
+}
+
 /** Resident set size and its high-water mark (VmHWM) of a process, bytes. */
 function procRss(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -1044,6 +1079,7 @@ async function main(): Promise<void> {
   if (only.has('memory')) await runMemory(ctx, results);
   if (only.has('memory_offload')) await runMemory(ctx, results, true);
   if (only.has('scale')) await runScale(ctx, results);
+  if (only.has('timewait')) await runTimewait(ctx, results);
   if (only.has('hoarders')) await runHoarders(ctx, results);
   net.destroy();
 
