@@ -33,7 +33,7 @@ export class ConnectionTable<C extends TupleOwner> {
     const e = this.byLocalPort.get(localPort);
     if (e === undefined) return undefined;
     if (e instanceof Map) return e.get(remoteKey(remoteAddr, remotePort));
-    return e.remoteAddr === remoteAddr && e.remotePort === remotePort ? e : undefined;
+    return sameRemote(e, remoteAddr, remotePort) ? e : undefined;
   }
 
   has(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): boolean {
@@ -50,7 +50,7 @@ export class ConnectionTable<C extends TupleOwner> {
       const key = remoteKey(c.remoteAddr, c.remotePort);
       if (!e.has(key)) this.#size++;
       e.set(key, c);
-    } else if (e.remoteAddr === c.remoteAddr && e.remotePort === c.remotePort) {
+    } else if (sameRemote(e, c.remoteAddr, c.remotePort)) {
       this.byLocalPort.set(c.localPort, c); // the same tuple: replaced
     } else {
       const inner = new Map<number, C>([[remoteKey(e.remoteAddr, e.remotePort), e]]);
@@ -83,6 +83,11 @@ export class ConnectionTable<C extends TupleOwner> {
       else yield e;
     }
   }
+}
+
+/** The same peer, with the address compared as remoteKey does (unsigned: an address from `|` is signed). */
+function sameRemote(c: TupleOwner, remoteAddr: Ipv4Addr, remotePort: number): boolean {
+  return c.remotePort === remotePort && c.remoteAddr >>> 0 === remoteAddr >>> 0;
 }
 
 function remoteKey(remoteAddr: Ipv4Addr, remotePort: number): number {

@@ -85,4 +85,14 @@ describe('the connection table', () => {
     t.delete(b);
     expect([t.size, [...t.values()]]).toEqual([0, []]);
   });
+
+  it('finds an address at or above 128.0.0.0 in its signed form too, whether its port holds one connection or several', () => {
+    const t = new ConnectionTable<ReturnType<typeof tuple>>();
+    const alone = tuple('192.168.1.9', 443, 50001);
+    const shared = [tuple('192.168.1.9', 443, 80), tuple('203.0.113.7', 443, 80)];
+    for (const c of [alone, ...shared]) t.set(c);
+    for (const c of [alone, ...shared]) expect(t.get(c.remoteAddr | 0, c.remotePort, c.localPort)).toBe(c);
+    t.set({ ...alone, remoteAddr: alone.remoteAddr | 0 }); // the same tuple, written signed: replaced
+    expect(t.size).toBe(3);
+  });
 });
