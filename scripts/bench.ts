@@ -802,18 +802,8 @@ async function runMemory(ctx: Ctx, results: WorkloadResult[], offload = false): 
   for (let r = 0; r < rounds; r++) {
     await measure(w.netstack, r, `${w.id} round ${r + 1}`, async () => {
       const prof = ctx.profileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.profileDir, '--cpu-prof-name', `${w.id}-r${r + 1}.cpuprofile`] : [];
-      const res = await run(
-        ['taskset', '-c', String(SERVER_CPU), process.execPath, ...prof, join(ctx.workDir, 'bench-memory.js'), String(P.memoryBytes), String(ctx.net.mtu), offload ? 'on' : 'off'],
-        { timeoutMs: 90_000, env: ctx.env },
-      );
-      const line = res.stdout.trim().split('\n').at(-1) ?? '';
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        throw new MeasureError(`bench-memory: exit ${res.code}: ${res.stderr.trim().slice(-1000)}`);
-      }
-      if (typeof m['error'] === 'string' || typeof m['gbps'] !== 'number') throw new MeasureError(`bench-memory: ${String(m['error'])}`);
+      const m = await runWorker(ctx, 'bench-memory', [...prof], [String(P.memoryBytes), String(ctx.net.mtu), offload ? 'on' : 'off'], 90_000);
+      if (typeof m['gbps'] !== 'number') throw new MeasureError(`bench-memory: no result in ${JSON.stringify(m)}`);
       return { value: m['gbps'], detail: m };
     });
   }
@@ -891,6 +881,24 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
 }
 
 /**
+ * Run an in-process worker (scripts/<name>.ts, compiled into the work directory) on the server
+ * core and return the JSON line it reports last; a worker that reports `error` or prints no JSON
+ * fails the measurement with its words.
+ */
+async function runWorker(ctx: Ctx, name: string, nodeArgs: string[], args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  const res = await run(['taskset', '-c', String(SERVER_CPU), process.execPath, ...nodeArgs, join(ctx.workDir, `${name}.js`), ...args], { timeoutMs, env: ctx.env });
+  const line = res.stdout.trim().split('\n').at(-1) ?? '';
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    throw new MeasureError(`${name}: exit ${res.code}: ${res.stderr.trim().slice(-1000)}`);
+  }
+  if (typeof m['error'] === 'string') throw new MeasureError(`${name}: ${m['error']}`);
+  return m;
+}
+
+/**
  * Workload "timewait": connections that end in TIME-WAIT on the side that closed first (a web
  * server), in one process over a MemoryLink on a virtual clock (scripts/bench-timewait.ts): the
  * heap each TIME-WAIT entry holds for its 60 s, and the connection rate with the GC time it costs.
@@ -907,18 +915,8 @@ async function runTimewait(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
   results.push(heap, rate);
   for (let r = 0; r < rounds; r++) {
     await measure(heap.netstack, r, `timewait round ${r + 1}`, async () => {
-      const res = await run(
-        ['taskset', '-c', String(SERVER_CPU), process.execPath, '--expose-gc', join(ctx.workDir, 'bench-timewait.js'), String(n)],
-        { timeoutMs: 120_000, env: ctx.env },
-      );
-      const line = res.stdout.trim().split('\n').at(-1) ?? '';
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        throw new MeasureError(`bench-timewait: exit ${res.code}: ${res.stderr.trim().slice(-1000)}`);
-      }
-      if (typeof m['bytesPerTimeWait'] !== 'number') throw new MeasureError(`bench-timewait: ${String(m['error'] ?? line)}`);
+      const m = await runWorker(ctx, 'bench-timewait', ['--expose-gc'], [String(n)], 120_000);
+      if (typeof m['bytesPerTimeWait'] !== 'number') throw new MeasureError(`bench-timewait: no result in ${JSON.stringify(m)}`);
       record(rate.netstack, r, m['connPerSec'] as number, { seconds: m['seconds'], gcMs: m['gcMs'] });
       return { value: m['bytesPerTimeWait'], detail: m };
     });
