@@ -339,6 +339,21 @@ export class ScriptHost {
   }
 }
 
+/**
+ * Switch the scripted peer to another client port of the same host (`.do(asPeer(40001))`).
+ * Relative sequence numbers follow the stack's newest SYN-ACK, so each client's ISN is remembered
+ * and restored on the way back.
+ */
+const peerIsns = new WeakMap<ScriptHost, Map<number, number>>();
+export const asPeer = (port: number) => (h: ScriptHost): void => {
+  const known = peerIsns.get(h) ?? new Map<number, number>();
+  peerIsns.set(h, known);
+  if (h.ourIsn !== 0) known.set(h.peerPort, h.ourIsn);
+  h.peerPort = port;
+  const isn = known.get(port);
+  if (isn !== undefined) h.ourIsn = isn;
+};
+
 /** Charge the stack's memory budget just past its pressure threshold (not its limit), as other connections' buffers would. */
 export function memoryPressure(h: ScriptHost): void {
   const m = h.stack.tcp.memory;

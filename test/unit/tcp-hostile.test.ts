@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ACK, RST, SYN } from '../../src/tcp/segment.js';
-import { script, scriptHost } from '../helpers/script.js';
+import { asPeer, script, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
 /** A client on `port` opens a connection the application keeps: SYN, SYN-ACK, ACK. */
@@ -63,22 +63,15 @@ describe('SYN cookies (RFC 4987 §3.6)', () => {
       // A SYN queue of one either way; an accept queue of one, or of two with a cap of one connection.
       const h = scriptHost({ limits: full === 'connections' ? { maxConnections: 1, maxSynBacklog: 1 } : {} });
       h.stack.tcp.listen(h.localPort, full === 'connections' ? 2 : 1); // nobody accepts
-      // Relative sequence numbers follow the newest SYN-ACK: remember each client's.
-      const isn = new Map<number, number>();
-      const as = (port: number) => (host: ScriptHost) => {
-        isn.set(host.peerPort, host.ourIsn);
-        host.peerPort = port;
-        host.ourIsn = isn.get(port) ?? host.ourIsn;
-      };
       await script(h)
         .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
         .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
-        .do(as(40001))
+        .do(asPeer(40001))
         .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
         .send('S. 0:0(0) ack 1 win 65535 <mss 1460>') // the SYN queue (one) is full: a cookie
-        .do(as(40000))
+        .do(asPeer(40000))
         .recv('. 1:1(0) ack 1 win 512') // 40000 completes and waits to be accepted
-        .do(as(40001))
+        .do(asPeer(40001))
         .recv('. 1:1(0) ack 1 win 512') // a good cookie, but no room
         .quiet(100);
       const st = h.stack.stats();

@@ -9,22 +9,9 @@
 import { describe, expect, it } from 'vitest';
 import { EPHEMERAL_FIRST, EPHEMERAL_LAST } from '../../src/ip/ports.js';
 import { TcpLayer } from '../../src/tcp/layer.js';
-import { script, scriptHost } from '../helpers/script.js';
+import { asPeer as as, script, scriptHost } from '../helpers/script.js';
 import type { ScriptHost } from '../helpers/script.js';
 
-/**
- * Switch the scripted peer to another client port of the same host. Relative sequence numbers
- * follow the stack's newest SYN-ACK, so remember each client's ISN and restore it on the way back.
- */
-const isns = new WeakMap<ScriptHost, Map<number, number>>();
-const as = (port: number) => (h: ScriptHost) => {
-  const known = isns.get(h) ?? new Map<number, number>();
-  isns.set(h, known);
-  if (h.ourIsn !== 0) known.set(h.peerPort, h.ourIsn);
-  h.peerPort = port;
-  const isn = known.get(port);
-  if (isn !== undefined) h.ourIsn = isn;
-};
 const stateOf = (h: ScriptHost, port: number) => h.stack.tcp.connectionList().find((c) => c.remotePort === port)?.state ?? 'CLOSED';
 
 describe('a full accept queue (listen backlog)', () => {
