@@ -57,7 +57,7 @@ const SIDE_BY_SIDE = [
   // The reverse proxy: its "kernel" side is Debian's nginx.
   'proxy_keepalive', 'proxy_newconn',
 ];
-const NETSTACK_ONLY = ['memory', 'memory_offload', 'scale_rss', 'scale_heap', 'scale_connect_rate', 'timewait_heap', 'timewait_rate'];
+const NETSTACK_ONLY = ['memory', 'memory_offload', 'scale_rss', 'scale_rss_burst', 'scale_heap', 'scale_connect_rate', 'timewait_heap', 'timewait_rate'];
 /** Memory growth on both sides: may be zero or negative (memory given back), so no ratio check. */
 const HOARDERS = ['hoarders_peak', 'hoarders_after'];
 
