@@ -42,24 +42,24 @@ export async function curlDownload(ns: string, cpu: number, url: string, bytes: 
  * Gbit/s over the whole exchange. `Expect: 100-continue` is turned off so curl does not
  * wait for an interim response before sending.
  */
-export async function curlUpload(ns: string, cpu: number, url: string, file: string, bytes: number, timeoutS: number): Promise<Sample> {
-  const r = await run(
-    pinned(ns, cpu, [
-      'curl', '-sS', '--max-time', String(timeoutS), '-X', 'POST', '-T', file,
-      '-H', 'Expect:', '-H', 'Content-Type: application/octet-stream',
-      '-w', '\n%{http_code} %{size_upload} %{time_total}', url,
-    ]),
-    { timeoutMs: (timeoutS + 10) * 1000 },
-  );
-  const lines = r.stdout.trim().split('\n');
-  const [code, size, total] = (lines.at(-1) ?? '').trim().split(/\s+/);
-  const counted = Number(lines[0]);
-  if (r.code !== 0 || code !== '200') throw new MeasureError(`curl POST ${url}: exit ${r.code}, HTTP ${code}: ${r.stderr.trim()}`);
-  if (Number(size) !== bytes || counted !== bytes) {
-    throw new MeasureError(`curl POST ${url}: sent ${size} bytes, server counted ${lines[0]}, expected ${bytes}`);
+/**
+ * Bulk upload with scripts/bench-upload-client.ts (`script`: its transpiled .js): one POST of
+ * `bytes` to `url` + "/sink", checked against the count the server answers.
+ */
+export async function clientUpload(ns: string, cpu: number, script: string, url: string, bytes: number, timeoutS: number): Promise<Sample> {
+  const { hostname, port } = new URL(url);
+  const r = await run(pinned(ns, cpu, [process.execPath, script, hostname, port || '80', String(bytes)]), { timeoutMs: timeoutS * 1000 });
+  let out: { error?: string; bytes?: number; seconds?: number; status?: number; counted?: number } = {};
+  try {
+    out = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as typeof out;
+  } catch {
+    throw new MeasureError(`upload client: exit ${r.code}, no JSON: ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
   }
-  const seconds = Number(total);
-  return { value: (bytes * 8) / seconds / 1e9, detail: { bytes, seconds } };
+  if (out.error !== undefined || r.code !== 0) throw new MeasureError(`upload client: exit ${r.code}: ${out.error ?? r.stderr.trim()}`);
+  if (out.status !== 200 || out.bytes !== bytes || out.counted !== bytes) {
+    throw new MeasureError(`POST ${url}/sink: HTTP ${out.status}, sent ${out.bytes} bytes, server counted ${out.counted}, expected ${bytes}`);
+  }
+  return { value: (bytes * 8) / out.seconds! / 1e9, detail: { bytes, seconds: out.seconds } };
 }
 
 export interface WrkResult {

@@ -13,7 +13,7 @@
  * for `--rounds` rounds, so slow drift of the machine hits both alike:
  *
  *   bulk_download    curl GET /bytes/1 GiB                     Gbit/s
- *   bulk_upload      curl POST 256 MiB to /sink                Gbit/s
+ *   bulk_upload      POST 1 GiB to /sink (one Node client)     Gbit/s
  *   bulk_download_loss  curl GET /bytes/50 MiB with 2% random loss  Mbit/s (16 MiB with --quick)
  *                    of the data (iptables `statistic` in the client namespace's INPUT; kernel
  *                    offloads off on the veth pair and netstack's TCP super-segments off, so both
@@ -58,7 +58,7 @@ import type { BenchResult, Peer, Side, SideResult, Target, WorkloadResult } from
 import { PEERS, PEER_LABELS, emptySide, finish, fmt, renderTable } from './bench-report.js';
 import { JsonLineProcess } from './bench-proc.js';
 import type { Message } from './bench-proc.js';
-import { MeasureError, curlDownload, curlUpload, pinned, wrk } from './bench-tools.js';
+import { MeasureError, clientUpload, curlDownload, pinned, wrk } from './bench-tools.js';
 import type { Sample } from './bench-tools.js';
 import type { BenchNet } from './netns.js';
 import { cleanupNow, createBenchNet, haveCommand, onCleanup, run, runOk, spawnTracked } from './netns.js';
@@ -124,7 +124,7 @@ const peersWanted = new Set<Peer>(
 /** Sizes and durations: the full run, and the --quick one (well under a minute in all). */
 const P = quick
   ? { downloadBytes: 32 << 20, uploadBytes: 16 << 20, wrkSeconds: 2, wrkSmallSeconds: 2, memoryBytes: 64 << 20, scaleConnections: 1000, scaleSettleMs: 1000, timewaitConnections: 2000, hoarders: 50, hoardBytes: 8 << 20, hoardSeconds: 3 }
-  : { downloadBytes: 1 << 30, uploadBytes: 256 << 20, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000, scaleSettleMs: 15_000, timewaitConnections: 20_000, hoarders: 500, hoardBytes: 8 << 20, hoardSeconds: 5 };
+  : { downloadBytes: 1 << 30, uploadBytes: 1 << 30, wrkSeconds: 10, wrkSmallSeconds: 5, memoryBytes: 1 << 30, scaleConnections: 10_000, scaleSettleMs: 15_000, timewaitConnections: 20_000, hoarders: 500, hoardBytes: 8 << 20, hoardSeconds: 5 };
 const WRK_CONNECTIONS = 50;
 /** Body of the small fixed response (GET /bytes/128) for the *_small request-rate runs. */
 const SMALL_BYTES = 128;
@@ -194,7 +194,7 @@ function build(): void {
  * a temporary directory so the measured processes are plain `node` without a loader.
  */
 function transpileWorkers(dir: string): void {
-  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-timewait', 'bench-connect', 'bench-scale-client', 'bench-hoarders-client', 'kernel-peer'];
+  const files = ['bench-dist', 'bench-app', 'bench-server', 'bench-memory', 'bench-timewait', 'bench-connect', 'bench-scale-client', 'bench-hoarders-client', 'bench-upload-client', 'kernel-peer'];
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   for (const f of files) {
     const source = readFileSync(join(ROOT, 'scripts', `${f}.ts`), 'utf8');
@@ -489,19 +489,6 @@ async function measure(side: SideResult, round: number, label: string, fn: () =>
   }
 }
 
-/** The uploaded body: the /bytes pattern, in tmpfs when there is one so the disk is not measured. */
-function makeUploadFile(bytes: number): string {
-  const dir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/netstack-bench-') : mkdtempSync(join(tmpdir(), 'netstack-bench-'));
-  onCleanup(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'upload.bin');
-  const block = Buffer.allocUnsafe(1 << 20);
-  for (let i = 0; i < block.length; i++) block[i] = i & 0xff;
-  const parts: Buffer[] = [];
-  for (let left = bytes; left > 0; left -= block.length) parts.push(left >= block.length ? block : block.subarray(0, left));
-  writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
-
 /** Workloads 1–4 against both servers, alternating netstack and kernel within each round. */
 async function runSideBySide(ctx: Ctx, results: WorkloadResult[], lwipBin: string | undefined): Promise<void> {
   const { net } = ctx;
@@ -602,14 +589,13 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[], lwipBin: strin
       }
     }
     if (only.has('bulk_upload')) {
-      const file = makeUploadFile(P.uploadBytes);
       const w = workload({
-        id: 'bulk_upload', title: `bulk POST ${mib(P.uploadBytes)} to /sink (curl)`, unit: 'Gbit/s', better: 'higher', kernel: true,
+        id: 'bulk_upload', title: `bulk POST ${mib(P.uploadBytes)} to /sink (one Node client)`, unit: 'Gbit/s', better: 'higher', kernel: true,
         target: GBPS_TUN_TARGET,
       });
       results.push(...withTwin(w));
       for (let r = 0; r < rounds; r++) {
-        await both(w, r, (_s, url) => curlUpload(net.clientNs, CLIENT_CPU, `${url}/sink`, file, P.uploadBytes, 180));
+        await both(w, r, (_s, url) => clientUpload(net.clientNs, CLIENT_CPU, join(ctx.workDir, 'bench-upload-client.js'), url, P.uploadBytes, 180));
       }
     }
     if (only.has('bulk_download_loss')) {
