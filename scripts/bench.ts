@@ -841,13 +841,13 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
         if ((count['count'] as number) >= established) break;
         await sleep(100);
       }
-      // Measured twice. At once: RSS then includes the young generation V8 grew to 32 MiB during
-      // the burst of handshakes (it grows it while many objects survive), a fixed cost of any busy
-      // moment, 2.8 KiB "per connection" at 10,000. Then after the server has idled: V8 shrinks the
-      // young generation at the first GC that sees a low allocation rate over its 5 s window
-      // (Heap::ReduceNewSpaceSize), as the next GC of a lightly loaded server does; the GC of the
-      // first measurement is that window's start. `newSpace` in the JSON shows the two sizes.
-      // (--quick waits 1 s only: it checks the harness, and its young generation may stay grown.)
+      // Measured twice. At once (scale_rss_burst): RSS then includes the young generation V8 grew
+      // to 32 MiB during the burst of handshakes (it grows it while many new objects survive), a
+      // fixed cost of any busy moment, 2.8 KiB "per connection" at 10,000. Then after 15 s idle
+      // (scale_rss): V8 gives the young generation back at a GC that sees a low but nonzero
+      // allocation rate over its last 5 s (Heap::ReduceNewSpaceSize), not in a process that
+      // allocates nothing, so whether this second GC shrinks it varies from run to run:
+      // `newSpace` in the JSON says which happened. (--quick waits 1 s only.)
       const atOnce = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
       await sleep(P.scaleSettleMs);
       count = await server.request('count', 'count');
