@@ -12,8 +12,8 @@ import type { NetnsTun } from '../helpers/netns.js';
 import { createNetns, createNetnsTun, describeInterop, run, runOk } from '../helpers/netns.js';
 
 const MB = 1 << 20;
-/** The issue asks for 1 GiB each way; `npm run bench` moves that much. Here 256 MiB keeps CI fast. */
-const BULK = Number(process.env['NETSTACK_OFFLOAD_BULK_MB'] ?? 256) * MB;
+/** 1 GiB each way, as much as `npm run bench` moves (some 10 s in all); NETSTACK_OFFLOAD_BULK_MB sets less for a quick look. */
+const BULK = Number(process.env['NETSTACK_OFFLOAD_BULK_MB'] ?? 1024) * MB;
 
 function startStack(t: NetnsTun): Stack {
   const stack = new Stack({ link: t.link, addr: parseIpv4(t.stackAddr)! });
