@@ -234,6 +234,7 @@ export class Connection {
       this.emitSegment(this.snd.max, 0, RST | ACK, now); // <SEQ=SND.NXT><CTL=RST> (SND.MAX: see sendAck)
       this.host.count('tcp.rst.out');
     }
+    this.rcv.flush(); // §3.10.5: queued RECEIVEs get "reset" responses
     this.toClosed(cause);
   }
 
@@ -651,6 +652,7 @@ export class Connection {
   /** Enter CLOSED and tell the user with a Node-style error code. */
   fail(code: TcpErrorCode, message: string, cause: string): void {
     const user = this.user;
+    this.rcv.flush(); // the user gets the error, not the rest of the data
     this.toClosed(cause, false);
     user.onError?.(code, message);
     this.notifyDone(user);

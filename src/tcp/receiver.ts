@@ -362,6 +362,17 @@ export class Receiver {
     return this.ooo ? this.ooo.sackBlocks(4) : [];
   }
 
+  /**
+   * Drop the data the user has not read: the connection was reset or aborted, and the user gets
+   * an error instead of it (RFC 9293 §3.10.7.3 "all segment queues should be flushed", §3.10.5).
+   * A connection that ends normally keeps it for the user to read.
+   */
+  flush(): void {
+    this.queue = [];
+    this.head = 0;
+    this.buffered = 0;
+  }
+
   /** Drop the out-of-order data (the connection is closing). */
   dropOutOfOrder(): void {
     if (this.ooo) this.c.charge(-this.ooo.bytes);
