@@ -979,7 +979,9 @@ async function runHoarders(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
         const afterMiB = (end['rss']! - before) / 2 ** 20;
         const detail = { clients: n, hoarding, rssBefore: before, vmHwm: atPeak.hwm, rssAtHold: atPeak.rss, rssAfter: end['rss'] };
         record(peak[side]!, r, peakMiB, detail);
-        record(after[side]!, r, afterMiB, {});
+        // What the RSS left is made of: V8 heap, young generation, Buffers outside the heap.
+        const stats = side === 'netstack' ? (await server.request('stats', 'stats'))['stats'] : undefined;
+        record(after[side]!, r, afterMiB, { end, stats });
         log(`  ${label}: ${hoarding['connected']} clients sent ${fmt(hoarding['bytesSent']! / 2 ** 20)} MiB; RSS +${fmt(peakMiB)} MiB at peak, +${fmt(afterMiB)} MiB after`);
       } catch (e) {
         const msg = e instanceof MeasureError ? e.message : String((e as Error).message);

@@ -838,6 +838,8 @@ class Connection implements ByteStreamEvents {
   private onClose(): void {
     this.closed = true;
     this.armedAt = Infinity; // a queued deadline is now stale
+    // The deadline queue holds this connection until that stale entry comes up: hold no bytes.
+    this.parser.discardInput();
     this.exchange?.body.fail(connectionGone);
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
