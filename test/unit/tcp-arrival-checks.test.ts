@@ -19,7 +19,7 @@ describe('a SYN in SYN-RECEIVED (§3.10.7.4 fourth, RFC 5961 §4.2)', () => {
 });
 
 describe('a RST ends the connection and gives back its memory (§3.10.7.4 second)', () => {
-  it('the unread data is flushed with the TCB ("all segment queues should be flushed"): nothing left to read, nothing charged', async () => {
+  it('[limits.reset-flushes] the unread data is flushed with the TCB ("all segment queues should be flushed"): nothing left to read, nothing charged', async () => {
     const h = scriptHost();
     h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
     let conn: NonNullable<typeof h.conn> | undefined;
@@ -44,7 +44,7 @@ describe('a RST ends the connection and gives back its memory (§3.10.7.4 second
     expect(conn!.read()).toBeUndefined();
   });
 
-  it("the application's abort flushes them too (§3.10.5), and the peer gets a RST", async () => {
+  it("[limits.abort-flushes] the application's abort flushes them too (§3.10.5), and the peer gets a RST", async () => {
     const h = scriptHost();
     h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
     let conn: NonNullable<typeof h.conn> | undefined;
