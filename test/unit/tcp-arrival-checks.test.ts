@@ -18,51 +18,45 @@ describe('a SYN in SYN-RECEIVED (§3.10.7.4 fourth, RFC 5961 §4.2)', () => {
   });
 });
 
+/** An established connection whose application stopped reading, with 2000 bytes of the peer's unread in its TCB. */
+async function unreadData() {
+  const h = scriptHost();
+  h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
+  const s = script(h)
+    .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
+    .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
+    .recv('. 1:1(0) ack 1 win 512')
+    .recv('P. 1:1001(1000) ack 1 win 512')
+    .recv('P. 1001:2001(1000) ack 1 win 512');
+  await s;
+  const conn = h.conn!;
+  expect(conn.rcv.buffered).toBeGreaterThan(0);
+  expect(h.stack.tcp.memory.used).toBeGreaterThan(0);
+  return { h, conn, s: script(h) };
+}
+
 describe('a RST ends the connection and gives back its memory (§3.10.7.4 second)', () => {
   it('[limits.reset-flushes] the unread data is flushed with the TCB ("all segment queues should be flushed"): nothing left to read, nothing charged', async () => {
-    const h = scriptHost();
-    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() }); // the application stops reading
-    let conn: NonNullable<typeof h.conn> | undefined;
-    await script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
-      .recv('. 1:1(0) ack 1 win 512')
-      .recv('P. 1:1001(1000) ack 1 win 512')
-      .recv('P. 1001:2001(1000) ack 1 win 512')
-      .do((h) => {
-        conn = h.conn;
-        expect(conn!.rcv.buffered).toBeGreaterThan(0);
-        expect(h.stack.tcp.memory.used).toBeGreaterThan(0);
-      })
+    const { h, conn, s } = await unreadData();
+    await s
       .recv('R. 2001:2001(0) ack 1 win 0')
       .state('CLOSED');
     expect(h.log.events).toContain('error ECONNRESET');
     expect(h.stack.tcp.memory.used).toBe(0);
     // A closed TCB may stay reachable a while (the timer heap drops stale entries lazily, an
     // application may keep its socket): it must not keep the peer's bytes alive with it.
-    expect(conn!.rcv.buffered).toBe(0);
-    expect(conn!.read()).toBeUndefined();
+    expect(conn.rcv.buffered).toBe(0);
+    expect(conn.read()).toBeUndefined();
   });
 
   it("[limits.abort-flushes] the application's abort flushes them too (§3.10.5), and the peer gets a RST", async () => {
-    const h = scriptHost();
-    h.listen({ highWaterMark: 1, onConnection: (s) => s.pause() });
-    let conn: NonNullable<typeof h.conn> | undefined;
-    await script(h)
-      .recv('S 0:0(0) win 65535 <mss 1460,wscale 7>')
-      .send('S. 0:0(0) ack 1 win 65535 <mss 1460,wscale 7>')
-      .recv('. 1:1(0) ack 1 win 512')
-      .recv('P. 1:1001(1000) ack 1 win 512')
-      .recv('P. 1001:2001(1000) ack 1 win 512')
-      .do((h) => {
-        conn = h.conn;
-        expect(conn!.rcv.buffered).toBeGreaterThan(0);
-      })
+    const { h, conn, s } = await unreadData();
+    await s
       .do((h) => h.socket.destroy())
       .send('R. 1:1(0) ack 2001 <*>')
       .state('CLOSED');
-    expect(conn!.rcv.buffered).toBe(0);
-    expect(conn!.read()).toBeUndefined();
+    expect(conn.rcv.buffered).toBe(0);
+    expect(conn.read()).toBeUndefined();
     expect(h.stack.tcp.memory.used).toBe(0);
   });
 
