@@ -38,13 +38,9 @@ export async function curlDownload(ns: string, cpu: number, url: string, bytes: 
 }
 
 /**
- * POST `file` (of `bytes` bytes) to `url` (a /sink, which answers the count it read);
- * Gbit/s over the whole exchange. `Expect: 100-continue` is turned off so curl does not
- * wait for an interim response before sending.
- */
-/**
  * Bulk upload with scripts/bench-upload-client.ts (`script`: its transpiled .js): one POST of
- * `bytes` to `url` + "/sink", checked against the count the server answers.
+ * `bytes` to `url` + "/sink", checked against the count the server answers; Gbit/s over the
+ * whole exchange, from connect() to the end of the response (as curl's time_total).
  */
 export async function clientUpload(ns: string, cpu: number, script: string, url: string, bytes: number, timeoutS: number): Promise<Sample> {
   const { hostname, port } = new URL(url);

@@ -364,7 +364,7 @@ export class Receiver {
 
   /**
    * Drop the data the user has not read: the connection was reset or aborted, and the user gets
-   * an error instead of it (RFC 9293 §3.10.7.3 "all segment queues should be flushed", §3.10.5).
+   * an error instead of it (RFC 9293 §3.10.7.4 second, for a RST: "all segment queues should be flushed"; §3.10.5 ABORT).
    * A connection that ends normally keeps it for the user to read.
    */
   flush(): void {
