@@ -97,7 +97,7 @@ export class Stack implements SocketRuntime {
   /** What the timer is armed for (see finish). */
   private armedAt = Infinity;
   private closed = false;
-  private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0 };
+  private readonly counters = { batches: 0, packetsIn: 0, packetsOut: 0, memoryGivenBack: 0 };
   /** Every module the one timer serves, polled in this order. */
   private readonly timed: TimedModule[] = [];
   /**
@@ -268,6 +268,10 @@ export class Stack implements SocketRuntime {
 
   /** Hand queued packets to the link and arm the timer for the earliest deadline. */
   private finish(): void {
+    if (this.tcp.memory.shouldGiveBack() && this.link.releaseFreedMemory) {
+      this.counters.memoryGivenBack++;
+      this.link.releaseFreedMemory();
+    }
     if (this.outbox.length > 0) {
       const out = this.outbox;
       const meta = this.outMeta;
@@ -343,6 +347,8 @@ export class Stack implements SocketRuntime {
       'stack.batches': this.counters.batches,
       'stack.packets.in': this.counters.packetsIn,
       'stack.packets.out': this.counters.packetsOut,
+      /** Times TCP's buffers fell far below their high point and the link was asked to give the memory back. */
+      'stack.memory.give-back': this.counters.memoryGivenBack,
       'link.offload': this.offload ? 1 : 0,
       'link.offload.gso.in': this.offloadCounters['gsoIn']!,
       'link.offload.csum.trusted': this.offloadCounters['trustedIn']!,

@@ -27,4 +27,9 @@ export interface Link {
   send(packets: Uint8Array[], meta?: ReadonlyArray<PacketMeta | undefined>): void;
   /** Stop delivering and release the device. Idempotent. */
   close(): void;
+  /**
+   * The stack's buffers shrank a lot (a flood ended): give the memory they held back to the
+   * system once it is really free. Optional: only a link with native code (TunLink) can.
+   */
+  releaseFreedMemory?(): void;
 }

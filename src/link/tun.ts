@@ -3,6 +3,7 @@ import { prefixMask } from '../ip/addr.js';
 import type { Ipv4Addr } from '../ip/addr.js';
 import type { Link, PacketBatchHandler, PacketMeta } from './link.js';
 import { VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_LEN, readVirtioHdr, writeVirtioHdr } from './virtio.js';
+import { afterNextMajorGc } from '../runtime/after-gc.js';
 
 /**
  * A Linux TUN device as a Link: raw IPv4 packets in and out, no link-layer header.
@@ -41,6 +42,7 @@ interface NativeTun {
     vnetHdrs?: Uint8Array,
   ): { consumed: number; failed: number; bytes: number; blocked: boolean };
   close(handle: NativeHandle): void;
+  trimMemory(): boolean;
 }
 declare const nativeHandleBrand: unique symbol;
 type NativeHandle = { readonly [nativeHandleBrand]: true };
@@ -283,6 +285,12 @@ export class TunLink implements Link {
   }
 
   /** Stop reading and close the fd: the kernel then removes the interface. Idempotent. */
+  /** Once the next major GC has freed the buffers, malloc_trim (the addon): see Link. */
+  releaseFreedMemory(): void {
+    const native = this.native;
+    afterNextMajorGc(() => native.trimMemory());
+  }
+
   close(): void {
     const handle = this.handle;
     if (!handle) return;

@@ -16,6 +16,9 @@
 /** Default budget: 256 MiB (`netstack up --mem-limit`). */
 export const DEFAULT_MEM_LIMIT = 256 * 1024 * 1024;
 
+/** Falls from a high point below this are not worth giving back (see shouldGiveBack). */
+export const GIVE_BACK_MIN = 16 * 1024 * 1024;
+
 export class MemoryBudget {
   /** Bytes charged now. */
   used = 0;
@@ -24,6 +27,8 @@ export class MemoryBudget {
   readonly pressureAt: number;
   readonly lowAt: number;
   private pressured = false;
+  /** The most charged since memory was last given back (see shouldGiveBack). */
+  private highSinceGiveBack = 0;
 
   constructor(readonly limit: number = DEFAULT_MEM_LIMIT) {
     this.pressureAt = Math.floor((limit * 3) / 4);
@@ -34,6 +39,18 @@ export class MemoryBudget {
   charge(bytes: number): void {
     this.used += bytes;
     if (this.used > this.peak) this.peak = this.used;
+    if (this.used > this.highSinceGiveBack) this.highSinceGiveBack = this.used;
+  }
+
+  /**
+   * True once each time the buffers have fallen from a high point of at least GIVE_BACK_MIN bytes
+   * to under a quarter of it: the memory they held is worth handing back to the system (the C
+   * library keeps freed memory for reuse, so a process's RSS stays at the peak of a flood).
+   */
+  shouldGiveBack(): boolean {
+    if (this.highSinceGiveBack < GIVE_BACK_MIN || this.used * 4 > this.highSinceGiveBack) return false;
+    this.highSinceGiveBack = this.used;
+    return true;
   }
 
   /** Above the pressure threshold (and not yet back below `low`). */

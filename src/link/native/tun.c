@@ -47,6 +47,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <uv.h>
 
@@ -694,6 +697,21 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* trimMemory(): give the memory the process has freed back to the system. glibc keeps freed
+ * chunks for reuse and returns the top of its heap only, so after a flood of packet buffers the
+ * RSS stays at the peak; malloc_trim(0) releases every free page. Returns whether it released
+ * any (false where the C library is not glibc). */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  bool released = false;
+#ifdef __GLIBC__
+  released = malloc_trim(0) != 0;
+#endif
+  napi_value v;
+  napi_get_boolean(env, released, &v);
+  return v;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -705,6 +723,7 @@ NAPI_MODULE_INIT() {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeBatch", NULL, js_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
