@@ -40,3 +40,23 @@ export function measureMemory(): { rss: number; heapUsed: number; external: numb
 export function report(msg: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
 }
+
+/**
+ * Write `total` bytes to `w` as repeats of `chunk` (the last one cut short), honouring
+ * backpressure (wait for 'drain'), then call `done`. The bulk senders of the bench workers.
+ */
+export function writeRepeated(w: NodeJS.WritableStream, chunk: Uint8Array, total: number, done: () => void): void {
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total) {
+      const n = Math.min(chunk.length, total - sent);
+      sent += n;
+      if (!w.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+        w.once('drain', pump);
+        return;
+      }
+    }
+    done();
+  };
+  pump();
+}

@@ -16,7 +16,7 @@ import type * as AddrModule from '../src/ip/addr.js';
 import type * as MemoryModule from '../src/link/memory.js';
 import type * as ClockModule from '../src/runtime/clock.js';
 import type * as StackModule from '../src/stack.js';
-import { importDist, report } from './bench-dist.js';
+import { importDist, report, writeRepeated } from './bench-dist.js';
 
 const { Stack } = await importDist<typeof StackModule>('stack.js');
 const { MemoryLink } = await importDist<typeof MemoryModule>('link/memory.js');
@@ -72,21 +72,9 @@ server
 // One reusable 64 KiB chunk: the bytes' content does not matter here, only their count.
 const chunk = Buffer.alloc(64 * 1024, 0x5a);
 const socket = client.connect({ host: '10.0.0.2', port: 80 });
-let sent = 0;
-function pump(): void {
-  while (sent < total) {
-    const n = Math.min(chunk.length, total - sent);
-    sent += n;
-    if (!socket.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-      socket.once('drain', pump);
-      return;
-    }
-  }
-  socket.end();
-}
 socket.on('connect', () => {
   start = performance.now();
-  pump();
+  writeRepeated(socket, chunk, total, () => socket.end());
 });
 socket.on('error', (err) => {
   report({ error: `client socket: ${err.message}` });
