@@ -21,8 +21,9 @@ export async function importDist<T>(rel: string): Promise<T> {
 /**
  * Memory of this process, after a full garbage collection when node runs with --expose-gc.
  * `newSpace`: bytes V8's young generation holds in memory (part of rss). It grows to 32 MiB
- * under a burst of allocation and shrinks back only when V8 sees the process idle (its
- * memory reducer, some seconds later), so it says whether an rss sample caught it grown.
+ * under a burst of allocation and shrinks back at a GC that sees a low allocation rate (a
+ * TunLink asks for one once it has been quiet for some seconds: src/runtime/idle-memory.ts),
+ * so it says whether an rss sample caught it grown.
  */
 export function measureMemory(): { rss: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number; gc: boolean } {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -145,7 +145,7 @@ rl.on('line', (line) => {
       report({ stats: { ...stack.stats(), ...prefixed('tun.', link.stats), ...prefixed('http.', httpStats?.() ?? {}) } });
       break;
     case 'mem':
-      report({ mem: measureMemory() });
+      report({ mem: { ...measureMemory(), idleCollections: link.stats.idleCollections } });
       break;
     case 'offload':
       report({ offload: stack.setOffload(arg === 'on') });

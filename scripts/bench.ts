@@ -845,10 +845,9 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
       // Measured twice. At once (scale_rss_burst): RSS then includes the young generation V8 grew
       // to 32 MiB during the burst of handshakes (it grows it while many new objects survive), a
       // fixed cost of any busy moment, 2.8 KiB "per connection" at 10,000. Then after 15 s idle
-      // (scale_rss): V8 gives the young generation back at a GC that sees a low but nonzero
-      // allocation rate over its last 5 s (Heap::ReduceNewSpaceSize), not in a process that
-      // allocates nothing, so whether this second GC shrinks it varies from run to run:
-      // `newSpace` in the JSON says which happened. (--quick waits 1 s only.)
+      // (scale_rss): the TUN link, quiet for 6-9 s, has asked V8 for the minor GC that gives the
+      // young generation back (src/runtime/idle-memory.ts); `newSpace` and `idleCollections` in the
+      // JSON say whether it did. (--quick waits 1 s only: too short for that.)
       const atOnce = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
       await sleep(P.scaleSettleMs);
       count = await server.request('count', 'count');

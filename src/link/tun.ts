@@ -4,6 +4,10 @@ import type { Ipv4Addr } from '../ip/addr.js';
 import type { Link, PacketBatchHandler, PacketMeta } from './link.js';
 import { VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_LEN, readVirtioHdr, writeVirtioHdr } from './virtio.js';
 import { afterNextMajorGc } from '../runtime/after-gc.js';
+import { IdleMemory, v8YoungGeneration } from '../runtime/idle-memory.js';
+
+/** How often the link checks whether it went quiet (src/runtime/idle-memory.ts). */
+const IDLE_CHECK_MS = 3000;
 
 /**
  * A Linux TUN device as a Link: raw IPv4 packets in and out, no link-layer header.
@@ -86,6 +90,8 @@ export interface TunStats {
   /** TCP super-segments (GSO) read from / written to the kernel (offload on). */
   rxGso: number;
   txGso: number;
+  /** Times the link went quiet after traffic and V8 was asked to give its grown young generation back. */
+  idleCollections: number;
 }
 
 export class TunLink implements Link {
@@ -93,7 +99,7 @@ export class TunLink implements Link {
   readonly name: string;
   /** A TAP device: the packets are Ethernet frames, `mtu` is still the largest IPv4 packet. */
   readonly tap: boolean;
-  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, txPackets: 0, txBytes: 0, txDrops: 0, rxGso: 0, txGso: 0 };
+  readonly stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, txPackets: 0, txBytes: 0, txDrops: 0, rxGso: 0, txGso: 0, idleCollections: 0 };
   /** Opened with IFF_VNET_HDR and offloads: packets carry virtio-net headers (meta). */
   readonly offload: boolean;
   /** Why offload was asked for and is off (the ioctl the kernel refused), if it is. */
@@ -112,6 +118,8 @@ export class TunLink implements Link {
   /** Set when reading failed (e.g. the device vanished); the link stops delivering. */
   error: Error | undefined;
   private errorHandler: ((err: Error) => void) | undefined;
+  /** Checks every IDLE_CHECK_MS whether traffic stopped (see IdleMemory); unref'd, runs while reading. */
+  private idleTimer: NodeJS.Timeout | undefined;
 
   private constructor(native: NativeTun, handle: NativeHandle, name: string, mtu: number, tap: boolean, vnetHdrLen: number, offloadError: string | undefined) {
     this.native = native;
@@ -184,6 +192,10 @@ export class TunLink implements Link {
         () => this.onWritable(),
         (err) => this.onReadError(err),
       );
+      const idle = new IdleMemory({ activity: () => this.stats.rxPackets, youngBytes: v8YoungGeneration.bytes, collect: v8YoungGeneration.collect });
+      this.idleTimer = setInterval(() => {
+        if (idle.tick()) this.stats.idleCollections++;
+      }, IDLE_CHECK_MS).unref();
     }
   }
 
@@ -295,6 +307,7 @@ export class TunLink implements Link {
     const handle = this.handle;
     if (!handle) return;
     this.handle = undefined;
+    clearInterval(this.idleTimer);
     this.stats.txDrops += this.txQueue.length;
     this.txQueue = [];
     this.txMeta = undefined;
