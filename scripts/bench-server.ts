@@ -17,7 +17,7 @@
  *         the scale workload measures what one established connection costs.
  *
  * bench.ts talks to it over stdin/stdout, one line each way:
- *   → "stats"  ← {"stats": {...}}                   Stack + TunLink (+ HTTP) counters
+ *   → "stats"  ← {"stats": {...}}                   Stack + TunLink (+ HTTP) counters, and GC time (gc.*)
  *   → "mem"    ← {"mem": {rss, heapUsed, ...}}      after a full GC (run with --expose-gc)
  *   → "offload on|off" ← {"offload": bool}          TCP super-segments on or off from now on (if the TUN has them)
  *   → "count"  ← {"count": N, "established": E}     held sockets / ESTABLISHED connections
@@ -28,6 +28,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type * as AddrModule from '../src/ip/addr.js';
 import type * as TunModule from '../src/link/tun.js';
@@ -106,6 +107,25 @@ if (args.mode === 'http') {
   server.listen(args.port, 4096);
 }
 
+/**
+ * Time this process spent in garbage collection, in ms: scavenges of the young generation
+ * (gc.minor.ms) and mark-compacts of the whole heap (gc.major.ms). bench.ts keeps what changed
+ * during each run with the other counters, so a round's JSON says how much of its CPU went to GC.
+ */
+const gcTime = { 'gc.minor.ms': 0, 'gc.major.ms': 0, 'gc.minor.count': 0, 'gc.major.count': 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? 0;
+    if (kind & perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+      gcTime['gc.minor.ms'] += e.duration;
+      gcTime['gc.minor.count']++;
+    } else if (kind & perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+      gcTime['gc.major.ms'] += e.duration;
+      gcTime['gc.major.count']++;
+    }
+  }
+}).observe({ entryTypes: ['gc'] });
+
 function established(): number {
   let n = 0;
   for (const c of stack.connections()) if (c.state === 'ESTABLISHED') n++;
@@ -142,7 +162,7 @@ rl.on('line', (line) => {
       stopProfile(arg);
       break;
     case 'stats':
-      report({ stats: { ...stack.stats(), ...prefixed('tun.', link.stats), ...prefixed('http.', httpStats?.() ?? {}) } });
+      report({ stats: { ...stack.stats(), ...prefixed('tun.', link.stats), ...prefixed('http.', httpStats?.() ?? {}), ...gcTime } });
       break;
     case 'mem':
       report({ mem: { ...measureMemory(), idleCollections: link.stats.idleCollections } });

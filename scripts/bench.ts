@@ -376,8 +376,8 @@ function cpuSeconds(pid: number | undefined): number | undefined {
 /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux architecture Node runs on). */
 const CLOCK_TICKS = 100;
 
-/** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops). */
-const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack/i;
+/** Counters worth keeping per run: they explain a bad number (loss, retransmissions, drops, GC time). */
+const INTERESTING = /retransmit|\.rto$|drop|full|reused|timeout|packets|batches|time-wait|passive-open|challenge|dupack|^gc\./i;
 
 /**
  * The kernel's counters for the TUN interface (client side). `tx.dropped` counts packets
