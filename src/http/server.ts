@@ -268,7 +268,7 @@ export class HttpServer {
     this.serverName = opts.serverName ?? 'netstack';
     this.clock = opts.clock ?? new RealClock();
     this.logger = opts.logger;
-    this.deadlines = new DeadlineQueue(this.clock, () => this.connections);
+    this.deadlines = new DeadlineQueue(this.clock);
   }
 
   /** Serve HTTP on a freshly accepted socket. It should allow half-open (`allowHalfOpen: true`). */
@@ -316,19 +316,16 @@ export class HttpServer {
 /**
  * The deadlines of all of a server's connections on one clock timer: a binary heap of
  * (time, connection), instead of a timer (and a setTimeout) per connection. A connection
- * re-arms only when its deadline moves earlier, so entries are few; one whose deadline moved
- * is skipped when its old entry comes up (Connection.onDeadline compares).
+ * re-arms only when its deadline moves earlier (its entry moves up); one whose deadline moved
+ * later is looked at early and re-arms (Connection.onDeadline). A closed connection is taken
+ * out at once, so the queue never keeps one alive.
  */
 class DeadlineQueue {
   private heap = new DeadlineHeap<Connection>();
   private armed = Infinity;
   private readonly timer: ClockTimer;
 
-  /** `live`: the connections that may hold a deadline (to drop stale entries when they pile up). */
-  constructor(
-    private readonly clock: Clock,
-    private readonly live: () => { size: number; values(): Iterable<Connection> },
-  ) {
+  constructor(private readonly clock: Clock) {
     this.timer = clock.timer(() => this.fire());
   }
 
@@ -337,18 +334,15 @@ class DeadlineQueue {
   }
 
   schedule(conn: Connection, at: number): void {
-    // Closed connections' entries wait for their time: rebuild before they dominate (and keep
-    // closed connections alive), from the live connections' current deadlines.
-    const live = this.live();
-    if (this.heap.size > 2 * live.size + 1024) {
-      this.heap.clear();
-      for (const c of live.values()) if (c !== conn && c.queuedDeadline < Infinity) this.heap.push(c.queuedDeadline, c);
-    }
-    this.heap.push(at, conn);
+    this.heap.set(at, conn);
     if (at < this.armed) {
       this.armed = at;
       this.timer.set(at);
     }
+  }
+
+  remove(conn: Connection): void {
+    this.heap.remove(conn);
   }
 
   private fire(): void {
@@ -483,6 +477,8 @@ class Connection implements ByteStreamEvents {
   private writeFinishedAt = Infinity;
   // Timer bookkeeping: the server's deadline queue, re-armed lazily (see deadline()).
   private armedAt = Infinity;
+  /** Our place in the deadline queue's heap (runtime/deadline-heap.ts), -1 when not filed. */
+  heapIndex = -1;
   private lastProgress: number;
   private headStartedAt: number;
   private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
@@ -837,8 +833,9 @@ class Connection implements ByteStreamEvents {
 
   private onClose(): void {
     this.closed = true;
-    this.armedAt = Infinity; // a queued deadline is now stale
-    // The deadline queue holds this connection until that stale entry comes up: hold no bytes.
+    this.armedAt = Infinity;
+    this.server.deadlines.remove(this);
+    // A handler may still hold the request: it holds no unread input with it.
     this.parser.discardInput();
     this.exchange?.body.fail(connectionGone);
     const waiters = this.drainWaiters;

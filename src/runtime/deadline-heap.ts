@@ -1,10 +1,21 @@
 /**
  * A binary min-heap of (deadline, item) as two parallel arrays: the one structure behind "one
  * timer for the earliest deadline" (the TCP layer's connection timers, the HTTP server's
- * connection deadlines). No I/O, no clock: the owner decides what a deadline means and skips
- * stale entries itself (an item filed again under an earlier deadline leaves its old entry).
+ * connection deadlines). No I/O, no clock: the owner decides what a deadline means.
+ *
+ * Each item is in the heap at most once and knows where (`heapIndex`, -1 when not filed), so a
+ * deadline that moves is moved in place and an item that goes away is taken out at once. (An
+ * earlier version left stale entries behind and skipped them when they came up: a closed
+ * connection then stayed reachable until its old deadline, up to TIME-WAIT's 60 s, and every
+ * connection a busy server closed survived the young generation's collections for nothing.)
  */
-export class DeadlineHeap<T> {
+
+/** What the heap keeps on each item: its position in the arrays, -1 when not filed. */
+export interface HeapSlot {
+  heapIndex: number;
+}
+
+export class DeadlineHeap<T extends HeapSlot> {
   private at: number[] = [];
   private items: T[] = [];
 
@@ -22,51 +33,86 @@ export class DeadlineHeap<T> {
     return this.items[0];
   }
 
-  push(at: number, item: T): void {
+  /** The deadline `item` is filed under, Infinity when it is not filed. */
+  deadlineOf(item: T): number {
+    return item.heapIndex >= 0 ? this.at[item.heapIndex]! : Infinity;
+  }
+
+  /** File `item` under `at`, or move it there if it is filed already. */
+  set(at: number, item: T): void {
+    const i = item.heapIndex;
+    if (i < 0) {
+      this.at.push(at);
+      this.items.push(item);
+      this.up(this.at.length - 1, at, item);
+      return;
+    }
+    const old = this.at[i]!;
+    if (at < old) this.up(i, at, item);
+    else if (at > old) this.down(i, at, item);
+  }
+
+  /** Take `item` out (nothing happens if it is not filed). */
+  remove(item: T): void {
+    const i = item.heapIndex;
+    if (i < 0) return;
+    item.heapIndex = -1;
+    const lastAt = this.at.pop()!;
+    const last = this.items.pop()!;
+    if (i === this.at.length) return; // it was the last one
+    // The last entry fills the hole, then finds its place in whichever direction it belongs.
+    if (i > 0 && lastAt < this.at[(i - 1) >> 1]!) this.up(i, lastAt, last);
+    else this.down(i, lastAt, last);
+  }
+
+  /** Remove and return the item with the earliest deadline (the heap must not be empty). */
+  pop(): T {
+    const top = this.items[0]!;
+    this.remove(top);
+    return top;
+  }
+
+  clear(): void {
+    for (const item of this.items) item.heapIndex = -1;
+    this.at = [];
+    this.items = [];
+  }
+
+  /** Place (at, item) at `i` or above it: move parents with later deadlines down. */
+  private up(i: number, at: number, item: T): void {
     const A = this.at;
     const C = this.items;
-    let i = A.length;
-    A.push(at);
-    C.push(item);
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (A[p]! <= at) break;
       A[i] = A[p]!;
       C[i] = C[p]!;
+      C[i]!.heapIndex = i;
       i = p;
     }
     A[i] = at;
     C[i] = item;
+    item.heapIndex = i;
   }
 
-  /** Remove and return the item with the earliest deadline (the heap must not be empty). */
-  pop(): T {
+  /** Place (at, item) at `i` or below it: move the earlier child up while there is one. */
+  private down(i: number, at: number, item: T): void {
     const A = this.at;
     const C = this.items;
-    const top = C[0]!;
-    const lastAt = A.pop()!;
-    const lastItem = C.pop()!;
     const n = A.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const m = r < n && A[r]! < A[l]! ? r : l;
-        if (lastAt <= A[m]!) break;
-        A[i] = A[m]!;
-        C[i] = C[m]!;
-        i = m;
-      }
-      A[i] = lastAt;
-      C[i] = lastItem;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const m = r < n && A[r]! < A[l]! ? r : l;
+      if (at <= A[m]!) break;
+      A[i] = A[m]!;
+      C[i] = C[m]!;
+      C[i]!.heapIndex = i;
+      i = m;
     }
-    return top;
-  }
-
-  clear(): void {
-    this.at = [];
-    this.items = [];
+    A[i] = at;
+    C[i] = item;
+    item.heapIndex = i;
   }
 }

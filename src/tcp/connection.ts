@@ -103,6 +103,8 @@ export class Connection {
   inSynQueue = false;
   /** Set by the layer: the deadline it filed us under in its timer heap. */
   heapAt = Infinity;
+  /** Our place in that heap (runtime/deadline-heap.ts), -1 when not filed. */
+  heapIndex = -1;
   /** Set by the layer: whether this connection is queued for flush. */
   dirty = false;
 

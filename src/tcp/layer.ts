@@ -386,8 +386,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   }
 
   reschedule(conn: Connection): void {
-    // Stale entries pile up when deadlines keep moving earlier; rebuild when they dominate.
-    if (this.timers.schedule(conn) && this.timers.size > 4 * this.conns.size + 1024) this.timers.rebuild(this.conns.values());
+    this.timers.schedule(conn);
   }
 
   markDirty(conn: Connection): void {
@@ -397,7 +396,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   release(conn: Connection): void {
     this.conns.delete(conn);
-    conn.heapAt = Infinity;
+    this.timers.remove(conn);
     conn.listener?.leaveSynQueue(conn);
   }
 

@@ -144,9 +144,11 @@ function onKeepaliveTimeout(c: Connection, now: number): void {
 }
 
 /**
- * The layer's timer heap: connections ordered by their earliest deadline, as parallel arrays
- * (deadline, connection). A connection remembers the deadline it was filed under (`heapAt`);
- * entries whose deadline no longer matches are stale and skipped lazily.
+ * The layer's timer heap: connections ordered by their earliest deadline (runtime/deadline-heap.ts),
+ * each filed at most once. A connection remembers the deadline it is filed under (`heapAt`): one
+ * that moved earlier is moved up in place; one that moved later is left where it is, runs early,
+ * finds nothing due, and is filed again (cheaper than moving it on every ACK). A connection that
+ * closes is taken out at once (`remove`), so the heap never holds a dead connection.
  */
 export class TimerHeap {
   private readonly heap = new DeadlineHeap<Connection>();
@@ -160,18 +162,22 @@ export class TimerHeap {
     const at = c.nextDeadline();
     if (at >= c.heapAt) return false;
     c.heapAt = at;
-    this.heap.push(at, c);
+    this.heap.set(at, c);
     return true;
   }
 
-  /** Run the timers of every connection that is due (bounded: each entry at most once). */
+  /** Take `c` out: it closed. */
+  remove(c: Connection): void {
+    this.heap.remove(c);
+    c.heapAt = Infinity;
+  }
+
+  /** Run the timers of every connection that is due (bounded: each connection at most once). */
   poll(now: number, run: (c: Connection) => void): void {
     const h = this.heap;
-    let guard = h.size + 16;
+    let guard = h.size;
     while (h.size > 0 && h.nextAt <= now && guard-- > 0) {
-      const at = h.nextAt;
       const c = h.pop();
-      if (c.heapAt !== at) continue; // stale: superseded by an earlier entry already run
       c.heapAt = Infinity;
       if (c.state === TcpState.CLOSED) continue;
       run(c);
@@ -179,25 +185,6 @@ export class TimerHeap {
   }
 
   nextDeadline(): number {
-    const h = this.heap;
-    while (h.size > 0) {
-      const c = h.peek()!;
-      if (c.heapAt === h.nextAt && c.state !== TcpState.CLOSED) return h.nextAt;
-      h.pop();
-    }
-    return Infinity;
-  }
-
-  /** Refile every connection (drops the stale entries). */
-  rebuild(conns: Iterable<Connection>): void {
-    this.heap.clear();
-    for (const c of conns) {
-      c.heapAt = Infinity;
-      const at = c.nextDeadline();
-      if (at < Infinity) {
-        c.heapAt = at;
-        this.heap.push(at, c);
-      }
-    }
+    return this.heap.nextAt;
   }
 }

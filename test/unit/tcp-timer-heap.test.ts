@@ -1,8 +1,8 @@
 /**
  * The TCP layer's timer heap (src/tcp/timers.ts TimerHeap): connections filed under their earliest
  * deadline; `poll(now)` runs each due connection once, earliest first; a connection whose deadline
- * moved earlier leaves a stale entry behind that is skipped, and `rebuild` drops them all.
- * Connections here are stand-ins with just what the heap reads (deadline, heapAt, state).
+ * moved earlier is moved in place (one entry per connection), and one that closed is taken out.
+ * Connections here are stand-ins with just what the heap reads (deadline, heapAt, heapIndex, state).
  */
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/runtime/random.js';
@@ -14,12 +14,13 @@ interface Fake {
   name: string;
   deadline: number;
   heapAt: number;
+  heapIndex: number;
   state: TcpState;
   nextDeadline(): number;
 }
 
 function fake(name: string, deadline: number): Fake {
-  return { name, deadline, heapAt: Infinity, state: TcpState.ESTABLISHED, nextDeadline() { return this.deadline; } };
+  return { name, deadline, heapAt: Infinity, heapIndex: -1, state: TcpState.ESTABLISHED, nextDeadline() { return this.deadline; } };
 }
 const asConn = (f: Fake) => f as unknown as Connection;
 
@@ -65,36 +66,36 @@ describe('TCP timer heap', () => {
     heap.schedule(asConn(b));
     heap.schedule(asConn(closed));
     closed.state = TcpState.CLOSED;
-    a.deadline = 200; // moved earlier: filed again, the 500 entry is now stale
+    a.deadline = 200; // moved earlier: its entry moves, no second one
     expect(heap.schedule(asConn(a))).toBe(true);
     a.deadline = 250; // later than what it is filed under: nothing to do
     expect(heap.schedule(asConn(a))).toBe(false);
-    expect(heap.size).toBe(4);
-    expect(heap.nextDeadline()).toBe(200); // the closed connection's entry is dropped, not reported
     expect(heap.size).toBe(3);
-    expect(pollNames(heap, 199)).toEqual([]);
-    expect(pollNames(heap, 1000)).toEqual(['a', 'b']); // the stale 500 entry does not run a again
+    expect(pollNames(heap, 199)).toEqual([]); // the closed connection's entry went without running
+    expect(heap.size).toBe(2);
+    expect(pollNames(heap, 1000)).toEqual(['a', 'b']);
     expect(heap.size).toBe(0);
     expect(heap.nextDeadline()).toBe(Infinity);
   });
 
-  it('rebuild refiles every connection with a deadline and drops stale entries', () => {
+  it('a connection taken out never runs, and the heap holds one entry per connection however often deadlines move', () => {
     const heap = new TimerHeap();
     const fakes = Array.from({ length: 10 }, (_, i) => fake(`c${i}`, 1000 + i));
     for (const f of fakes) heap.schedule(asConn(f));
-    // Each deadline moves earlier twice: 30 entries for 10 connections.
     for (const step of [100, 200]) {
       for (const f of fakes) {
         f.deadline -= step;
         heap.schedule(asConn(f));
       }
     }
-    const idle = fake('idle', Infinity);
-    expect(heap.size).toBe(30);
-    heap.rebuild([...fakes, idle].map(asConn));
     expect(heap.size).toBe(10);
-    expect(idle.heapAt).toBe(Infinity);
-    expect(heap.nextDeadline()).toBe(700);
-    expect(pollNames(heap, 2000)).toEqual(fakes.map((f) => f.name));
+    heap.remove(asConn(fakes[3]!));
+    heap.remove(asConn(fakes[0]!));
+    heap.remove(asConn(fakes[0]!)); // twice: nothing more happens
+    expect(fakes[0]!.heapIndex).toBe(-1);
+    expect(fakes[0]!.heapAt).toBe(Infinity);
+    expect(heap.size).toBe(8);
+    expect(heap.nextDeadline()).toBe(701);
+    expect(pollNames(heap, 2000)).toEqual(fakes.filter((_, i) => i !== 0 && i !== 3).map((f) => f.name));
   });
 });
