@@ -25,3 +25,13 @@ export function afterNextMajorGc(fn: () => void): void {
   });
   observer.observe({ entryTypes: ['gc'] });
 }
+
+/** Run `fn` after each of the next `n` major garbage collections. */
+export function afterMajorGcs(n: number, fn: () => void): void {
+  let left = n;
+  const each = (): void => {
+    fn();
+    if (--left > 0) afterNextMajorGc(each);
+  };
+  if (left > 0) afterNextMajorGc(each);
+}

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/addr.js';
 import { MemoryLink } from '../../src/link/memory.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
-import { afterNextMajorGc } from '../../src/runtime/after-gc.js';
+import { afterMajorGcs, afterNextMajorGc } from '../../src/runtime/after-gc.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import { GIVE_BACK_MIN, MemoryBudget } from '../../src/tcp/memory.js';
@@ -89,5 +89,21 @@ describe('afterNextMajorGc', () => {
     gc();
     await new Promise((r) => setTimeout(r, 50));
     expect(runs).toBe(1);
+  });
+});
+
+describe('afterMajorGcs', () => {
+  it('runs its function after each of the next n mark-compacts, then stops', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let runs = 0;
+    afterMajorGcs(3, () => runs++);
+    for (let round = 1; round <= 5; round++) {
+      gc();
+      const want = Math.min(round, 3);
+      for (let i = 0; i < 100 && runs < want; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 20)); // and nothing more arrives
+      expect(runs, `after major GC ${round}`).toBe(want);
+    }
   });
 });
