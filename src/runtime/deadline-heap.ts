@@ -80,25 +80,18 @@ export class DeadlineHeap<T extends HeapSlot> {
 
   /** Place (at, item) at `i` or above it: move parents with later deadlines down. */
   private up(i: number, at: number, item: T): void {
-    const A = this.at;
-    const C = this.items;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (A[p]! <= at) break;
-      A[i] = A[p]!;
-      C[i] = C[p]!;
-      C[i]!.heapIndex = i;
+      if (this.at[p]! <= at) break;
+      this.move(p, i);
       i = p;
     }
-    A[i] = at;
-    C[i] = item;
-    item.heapIndex = i;
+    this.place(i, at, item);
   }
 
   /** Place (at, item) at `i` or below it: move the earlier child up while there is one. */
   private down(i: number, at: number, item: T): void {
     const A = this.at;
-    const C = this.items;
     const n = A.length;
     for (;;) {
       const l = 2 * i + 1;
@@ -106,13 +99,23 @@ export class DeadlineHeap<T extends HeapSlot> {
       const r = l + 1;
       const m = r < n && A[r]! < A[l]! ? r : l;
       if (at <= A[m]!) break;
-      A[i] = A[m]!;
-      C[i] = C[m]!;
-      C[i]!.heapIndex = i;
+      this.move(m, i);
       i = m;
     }
-    A[i] = at;
-    C[i] = item;
+    this.place(i, at, item);
+  }
+
+  /** The entry at `from` moves to `to`. */
+  private move(from: number, to: number): void {
+    const item = this.items[from]!;
+    this.at[to] = this.at[from]!;
+    this.items[to] = item;
+    item.heapIndex = to;
+  }
+
+  private place(i: number, at: number, item: T): void {
+    this.at[i] = at;
+    this.items[i] = item;
     item.heapIndex = i;
   }
 }
