@@ -90,6 +90,7 @@ export class Stack implements SocketRuntime {
     return this.tcp.offload;
   }
   private readonly offloadCounters = { gsoIn: 0, trustedIn: 0, completedIn: 0 } as Record<string, number>;
+  private readonly tcpSendOpts: { meta?: PacketMeta } = {};
   private readonly timer: ClockTimer;
   private kickScheduled = false;
   /** Inside receive() or onTimer(): a flush follows anyway, so kick() need not schedule one. */
@@ -151,7 +152,12 @@ export class Stack implements SocketRuntime {
     this.tcp = new TcpLayer({
       addr: opts.addr,
       mtu: opts.link.mtu,
-      send: (packet, dst, now, meta) => this.ip.send(packet, dst, PROTO_TCP, now, meta && { meta }),
+      send: (packet, dst, now, meta) => {
+        if (meta === undefined) return this.ip.send(packet, dst, PROTO_TCP, now);
+        // One options object for every offloaded segment (ip.send reads it at once).
+        this.tcpSendOpts.meta = meta;
+        this.ip.send(packet, dst, PROTO_TCP, now, this.tcpSendOpts);
+      },
       offload,
       log,
       config: opts.tcp,

@@ -21,7 +21,7 @@ import {
   writeIcmp,
 } from './icmp.js';
 import { IPV4_HEADER_LEN, MIN_MTU, PROTO_ICMP, hasSourceRoute, parseIpv4, writeIpv4Header } from './ipv4.js';
-import type { Ipv4Header } from './ipv4.js';
+import type { Ipv4Header, Ipv4HeaderFields } from './ipv4.js';
 import { Reassembler } from './reassembly.js';
 import type { VirtioNetHdr } from '../link/virtio.js';
 import { Counters } from './stats.js';
@@ -98,6 +98,8 @@ export class IpLayer {
   /** Identification for the next datagram. A plain counter: RFC 6864 only needs IDs to be
    *  unique per (src, dst, protocol) within a reassembly timeout, for fragmented datagrams. */
   private nextId = 0;
+  /** The header fields of the datagram send() is writing, filled in per packet (writeIpv4Header keeps nothing). */
+  private readonly header: Ipv4HeaderFields;
   /** The subnet's network and broadcast addresses (undefined when no prefix, or /31 and /32, RFC 3021). */
   private readonly subnetNetwork: Ipv4Addr | undefined;
   private readonly subnetBroadcast: Ipv4Addr | undefined;
@@ -107,6 +109,7 @@ export class IpLayer {
       throw new RangeError(`IpLayer: mtu must be an integer in ${MIN_MTU}..${MAX_DATAGRAM}, got ${opts.mtu}`);
     }
     this.addr = opts.addr >>> 0;
+    this.header = { totalLength: 0, id: 0, df: true, protocol: 0, src: this.addr, dst: 0 };
     this.mtu = opts.mtu;
     this.transmit = opts.transmit;
     this.prefix = opts.prefix ?? 32;
@@ -190,7 +193,13 @@ export class IpLayer {
     const pieces = gsoSize > 0 ? Math.max(1, Math.ceil((totalLength - meta!.hdrLen) / gsoSize)) : 1;
     this.nextId = (id + pieces) & 0xffff;
     if (totalLength <= this.mtu || gsoSize > 0) {
-      writeIpv4Header(packet, 0, { totalLength, id, df, protocol, src: this.addr, dst });
+      const h = this.header;
+      h.totalLength = totalLength;
+      h.id = id;
+      h.df = df;
+      h.protocol = protocol;
+      h.dst = dst;
+      writeIpv4Header(packet, 0, h);
       this.counters.inc('ip.out');
       this.transmit(packet, this.nextHop(dst), now, meta);
       return;

@@ -22,7 +22,7 @@ import { SackReporter } from './sack.js';
 import type { SegmentText } from './receiver.js';
 import { Sender } from './sender.js';
 import { seqAdd, seqGt, seqLeq, seqLt, seqMin, seqSub } from './seq.js';
-import type { TcpOptions, TcpSegment } from './segment.js';
+import type { TcpHeaderFields, TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, writeTcp } from './segment.js';
 import { TcpState, canReceiveData, isSynchronized } from './state.js';
 import { Deadlines, Keepalive, peerAlive, runTimers } from './timers.js';
@@ -74,6 +74,15 @@ export interface ConnectionUser {
   /** Both directions are finished (TIME-WAIT or CLOSED reached) or the connection was aborted. */
   onClose?(): void;
 }
+
+/**
+ * The header fields and the options of the segment emitSegment is building: one object each for
+ * all connections, filled in per segment, because writeTcp reads them at once and keeps nothing
+ * (a new object per segment was garbage at the rate of the packets).
+ */
+const FIELDS: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, options: undefined };
+const SEGMENT_OPTIONS: TcpOptions = { timestamp: undefined, sack: undefined };
+const SEGMENT_TIMESTAMP = { value: 0, echo: 0 };
 
 /** The user of a connection nobody holds (yet, or any more): one shared object, not one per connection. */
 const NO_USER: ConnectionUser = Object.freeze({});
@@ -558,8 +567,14 @@ export class Connection {
     const tcpOff = IPV4_HEADER_LEN;
     const packet = Buffer.allocUnsafe(tcpOff + TCP_HEADER_LEN + optLen + len);
     if (len > 0) this.snd.buffer.copyOut(seqSub(seq, this.snd.una), len, packet, tcpOff + TCP_HEADER_LEN + optLen);
-    const ack = flags & ACK ? this.rcv.nxt : 0;
-    const fields = { srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window, options };
+    const fields = FIELDS;
+    fields.srcPort = this.localPort;
+    fields.dstPort = this.remotePort;
+    fields.seq = seq;
+    fields.ack = flags & ACK ? this.rcv.nxt : 0;
+    fields.flags = flags;
+    fields.window = window;
+    fields.options = options;
     // With offload the link completes the checksum (the payload is then only copied, never summed
     // here), and cuts a segment longer than the MSS into MSS-sized ones, each with this header.
     const offload = this.host.offload === true;
@@ -594,8 +609,14 @@ export class Connection {
   private segmentOptions(len: number, isAck: boolean, now: number): TcpOptions | undefined {
     const ts = this.ts?.enabled ? this.ts : undefined;
     if (ts === undefined && !this.sackOk) return undefined;
-    const o: TcpOptions = {};
-    if (ts) o.timestamp = { value: ts.value(now), echo: ts.echo() };
+    const o = SEGMENT_OPTIONS;
+    o.timestamp = undefined;
+    o.sack = undefined;
+    if (ts) {
+      SEGMENT_TIMESTAMP.value = ts.value(now);
+      SEGMENT_TIMESTAMP.echo = ts.echo();
+      o.timestamp = SEGMENT_TIMESTAMP;
+    }
     if (this.sackOk && isAck && (this.rcv.sack?.pendingDsack !== undefined || this.rcv.oooRanges > 0)) {
       const sack = (this.rcv.sack ??= new SackReporter());
       // Bytes a full segment has left besides the timestamp's; none in a super-segment, whose
