@@ -16,8 +16,8 @@ export interface HeapSlot {
 }
 
 export class DeadlineHeap<T extends HeapSlot> {
-  private at: number[] = [];
-  private items: T[] = [];
+  private readonly at: number[] = [];
+  private readonly items: T[] = [];
 
   get size(): number {
     return this.at.length;
@@ -26,11 +26,6 @@ export class DeadlineHeap<T extends HeapSlot> {
   /** The earliest deadline filed (Infinity when empty). */
   get nextAt(): number {
     return this.at.length > 0 ? this.at[0]! : Infinity;
-  }
-
-  /** The item filed under `nextAt`. */
-  peek(): T | undefined {
-    return this.items[0];
   }
 
   /** The deadline `item` is filed under, Infinity when it is not filed. */
@@ -70,12 +65,6 @@ export class DeadlineHeap<T extends HeapSlot> {
     const top = this.items[0]!;
     this.remove(top);
     return top;
-  }
-
-  clear(): void {
-    for (const item of this.items) item.heapIndex = -1;
-    this.at = [];
-    this.items = [];
   }
 
   /** Place (at, item) at `i` or above it: move parents with later deadlines down. */

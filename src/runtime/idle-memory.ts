@@ -62,28 +62,31 @@ export class IdleMemory {
   }
 }
 
-let minorGc: (() => void) | undefined;
+/** V8's collector, as `node --expose-gc` exposes it: `gc()` is a full collection, `gc({ type: 'minor' })` a scavenge. */
+export type GcFunction = (opts?: { type: 'minor' }) => void;
+
+let exposed: GcFunction | undefined;
 
 /**
- * The V8 side: the young generation's resident size, and a minor collection. Node exposes
- * `gc` only under --expose-gc; without it the flag is set at run time and the function taken
- * from a fresh context, where V8 installs it (the documented way to set V8 flags from code,
- * v8.setFlagsFromString; --expose-gc changes nothing but that one global). Done on first use.
+ * V8's `gc` function. Node exposes it only under --expose-gc; without it the flag is set at run
+ * time and the function taken from a fresh context, where V8 installs it (the documented way to
+ * set V8 flags from code, v8.setFlagsFromString; --expose-gc changes nothing but that one
+ * global). Done on first use.
  */
+export function exposedGc(): GcFunction {
+  if (exposed) return exposed;
+  const global = (globalThis as { gc?: GcFunction }).gc;
+  if (typeof global === 'function') return (exposed = global);
+  setFlagsFromString('--expose-gc');
+  return (exposed = runInNewContext('gc') as GcFunction);
+}
+
+/** The V8 side of IdleMemory: the young generation's resident size, and a minor collection. */
 export const v8YoungGeneration = {
   bytes(): number {
     return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
   },
   collect(): void {
-    if (!minorGc) {
-      let gc = (globalThis as { gc?: (o?: { type: 'minor' | 'major' }) => void }).gc;
-      if (typeof gc !== 'function') {
-        setFlagsFromString('--expose-gc');
-        gc = runInNewContext('gc') as typeof gc;
-      }
-      const f = gc!;
-      minorGc = () => f({ type: 'minor' });
-    }
-    minorGc();
+    exposedGc()({ type: 'minor' });
   },
 };

@@ -53,16 +53,4 @@ describe('deadline heap', () => {
       expect(items.every((it) => it.heapIndex === -1), `seed ${seed}`).toBe(true);
     }
   });
-
-  it('clear unfiles every item', () => {
-    const heap = new DeadlineHeap<Item>();
-    const items = [3, 1, 2].map((at, id) => {
-      const it = { id, heapIndex: -1 };
-      heap.set(at, it);
-      return it;
-    });
-    heap.clear();
-    expect(heap.size).toBe(0);
-    expect(items.map((it) => it.heapIndex)).toEqual([-1, -1, -1]);
-  });
 });

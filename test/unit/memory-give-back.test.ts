@@ -3,13 +3,12 @@
  * have fallen far below their high point, the stack then asks the link once, and the link waits
  * for the major GC that really frees them (src/runtime/after-gc.ts).
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/addr.js';
 import { MemoryLink } from '../../src/link/memory.js';
 import { VirtualClock } from '../../src/runtime/clock.js';
 import { afterMajorGcs, afterNextMajorGc } from '../../src/runtime/after-gc.js';
+import { exposedGc } from '../../src/runtime/idle-memory.js';
 import { seededRandom } from '../../src/runtime/random.js';
 import { Stack } from '../../src/stack.js';
 import { GIVE_BACK_MIN, MemoryBudget } from '../../src/tcp/memory.js';
@@ -75,8 +74,7 @@ describe('the stack asks its link to give the memory back', () => {
 
 describe('afterNextMajorGc', () => {
   it('runs its function once, after the next mark-compact (not after a scavenge), and not again', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as (opts?: { type: 'minor' | 'major' }) => void;
+    const gc = exposedGc();
     let runs = 0;
     afterNextMajorGc(() => runs++);
     expect(runs).toBe(0);
@@ -94,8 +92,7 @@ describe('afterNextMajorGc', () => {
 
 describe('afterMajorGcs', () => {
   it('runs its function after each of the next n mark-compacts, then stops', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
+    const gc = exposedGc();
     let runs = 0;
     afterMajorGcs(3, () => runs++);
     for (let round = 1; round <= 5; round++) {
