@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { RealClock, type Clock, type ClockTimer } from '../runtime/clock.js';
 import { DeadlineHeap } from '../runtime/deadline-heap.js';
+import { LinkedSet, SetLink } from '../runtime/linked-set.js';
 import {
   BAD_VALUE_CHAR,
   DEFAULT_LIMITS,
@@ -252,7 +253,8 @@ export class HttpServer {
   readonly logger: Logger | undefined;
   /** Counters by name (requests, responses by class, parse errors by reason, timeouts). */
   readonly stats: Record<string, number> = Object.create(null) as Record<string, number>;
-  private readonly connections = new Set<Connection>();
+  /** Open connections, oldest first (a LinkedSet, not a Set: see runtime/linked-set.ts). */
+  private readonly connections = new LinkedSet<Connection>();
   private closed = false;
   /** Every connection's next deadline, on one timer. */
   readonly deadlines: DeadlineQueue;
@@ -280,14 +282,14 @@ export class HttpServer {
   handleStream(stream: ByteStream): void {
     this.count('connections');
     const conn = new Connection(this, stream);
-    this.connections.add(conn);
+    this.connections.add(conn.link);
     conn.start();
     if (this.closed) conn.shutdown();
   }
 
   /** The connection closed. */
   forget(conn: Connection): void {
-    this.connections.delete(conn);
+    this.connections.delete(conn.link);
   }
 
   /** Connections currently open. */
@@ -479,6 +481,8 @@ class Connection implements ByteStreamEvents {
   private armedAt = Infinity;
   /** Our place in the deadline queue's heap (runtime/deadline-heap.ts), -1 when not filed. */
   heapIndex = -1;
+  /** Our membership in the server's open connections. */
+  readonly link: SetLink<Connection> = new SetLink<Connection>(this);
   private lastProgress: number;
   private headStartedAt: number;
   private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];

@@ -1,15 +1,23 @@
 /**
  * The layer's connections by 4-tuple. Our address is the stack's one address, so a connection is
- * found by (our port, remote address, remote port): a map per local port, inside it a map keyed by
- * the number remoteAddr * 65536 + remotePort (exact: below 2^48, so no two tuples share a key).
+ * found by (our port, remote address, remote port). Every lookup is O(1) (DESIGN.md: never a
+ * linear scan per packet).
  *
- * Numbers rather than one "addr:port:port" string key: the string was built, and then hashed by the
- * Map, for every segment received — measured as the costliest single line of the receive path.
- * Every lookup stays O(1) (DESIGN.md: never a linear scan per packet).
+ * An open-addressing hash table of the connections themselves: one array of slots, probed
+ * linearly from the tuple's hash, compared field by field against each connection's own tuple,
+ * so a lookup builds no key (a string key was once the costliest line of the receive path) and
+ * no two tuples can be confused. Deleting shifts the entries after the hole back (no tombstones),
+ * so the table never needs rebuilding except to grow or shrink.
  *
- * A local port with one connection holds it directly, without an inner map: a server's port holds
- * many, but every connection we open has an ephemeral port of its own, and a map per connection
- * (about 250 bytes of heap) would be most of what a proxy's upstream connection costs the table.
+ * Not a Map: a Map whose entries come and go for as long as the server runs rehashes into a new
+ * table every few dozen connections, and V8 links each replaced table to its successor; once one
+ * of them is in the old generation, every later table and every connection they held survives
+ * the young-generation collections until the next full GC (runtime/linked-set.ts has the whole
+ * story). An array replaced on growth holds no link to its successor.
+ *
+ * The hash is Linux's choice for its established-connection table (inet_ehashfn): Bob Jenkins'
+ * hash of the three words with a random secret, so a peer that picks its ports and addresses
+ * cannot aim them all at one run of slots.
  */
 import type { Ipv4Addr } from '../ip/addr.js';
 
@@ -20,20 +28,28 @@ export interface TupleOwner {
   readonly remotePort: number;
 }
 
+const MIN_SLOTS = 16;
+
 export class ConnectionTable<C extends TupleOwner> {
-  /** Per local port: its one connection, or a map of its connections by remoteKey. */
-  private readonly byLocalPort = new Map<number, C | Map<number, C>>();
+  /** Power-of-two many slots, at most half of them full (so every probe meets an empty one soon). */
+  private slots: Array<C | undefined> = new Array<C | undefined>(MIN_SLOTS).fill(undefined);
+  private mask = MIN_SLOTS - 1;
   #size = 0;
+
+  /** `secret`: any 32-bit number, random outside reproducible simulations. */
+  constructor(private readonly secret = 0) {}
 
   get size(): number {
     return this.#size;
   }
 
   get(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): C | undefined {
-    const e = this.byLocalPort.get(localPort);
-    if (e === undefined) return undefined;
-    if (e instanceof Map) return e.get(remoteKey(remoteAddr, remotePort));
-    return sameRemote(e, remoteAddr, remotePort) ? e : undefined;
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let i = tupleHash(this.secret, remoteAddr, remotePort, localPort) & mask; ; i = (i + 1) & mask) {
+      const c = slots[i];
+      if (c === undefined || sameTuple(c, remoteAddr, remotePort, localPort)) return c;
+    }
   }
 
   has(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): boolean {
@@ -42,54 +58,79 @@ export class ConnectionTable<C extends TupleOwner> {
 
   /** File `c` under its tuple (replacing whatever held that tuple). */
   set(c: C): void {
-    const e = this.byLocalPort.get(c.localPort);
-    if (e === undefined) {
-      this.byLocalPort.set(c.localPort, c);
+    const i = this.find(c.remoteAddr, c.remotePort, c.localPort);
+    if (this.slots[i] === undefined) {
+      if ((this.#size + 1) * 2 > this.slots.length) {
+        this.resize(this.slots.length * 2);
+        this.slots[this.find(c.remoteAddr, c.remotePort, c.localPort)] = c;
+      } else this.slots[i] = c;
       this.#size++;
-    } else if (e instanceof Map) {
-      const key = remoteKey(c.remoteAddr, c.remotePort);
-      if (!e.has(key)) this.#size++;
-      e.set(key, c);
-    } else if (sameRemote(e, c.remoteAddr, c.remotePort)) {
-      this.byLocalPort.set(c.localPort, c); // the same tuple: replaced
-    } else {
-      const inner = new Map<number, C>([[remoteKey(e.remoteAddr, e.remotePort), e]]);
-      inner.set(remoteKey(c.remoteAddr, c.remotePort), c);
-      this.byLocalPort.set(c.localPort, inner);
-      this.#size++;
-    }
+    } else this.slots[i] = c; // the same tuple: replaced
   }
 
   /** Remove `c`, only if it is the one filed under its tuple (a newer incarnation may be). */
   delete(c: C): void {
-    const e = this.byLocalPort.get(c.localPort);
-    if (e === undefined) return;
-    if (!(e instanceof Map)) {
-      if (e !== c) return;
-      this.byLocalPort.delete(c.localPort);
-      this.#size--;
-      return;
+    const slots = this.slots;
+    const mask = this.mask;
+    let hole = this.find(c.remoteAddr, c.remotePort, c.localPort);
+    if (slots[hole] !== c) return;
+    // Backward shift: an entry further along the run moves into the hole unless its own
+    // probe starts after the hole (then it would be moved before where lookups begin).
+    for (let j = (hole + 1) & mask; slots[j] !== undefined; j = (j + 1) & mask) {
+      const e = slots[j]!;
+      const home = tupleHash(this.secret, e.remoteAddr, e.remotePort, e.localPort) & mask;
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        slots[hole] = e;
+        hole = j;
+      }
     }
-    const key = remoteKey(c.remoteAddr, c.remotePort);
-    if (e.get(key) !== c) return;
-    e.delete(key);
+    slots[hole] = undefined;
     this.#size--;
-    if (e.size === 0) this.byLocalPort.delete(c.localPort);
+    if (this.#size * 8 < slots.length && slots.length > MIN_SLOTS) this.resize(slots.length / 2);
   }
 
   *values(): IterableIterator<C> {
-    for (const e of this.byLocalPort.values()) {
-      if (e instanceof Map) yield* e.values();
-      else yield e;
-    }
+    for (const c of this.slots) if (c !== undefined) yield c;
+  }
+
+  /** The slot holding the tuple, or the empty slot where its probe ends. */
+  private find(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = tupleHash(this.secret, remoteAddr, remotePort, localPort) & mask;
+    while (slots[i] !== undefined && !sameTuple(slots[i]!, remoteAddr, remotePort, localPort)) i = (i + 1) & mask;
+    return i;
+  }
+
+  private resize(n: number): void {
+    const old = this.slots;
+    this.slots = new Array<C | undefined>(n).fill(undefined);
+    this.mask = n - 1;
+    for (const c of old) if (c !== undefined) this.slots[this.find(c.remoteAddr, c.remotePort, c.localPort)] = c;
   }
 }
 
-/** The same peer, with the address compared as remoteKey does (unsigned: an address from `|` is signed). */
-function sameRemote(c: TupleOwner, remoteAddr: Ipv4Addr, remotePort: number): boolean {
-  return c.remotePort === remotePort && c.remoteAddr >>> 0 === remoteAddr >>> 0;
+/** The same tuple, with the address compared unsigned (an address from `|` is signed). */
+function sameTuple(c: TupleOwner, remoteAddr: Ipv4Addr, remotePort: number, localPort: number): boolean {
+  return c.remotePort === remotePort && c.localPort === localPort && c.remoteAddr >>> 0 === remoteAddr >>> 0;
 }
 
-function remoteKey(remoteAddr: Ipv4Addr, remotePort: number): number {
-  return (remoteAddr >>> 0) * 65536 + remotePort;
+function rot(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/** Jenkins' lookup3 hash of three words (Linux's jhash_3words), keyed by `secret`. */
+export function tupleHash(secret: number, remoteAddr: Ipv4Addr, remotePort: number, localPort: number): number {
+  const init = (0xdeadbeef + 12 + secret) | 0;
+  let a = (init + (remoteAddr | 0)) | 0;
+  let b = (init + localPort) | 0;
+  let c = (init + remotePort) | 0;
+  c ^= b; c = (c - rot(b, 14)) | 0;
+  a ^= c; a = (a - rot(c, 11)) | 0;
+  b ^= a; b = (b - rot(a, 25)) | 0;
+  c ^= b; c = (c - rot(b, 16)) | 0;
+  a ^= c; a = (a - rot(c, 4)) | 0;
+  b ^= a; b = (b - rot(a, 14)) | 0;
+  c ^= b; c = (c - rot(b, 24)) | 0;
+  return c >>> 0;
 }

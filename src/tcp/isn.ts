@@ -173,6 +173,14 @@ export class IsnGenerator {
     return t;
   }
 
+  /**
+   * A secret for the connection table's hash (conntable.ts), derived like the timestamp key: a
+   * peer that cannot predict it cannot choose tuples that pile up in one run of slots.
+   */
+  tableSecret(): number {
+    return siphash24(this.#key, new TextEncoder().encode('conn-table-hash')).lo;
+  }
+
   /** ISN for a new connection on this 4-tuple at time `now` (ms). */
   isn(localAddr: number, localPort: number, remoteAddr: number, remotePort: number, now: number): number {
     const f = siphash24(this.#key, this.#packTuple(localAddr, localPort, remoteAddr, remotePort)).lo;

@@ -16,6 +16,7 @@ import { DEFAULT_TCP_CONFIG } from './config.js';
 import type { ConnectionHost, ConnectionInfo } from './connection.js';
 import { Connection } from './connection.js';
 import { ConnectionTable } from './conntable.js';
+import { LinkedSet } from '../runtime/linked-set.js';
 import { icmpErrorArrives } from './icmp-errors.js';
 import { offeredWscaleFor, openFromCookie } from './handshake.js';
 import { IsnGenerator } from './isn.js';
@@ -73,14 +74,14 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   private readonly log: Logger | undefined;
   private readonly isn: IsnGenerator;
   private readonly random: () => number;
-  private readonly conns = new ConnectionTable<Connection>();
+  private readonly conns: ConnectionTable<Connection>;
   /** Connections not in TIME-WAIT, so listing the live ones never walks thousands of TIME-WAITs. */
-  private readonly live = new Set<Connection>();
+  private readonly live = new LinkedSet<Connection>();
   /** Connections per state, kept by the transitions (O(1) for /metrics and the status page). */
   private readonly stateCounts = new Map<TcpState, number>();
   private readonly listeners = new Map<number, Listener>();
   /** Orphaned connections (closed by the application, still finishing), oldest first. */
-  private readonly orphans = new Set<Connection>();
+  private readonly orphans = new LinkedSet<Connection>();
   private readonly cookies: SynCookies;
   private dirtyList: Connection[] = [];
   private readonly observers = new Set<(e: TransitionEvent) => void>();
@@ -100,6 +101,7 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     this.sendPacket = opts.send;
     this.log = opts.log;
     this.isn = new IsnGenerator(opts.isnSecret);
+    this.conns = new ConnectionTable<Connection>(this.isn.tableSecret());
     this.random = opts.random ?? Math.random;
     const limits = Object.fromEntries(Object.entries(opts.limits ?? {}).filter(([, v]) => v !== undefined));
     this.limits = { ...DEFAULT_TCP_LIMITS, ...limits };
@@ -373,9 +375,9 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     if (from !== TcpState.CLOSED) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
     if (to !== TcpState.CLOSED) this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
     if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) {
-      this.live.delete(conn);
-      this.orphans.delete(conn); // Linux counts orphans outside TIME-WAIT (that has its own cap)
-    } else this.live.add(conn);
+      this.live.delete(conn.liveLink);
+      this.orphans.delete(conn.orphanLink); // Linux counts orphans outside TIME-WAIT (that has its own cap)
+    } else this.live.add(conn.liveLink);
     if (this.log?.isLevelEnabled('debug')) {
       this.log.debug({ conn: connName(conn), from, to, cause }, `tcp: ${from} -> ${to} (${cause})`);
     }
@@ -412,10 +414,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   /** The application let go of `conn`: over maxOrphans, the oldest orphan is reset (Linux: tcp_max_orphans). */
   orphaned(conn: Connection, now: number): void {
     if (conn.state === TcpState.TIME_WAIT || conn.state === TcpState.CLOSED) return;
-    this.orphans.add(conn);
+    this.orphans.add(conn.orphanLink);
     for (let guard = this.orphans.size; this.orphans.size > this.limits.maxOrphans && guard > 0; guard--) {
-      const oldest = this.orphans.values().next().value as Connection;
-      this.orphans.delete(oldest);
+      const oldest = this.orphans.oldest()!;
+      this.orphans.delete(oldest.orphanLink);
       this.count('tcp.limit.orphans');
       oldest.abort(now, 'too many orphans');
     }

@@ -315,9 +315,9 @@ export class TcpServer extends EventEmitter {
   private listener: Listener | undefined;
   private readonly rt: SocketRuntime;
   private readonly opts: ServerOptions;
-  private readonly sockets = new Set<TcpSocket>();
-  /** Accepted TcpStreams not yet closed (onStream servers). */
-  private streams = 0;
+  /** Accepted sockets and TcpStreams not yet closed: counted, not held in a Set (see
+   *  runtime/linked-set.ts for what a Set with members coming and going costs the GC). */
+  private open = 0;
   private closing = false;
   private acceptScheduled = false;
 
@@ -366,9 +366,9 @@ export class TcpServer extends EventEmitter {
       }
       const socket = new TcpSocket(this.rt, conn, { allowHalfOpen: this.opts.allowHalfOpen, highWaterMark: this.opts.highWaterMark });
       if (this.opts.noDelay) socket.setNoDelay(true);
-      this.sockets.add(socket);
+      this.open++;
       socket.once('close', () => {
-        this.sockets.delete(socket);
+        this.open--;
         if (this.closing && this.connectionCount === 0) this.emit('close');
       });
       this.emit('connection', socket);
@@ -380,9 +380,9 @@ export class TcpServer extends EventEmitter {
   private acceptStream(conn: Connection, onStream: (stream: TcpStream) => void): void {
     const stream = new TcpStream(this.rt, conn);
     if (this.opts.noDelay) stream.setNoDelay(true);
-    this.streams++;
+    this.open++;
     stream.onClosed = () => {
-      this.streams--;
+      this.open--;
       if (this.closing && this.connectionCount === 0) this.emit('close');
     };
     onStream(stream);
@@ -406,7 +406,7 @@ export class TcpServer extends EventEmitter {
   }
 
   get connectionCount(): number {
-    return this.sockets.size + this.streams;
+    return this.open;
   }
 }
 

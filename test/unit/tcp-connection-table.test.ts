@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/addr.js';
-import { ConnectionTable } from '../../src/tcp/conntable.js';
+import { seededRandom } from '../../src/runtime/random.js';
+import { ConnectionTable, tupleHash } from '../../src/tcp/conntable.js';
 
 const tuple = (addr: string, remotePort: number, localPort = 80) => ({ remoteAddr: parseIpv4(addr)!, remotePort, localPort });
 
@@ -64,7 +65,7 @@ describe('the connection table', () => {
     expect([t.size, t.get(fresh.remoteAddr, 5000, 80)]).toEqual([1, fresh]);
   });
 
-  it('a local port with one connection (every connection we open) holds it alone, and grows and shrinks through two', () => {
+  it('two peers on one local port are kept apart, and either incarnation leaves only by itself', () => {
     const t = new ConnectionTable<ReturnType<typeof tuple>>();
     const a = tuple('10.0.0.9', 80, 50000);
     const b = tuple('10.0.0.8', 80, 50000); // the same local port, another peer
@@ -86,7 +87,7 @@ describe('the connection table', () => {
     expect([t.size, [...t.values()]]).toEqual([0, []]);
   });
 
-  it('finds an address at or above 128.0.0.0 in its signed form too, whether its port holds one connection or several', () => {
+  it('finds an address at or above 128.0.0.0 in its signed form too', () => {
     const t = new ConnectionTable<ReturnType<typeof tuple>>();
     const alone = tuple('192.168.1.9', 443, 50001);
     const shared = [tuple('192.168.1.9', 443, 80), tuple('203.0.113.7', 443, 80)];
@@ -94,5 +95,54 @@ describe('the connection table', () => {
     for (const c of [alone, ...shared]) expect(t.get(c.remoteAddr | 0, c.remotePort, c.localPort)).toBe(c);
     t.set({ ...alone, remoteAddr: alone.remoteAddr | 0 }); // the same tuple, written signed: replaced
     expect(t.size).toBe(3);
+  });
+});
+
+describe('the connection table against a Map, many seeds', () => {
+  it('agrees with a Map keyed by the tuple through random inserts, replacements and deletes (growing and shrinking)', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const rand = seededRandom(seed);
+      const t = new ConnectionTable<ReturnType<typeof tuple>>(seed * 0x9e3779b1);
+      const model = new Map<string, ReturnType<typeof tuple>>();
+      const key = (c: ReturnType<typeof tuple>) => `${c.remoteAddr >>> 0}:${c.remotePort}:${c.localPort}`;
+      // Few distinct values per field: many tuples share a hash run, and inserts hit held tuples.
+      const pick = () => tuple(`10.0.0.${1 + Math.floor(rand() * 4)}`, 40000 + Math.floor(rand() * 40), 80 + Math.floor(rand() * 3));
+      const ops = 400 + Math.floor(rand() * 1200);
+      for (let i = 0; i < ops; i++) {
+        const r = rand();
+        // Phases: mostly inserting first (the table grows), mostly deleting later (it shrinks).
+        const insert = i < ops / 2 ? r < 0.7 : r < 0.3;
+        if (insert) {
+          const c = pick();
+          t.set(c);
+          model.set(key(c), c);
+        } else {
+          const held = [...model.values()];
+          // Deleting a held one, or a same-tuple stranger (which must not remove it).
+          const c = held.length > 0 && rand() < 0.8 ? held[Math.floor(rand() * held.length)]! : pick();
+          t.delete(c);
+          if (model.get(key(c)) === c) model.delete(key(c));
+        }
+        expect(t.size, `seed ${seed} op ${i}`).toBe(model.size);
+      }
+      for (const c of model.values()) expect(t.get(c.remoteAddr, c.remotePort, c.localPort), `seed ${seed}`).toBe(c);
+      for (let i = 0; i < 50; i++) {
+        const c = pick();
+        expect(t.get(c.remoteAddr, c.remotePort, c.localPort), `seed ${seed}`).toBe(model.get(key(c)));
+      }
+      expect(new Set(t.values()), `seed ${seed}`).toEqual(new Set(model.values()));
+    }
+  });
+
+  it('spreads the tuples one peer can choose (every port of one address) over the slots, keyed by its secret', () => {
+    const spread = (secret: number) => {
+      const used = new Set<number>();
+      for (let port = 0; port < 4096; port++) used.add(tupleHash(secret, parseIpv4('198.51.100.7')!, port, 80) & 8191);
+      return used.size;
+    };
+    // 4096 keys into 8192 slots at random fill ~3,200 distinct slots; a bad hash fills far fewer.
+    expect(spread(1)).toBeGreaterThan(3000);
+    expect(spread(0x12345678)).toBeGreaterThan(3000);
+    expect(tupleHash(1, parseIpv4('198.51.100.7')!, 1000, 80)).not.toBe(tupleHash(2, parseIpv4('198.51.100.7')!, 1000, 80));
   });
 });
