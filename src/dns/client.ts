@@ -12,6 +12,7 @@ import type { LookupOutcome, LookupResult, ResolverEvent, ResolverOptions, Resol
 import { ResolverCore } from './resolver.js';
 import { TcpFramer } from './server.js';
 import { TYPE } from './wire.js';
+import { FreshMap } from '../runtime/fresh-map.js';
 
 export type DnsClientOptions = Omit<ResolverOptions, 'random' | 'servers'> & {
   servers: Array<string | ResolverServer>;
@@ -22,10 +23,10 @@ export type DnsClientOptions = Omit<ResolverOptions, 'random' | 'servers'> & {
 
 export class DnsClient {
   readonly core: ResolverCore;
-  private readonly udp = new Map<number, UdpSocket>();
-  private readonly tcp = new Map<number, TcpSocket>();
-  private readonly pending = new Map<number, { resolve: (r: LookupResult) => void; reject: (e: Error) => void }>();
-  private readonly early = new Map<number, LookupOutcome>();
+  private readonly udp = new FreshMap<number, UdpSocket>();
+  private readonly tcp = new FreshMap<number, TcpSocket>();
+  private readonly pending = new FreshMap<number, { resolve: (r: LookupResult) => void; reject: (e: Error) => void }>();
+  private readonly early = new FreshMap<number, LookupOutcome>();
 
   constructor(
     private readonly stack: Stack,

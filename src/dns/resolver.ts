@@ -20,6 +20,7 @@
 import { canonicalName, isValidName } from './name.js';
 import type { DnsMessage, DnsRecord } from './wire.js';
 import { CLASS_IN, RCODE, TYPE, dnsMessage, parseDns, recordType, typeName, writeDns } from './wire.js';
+import { FreshMap } from '../runtime/fresh-map.js';
 
 export interface ResolverServer {
   address: string;
@@ -134,10 +135,10 @@ export class ResolverCore {
   private readonly maxTtl: number;
   private readonly ednsSize: number;
   private readonly maxInflight: number;
-  private readonly lookups = new Map<number, Lookup>();
-  private readonly byPort = new Map<number, Lookup>();
-  private readonly byConn = new Map<number, Lookup>();
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly lookups = new FreshMap<number, Lookup>();
+  private readonly byPort = new FreshMap<number, Lookup>();
+  private readonly byConn = new FreshMap<number, Lookup>();
+  private readonly cache = new FreshMap<string, CacheEntry>();
   private nextLookup = 1;
   private nextConn = 1;
   readonly stats: Record<string, number> = {};

@@ -28,6 +28,7 @@
  */
 import type { Ipv4Addr } from './addr.js';
 import type { Ipv4Header } from './ipv4.js';
+import { FreshMap } from '../runtime/fresh-map.js';
 
 /** Bytes charged per stored fragment on top of its data: a rough cost of its bookkeeping. */
 export const FRAGMENT_OVERHEAD = 64;
@@ -76,7 +77,7 @@ export class Reassembler {
   private readonly maxDatagrams: number;
   /** Map iteration order is insertion order, and every datagram gets the same timeout, so
    *  the first entry is always both the oldest and the next to expire. */
-  private readonly datagrams = new Map<string, Datagram>();
+  private readonly datagrams = new FreshMap<string, Datagram>();
   private total = 0;
 
   readonly stats: Record<string, number> = {

@@ -15,6 +15,7 @@ import { UdpSocket } from './socket.js';
 import type { UdpSocketOptions } from './socket.js';
 import { Counters } from '../ip/stats.js';
 import { parseUdp, UDP_HEADER_LEN, writeUdp } from './udp.js';
+import { FreshMap } from '../runtime/fresh-map.js';
 
 export interface RemoteInfo {
   address: string;
@@ -47,8 +48,8 @@ export type UdpIp = Pick<IpLayer, 'addr' | 'mtu' | 'send' | 'sendUnreachable'>;
 export const UDP_MAX_PAYLOAD = 65535 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 
 export class UdpLayer implements IpUpper {
-  private readonly handlers = new Map<number, UdpMessageHandler>();
-  private readonly errorHandlers = new Map<number, UdpErrorHandler>();
+  private readonly handlers = new FreshMap<number, UdpMessageHandler>();
+  private readonly errorHandlers = new FreshMap<number, UdpErrorHandler>();
   private readonly counters = new Counters(['udp.in', 'udp.out', 'udp.delivered', 'udp.drop.no-port', 'udp.icmp-error.in']);
   private readonly log: Logger | undefined;
   private readonly runtime: UdpRuntime | undefined;

@@ -17,6 +17,7 @@ import type { TcpSegment } from '../tcp/segment.js';
 import { ACK, RST, SYN, formatOptions, formatSegment, parseTcp } from '../tcp/segment.js';
 import type { SampleSource, StoryLimits } from './story.js';
 import { DEFAULT_STORY_LIMITS, Story } from './story.js';
+import { FreshMap } from '../runtime/fresh-map.js';
 
 export interface WatchOptions {
   limits?: Partial<StoryLimits>;
@@ -59,14 +60,15 @@ export class Watcher {
   /** Times each arrow "FROM>TO" was taken since the watcher started. */
   readonly arrows = new Map<string, number>();
   private fired = new Map<string, number>();
-  private readonly live = new Map<string, Story>();
+  // FreshMaps, not Maps: a story per connection comes and goes (runtime/fresh-map.ts says why).
+  private readonly live = new FreshMap<string, Story>();
   /** The same stories by "remote>local" as /connections spells them (the table's lookup). */
-  private readonly byName = new Map<string, Story>();
+  private readonly byName = new FreshMap<string, Story>();
   private bytesCache = 0;
-  private readonly byId = new Map<number, Story>();
+  private readonly byId = new FreshMap<number, Story>();
   /** Story by TCP connection object until the connection reaches CLOSED (a Map: a WeakMap
    * of thousands of entries costs the garbage collector more). */
-  private readonly byConn = new Map<object, Story>();
+  private readonly byConn = new FreshMap<object, Story>();
   private closedQueue: Story[] = [];
   private nextId = 1;
   private readonly limits: StoryLimits;
@@ -75,7 +77,7 @@ export class Watcher {
   private readonly maxClosed: number;
   private readonly maxUnattached: number;
   /** Live stories opened by a packet that no connection has claimed yet. */
-  private readonly unattached = new Set<Story>();
+  private readonly unattached = new FreshMap<Story, true>();
   private readonly orphanMs: number;
   private readonly traceFns = new Set<(e: TraceEvent) => void>();
   private verboseCount = 0;
@@ -193,7 +195,7 @@ export class Watcher {
       }
       story = this.open(key, remote, remotePort, localPort, now);
       if (!story) return;
-      this.unattached.add(story);
+      this.unattached.set(story, true);
     }
     const o = seg?.options;
     // Options worth a label: all but timestamps on every segment (they would fill the ladder).
