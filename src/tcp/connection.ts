@@ -10,7 +10,7 @@
  * This file keeps the state (written only by `transition()`), the user calls of §3.10.1-§3.10.6,
  * and segment arrival as the steps of §3.10.7.4, one short method each.
  */
-import { SetLink } from '../runtime/linked-set.js';
+import type { SetLink } from '../runtime/linked-set.js';
 import type { TcpConfig } from './config.js';
 import type { SoftError } from './icmp-errors.js';
 import { crossedSynAck, openActive, openPassive, synReceivedAck, synRetransmitted, synSentArrives } from './handshake.js';
@@ -117,9 +117,10 @@ export class Connection {
   heapIndex = -1;
   /** Set by the layer: whether this connection is queued for flush. */
   dirty = false;
-  /** The layer's memberships: its live connections (not TIME-WAIT or CLOSED) and its orphans. */
-  readonly liveLink: SetLink<Connection> = new SetLink<Connection>(this);
-  readonly orphanLink: SetLink<Connection> = new SetLink<Connection>(this);
+  /** The layer's memberships, while they last: its live connections (not TIME-WAIT or CLOSED)
+   *  and its orphans (a connection in TIME-WAIT, up to 60 s on a busy server, holds neither). */
+  liveLink: SetLink<Connection> | undefined = undefined;
+  orphanLink: SetLink<Connection> | undefined = undefined;
 
   readonly snd: Sender;
   readonly rcv: Receiver;

@@ -16,7 +16,7 @@ import { DEFAULT_TCP_CONFIG } from './config.js';
 import type { ConnectionHost, ConnectionInfo } from './connection.js';
 import { Connection } from './connection.js';
 import { ConnectionTable } from './conntable.js';
-import { LinkedSet } from '../runtime/linked-set.js';
+import { LinkedSet, SetLink } from '../runtime/linked-set.js';
 import { icmpErrorArrives } from './icmp-errors.js';
 import { offeredWscaleFor, openFromCookie } from './handshake.js';
 import { IsnGenerator } from './isn.js';
@@ -375,9 +375,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     if (from !== TcpState.CLOSED) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
     if (to !== TcpState.CLOSED) this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
     if (to === TcpState.TIME_WAIT || to === TcpState.CLOSED) {
-      this.live.delete(conn.liveLink);
-      this.orphans.delete(conn.orphanLink); // Linux counts orphans outside TIME-WAIT (that has its own cap)
-    } else this.live.add(conn.liveLink);
+      if (conn.liveLink) this.live.delete(conn.liveLink);
+      if (conn.orphanLink) this.orphans.delete(conn.orphanLink); // Linux counts orphans outside TIME-WAIT (that has its own cap)
+      conn.liveLink = conn.orphanLink = undefined;
+    } else if (!conn.liveLink) this.live.add((conn.liveLink = new SetLink(conn)));
     if (this.log?.isLevelEnabled('debug')) {
       this.log.debug({ conn: connName(conn), from, to, cause }, `tcp: ${from} -> ${to} (${cause})`);
     }
@@ -414,10 +415,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   /** The application let go of `conn`: over maxOrphans, the oldest orphan is reset (Linux: tcp_max_orphans). */
   orphaned(conn: Connection, now: number): void {
     if (conn.state === TcpState.TIME_WAIT || conn.state === TcpState.CLOSED) return;
-    this.orphans.add(conn.orphanLink);
+    this.orphans.add((conn.orphanLink ??= new SetLink(conn)));
     for (let guard = this.orphans.size; this.orphans.size > this.limits.maxOrphans && guard > 0; guard--) {
       const oldest = this.orphans.oldest()!;
-      this.orphans.delete(oldest.orphanLink);
+      this.orphans.delete(oldest.orphanLink!);
       this.count('tcp.limit.orphans');
       oldest.abort(now, 'too many orphans');
     }
