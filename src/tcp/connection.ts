@@ -27,6 +27,7 @@ import type { TcpHeaderFields, TcpOptions, TcpSegment } from './segment.js';
 import { ACK, FIN, RST, SYN, TCP_HEADER_LEN, optionsLength, writeTcp } from './segment.js';
 import { TcpState, canReceiveData, isSynchronized } from './state.js';
 import { Deadlines, Keepalive, peerAlive, runTimers } from './timers.js';
+import { FrozenTimeWait } from './time-wait.js';
 import type { Timestamps } from './timestamps.js';
 import { IPV4_HEADER_LEN } from '../ip/ipv4.js';
 import type { VirtioNetHdr } from '../link/virtio.js';
@@ -58,6 +59,8 @@ export interface ConnectionHost {
   readonly memory: MemoryBudget;
   /** The user let go of the connection: it counts as an orphan (capped) until it is done. */
   orphaned(conn: Connection, now: number): void;
+  /** `conn` is in TIME-WAIT with its parts rebuilt (or about to be done): call conn.freeze() after the next flush. */
+  freezeLater(conn: Connection): void;
   /** Whether there is room for one more connection in TIME-WAIT; false means close at once. */
   admitTimeWait(): boolean;
   count(name: string, n?: number): void;
@@ -122,10 +125,17 @@ export class Connection {
   liveLink: SetLink<Connection> | undefined = undefined;
   orphanLink: SetLink<Connection> | undefined = undefined;
 
-  readonly snd: Sender;
-  readonly rcv: Receiver;
-  readonly timers = new Deadlines();
-  readonly keepalive: Keepalive;
+  // The parts a connection in TIME-WAIT lets go of (freeze(), time-wait.ts): reached through the
+  // getters below, which rebuild them first if they were let go.
+  private _snd: Sender | undefined;
+  private _rcv: Receiver | undefined;
+  private _timers: Deadlines | undefined = new Deadlines();
+  private _keepalive: Keepalive | undefined;
+  /** TIME-WAIT's record while the parts above are let go. */
+  private frozen: FrozenTimeWait | undefined;
+  /** What info() shows in TIME-WAIT once the parts were let go and rebuilt (the rebuilt RTT and
+   *  congestion state start afresh, and nothing in TIME-WAIT updates them). */
+  private timeWaitInfo: FrozenTimeWait | undefined;
   /** We sent the first SYN (active open, or both sides did: simultaneous open). */
   activeOpen = false;
   /** Both SYNs carried the window-scale option (RFC 7323 §2.2). */
@@ -165,9 +175,66 @@ export class Connection {
     readonly remotePort: number,
     mtu: number,
   ) {
-    this.rcv = new Receiver(this, mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN);
-    this.snd = new Sender(this, config);
-    this.keepalive = new Keepalive(config.keepaliveIdle);
+    this._rcv = new Receiver(this, mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN);
+    this._snd = new Sender(this, config);
+    this._keepalive = new Keepalive(config.keepaliveIdle);
+  }
+
+  get snd(): Sender {
+    return this._snd ?? this.thaw()._snd!;
+  }
+
+  get rcv(): Receiver {
+    return this._rcv ?? this.thaw()._rcv!;
+  }
+
+  get timers(): Deadlines {
+    return this._timers ?? this.thaw()._timers!;
+  }
+
+  get keepalive(): Keepalive {
+    return this._keepalive ?? this.thaw()._keepalive!;
+  }
+
+  /** Whether the connection is in TIME-WAIT with its sender, receiver and timers let go. */
+  get isFrozen(): boolean {
+    return this.frozen !== undefined;
+  }
+
+  /**
+   * In TIME-WAIT with nothing pending (the last ACK is out, the user has read everything, no
+   * D-SACK owed): let go of the sender, receiver, timers and keepalive and keep their TIME-WAIT
+   * variables in a record (time-wait.ts), about a third of the heap. The layer calls this after
+   * its flush; anything that reaches for those parts later brings them back (thaw).
+   */
+  freeze(): void {
+    if (this.state !== TcpState.TIME_WAIT || this.frozen !== undefined || this.dirty) return;
+    const snd = this._snd!;
+    const rcv = this._rcv!;
+    if (rcv.buffered > 0 || rcv.oooBytes > 0 || rcv.ackNow || rcv.sack?.pendingDsack !== undefined) return;
+    if (snd.recovery !== undefined || snd.buffer.length > 0) return;
+    const t = this._timers!;
+    // TIME-WAIT runs no other timer (enterTimeWait cleared them, and an ACK sent cleared the delayed ACK).
+    if (t.next() !== t.timeWaitUntil) return;
+    this.frozen = new FrozenTimeWait(snd, rcv, t.timeWaitUntil, this._keepalive!);
+    this.timeWaitInfo = undefined;
+    this._snd = this._rcv = this._timers = this._keepalive = undefined;
+  }
+
+  /** Rebuild what freeze() let go, from its record; in TIME-WAIT the layer freezes it again later. */
+  private thaw(): this {
+    const f = this.frozen!;
+    this.frozen = undefined;
+    const rcv = (this._rcv = new Receiver(this, f.rcvMss));
+    const snd = (this._snd = new Sender(this, this.config));
+    f.restore(snd, rcv);
+    this._timers = new Deadlines();
+    this._timers.timeWaitUntil = f.timeWaitUntil;
+    this._keepalive = new Keepalive(f.keepaliveIdle);
+    this._keepalive.enabled = f.keepaliveEnabled;
+    this.timeWaitInfo = f;
+    if (this.state === TcpState.TIME_WAIT) this.host.freezeLater(this);
+    return this;
   }
 
   get state(): TcpState {
@@ -638,10 +705,15 @@ export class Connection {
   // ===================================================================================
 
   nextDeadline(): number {
-    return this.timers.next();
+    return this.frozen ? this.frozen.timeWaitUntil : this.timers.next();
   }
 
   onTimer(now: number): void {
+    // Frozen, the only timer is TIME-WAIT's end (runTimers' first case), and nothing is left to clear.
+    if (this.frozen) {
+      if (now >= this.frozen.timeWaitUntil) this.toClosed('2*MSL timeout');
+      return;
+    }
     runTimers(this, now);
   }
 
@@ -660,6 +732,7 @@ export class Connection {
     this.snd.forgetRecovery();
     this.restartTimeWait(now);
     this.notifyDone();
+    this.host.freezeLater(this); // once the ACK of the FIN is out
   }
 
   private restartTimeWait(now: number): void {
@@ -690,11 +763,14 @@ export class Connection {
   toClosed(cause: string, notify = true): void {
     if (this.state === TcpState.CLOSED) return;
     this.transition(TcpState.CLOSED, cause);
-    this.timers.clear();
-    this.snd.buffer.clear();
-    this.snd.recovery?.clear();
-    this.rcv.dropOutOfOrder();
-    this.rcv.ackNow = false;
+    if (this.frozen === undefined) {
+      // (A frozen connection holds no timers, buffers or queues to clear.)
+      this.timers.clear();
+      this.snd.buffer.clear();
+      this.snd.recovery?.clear();
+      this.rcv.dropOutOfOrder();
+      this.rcv.ackNow = false;
+    }
     // Give back everything, unread data included: the application may still read that, but it
     // no longer counts against the stack's budget.
     this.host.memory.charge(-this.memCharged);
@@ -712,20 +788,33 @@ export class Connection {
   }
 
   info(fmt: (addr: number) => string): ConnectionInfo {
+    const local = `${fmt(this.localAddr)}:${this.localPort}`;
+    const remote = `${fmt(this.remoteAddr)}:${this.remotePort}`;
+    const f = this.frozen;
+    if (f) {
+      // Read from the record: listing TIME-WAIT connections must not rebuild them.
+      return {
+        local, remote, state: this.state,
+        sndUna: f.sndUna >>> 0, sndNxt: f.sndNxt >>> 0, rcvNxt: f.rcvNxt >>> 0, sndWnd: f.sndWnd,
+        rcvWnd: Math.max(0, seqSub(f.rcvAdv >>> 0, f.rcvNxt >>> 0)),
+        srtt: f.srtt, rto: f.rto, retransmits: f.retransmits, cwnd: f.cwnd, ssthresh: f.ssthresh,
+      };
+    }
+    const last = this.state === TcpState.TIME_WAIT ? this.timeWaitInfo : undefined;
     return {
-      local: `${fmt(this.localAddr)}:${this.localPort}`,
-      remote: `${fmt(this.remoteAddr)}:${this.remotePort}`,
+      local,
+      remote,
       state: this.state,
       sndUna: this.snd.una,
       sndNxt: this.snd.nxt,
       rcvNxt: this.rcv.nxt,
       sndWnd: this.snd.wnd,
       rcvWnd: this.rcv.window(),
-      srtt: this.snd.rto.srtt ?? 0,
-      rto: this.snd.rto.rto,
+      srtt: last ? last.srtt : (this.snd.rto.srtt ?? 0),
+      rto: last ? last.rto : this.snd.rto.rto,
       retransmits: this.snd.retransmits,
-      cwnd: this.snd.cc.cwnd,
-      ssthresh: this.snd.cc.ssthresh,
+      cwnd: last ? last.cwnd : this.snd.cc.cwnd,
+      ssthresh: last ? last.ssthresh : this.snd.cc.ssthresh,
     };
   }
 }

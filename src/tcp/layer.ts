@@ -84,6 +84,8 @@ export class TcpLayer implements IpUpper, ConnectionHost {
   private readonly orphans = new LinkedSet<Connection>();
   private readonly cookies: SynCookies;
   private dirtyList: Connection[] = [];
+  /** Connections to freeze after the flush (TIME-WAIT, see Connection.freeze). */
+  private readonly freezeList: Connection[] = [];
   private readonly observers = new Set<(e: TransitionEvent) => void>();
   private readonly counters: Record<string, number> = Object.create(null);
   private readonly timers = new TimerHeap();
@@ -350,6 +352,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
     const list = this.dirtyList;
     for (let i = 0; i < list.length; i++) list[i]!.flush(now);
     list.length = 0;
+    // Connections in TIME-WAIT whose last ACK is now out keep only a small record (time-wait.ts).
+    const tw = this.freezeList;
+    for (let i = 0; i < tw.length; i++) tw[i]!.freeze();
+    tw.length = 0;
   }
 
   /** Run every timer that is due. */
@@ -390,6 +396,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
 
   reschedule(conn: Connection): void {
     this.timers.schedule(conn);
+  }
+
+  freezeLater(conn: Connection): void {
+    this.freezeList.push(conn);
   }
 
   markDirty(conn: Connection): void {
