@@ -196,6 +196,18 @@ export class Connection {
     return this._keepalive ?? this.thaw()._keepalive!;
   }
 
+  /** RCV.NXT and SND.MAX, read from the record while frozen: the layer's check of a new SYN for a
+   *  4-tuple in TIME-WAIT uses them, and a connection it then closes need not be rebuilt (the
+   *  rebuilt parts, referenced from a TIME-WAIT connection the old generation holds, would
+   *  themselves be promoted). */
+  get rcvNxt(): number {
+    return this.frozen ? this.frozen.rcvNxt >>> 0 : this.rcv.nxt;
+  }
+
+  get sndMax(): number {
+    return this.frozen ? this.frozen.sndMax >>> 0 : this.snd.max;
+  }
+
   /** Whether the connection is in TIME-WAIT with its sender, receiver and timers let go. */
   get isFrozen(): boolean {
     return this.frozen !== undefined;

@@ -135,10 +135,10 @@ export class TcpLayer implements IpUpper, ConnectionHost {
         // RFC 9293 §3.10.7.4 / RFC 6191 / RFC 1122 §4.2.2.13: a new SYN for a 4-tuple in TIME-WAIT
         // may reopen it when its sequence number is beyond the old connection's receive space, or —
         // when both incarnations use timestamps — when its timestamp is newer (RFC 6191 §2).
-        const newer = conn.ts?.synIsNewer(seg.options.timestamp?.value) ?? seqGt(seg.seq, conn.rcv.nxt);
+        const newer = conn.ts?.synIsNewer(seg.options.timestamp?.value) ?? seqGt(seg.seq, conn.rcvNxt);
         if (newer && this.listeners.has(seg.dstPort)) {
           this.count('tcp.time-wait.reused');
-          const isnFloor = seqAdd(conn.snd.max, 65536 + 2);
+          const isnFloor = seqAdd(conn.sndMax, 65536 + 2);
           conn.toClosed('new SYN in TIME-WAIT');
           this.onListen(this.listeners.get(seg.dstPort)!, ip, seg, now, isnFloor);
           return;
