@@ -74,7 +74,7 @@ async function run(seed: number, frozen: boolean): Promise<{ out: string[]; stat
 }
 
 describe('a connection in TIME-WAIT that let go of its sender, receiver and timers', () => {
-  it('answers every segment exactly as one that kept them (random segments, 60 seeds)', async () => {
+  it('[limits.time-wait-record] answers every segment exactly as one that kept them (random segments, 60 seeds)', async () => {
     let froze = 0;
     for (let seed = 1; seed <= 60; seed++) {
       const a = await run(seed, true);
