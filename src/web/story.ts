@@ -5,12 +5,15 @@
  * From a story come the ladder rows (the sequence diagram, also printed as text) and the
  * graph series (Stevens' time–sequence graph, cwnd/ssthresh, srtt/rto) the page draws.
  *
- * Records live in Float64Arrays that grow on demand up to their bound, so a short
- * connection costs a few hundred bytes and no connection costs more than the bound.
+ * Records live in arrays of numbers that grow on demand up to their bound, so a short
+ * connection costs a few hundred bytes and no connection costs more than the bound. Plain
+ * arrays, not Float64Arrays: V8 keeps their numbers unboxed on its heap as well, where a
+ * Float64Array of this size gets its memory outside it (an ArrayBuffer, allocated and freed
+ * apart and counted as external memory, which brings garbage collections sooner). Measured with
+ * a story per connection (two stacks in one process, the server watched, 20,000 request/close
+ * connections, runs alternated): 1.76–1.81 s with arrays, 1.86–1.98 s with Float64Arrays.
  */
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG } from '../tcp/segment.js';
-
-const EMPTY = new Float64Array(0);
 
 /**
  * Fixed-size numeric records: the first `headCap` are kept for good, after them a ring of
@@ -18,7 +21,7 @@ const EMPTY = new Float64Array(0);
  */
 export class RecordStore {
   /** Allocated on the first record, then grown by doubling up to the bound. */
-  private data: Float64Array = EMPTY;
+  private data: number[] = [];
   /** Optional text per slot (options of a segment, cause of a transition). */
   private text: Array<string | undefined> = [];
   private textBytes = 0;
@@ -46,7 +49,7 @@ export class RecordStore {
 
   /** Bytes held (the arrays and texts), for the watcher's memory count. */
   get bytes(): number {
-    return this.data.byteLength + this.text.length * 8 + this.textBytes;
+    return this.data.length * 8 + this.text.length * 8 + this.textBytes;
   }
 
   private slotOf(index: number): number {
@@ -63,8 +66,9 @@ export class RecordStore {
     }
     const need = (slot + 1) * this.fields;
     if (need > this.data.length) {
-      const grown = new Float64Array(Math.min(this.capacity * this.fields, Math.max(need, this.data.length * 2, 16 * this.fields)));
-      grown.set(this.data);
+      const old = this.data;
+      const grown = new Array<number>(Math.min(this.capacity * this.fields, Math.max(need, old.length * 2, 16 * this.fields))).fill(0);
+      for (let i = 0; i < old.length; i++) grown[i] = old[i]!;
       this.data = grown;
     }
     const base = slot * this.fields;
