@@ -75,8 +75,8 @@ export class Reassembler {
   private readonly maxDatagramBytes: number;
   private readonly maxTotalBytes: number;
   private readonly maxDatagrams: number;
-  /** Map iteration order is insertion order, and every datagram gets the same timeout, so
-   *  the first entry is always both the oldest and the next to expire. */
+  /** Iteration order is insertion order (a FreshMap's copies keep it), and every datagram gets
+   *  the same timeout, so the first entry is always both the oldest and the next to expire. */
   private readonly datagrams = new FreshMap<string, Datagram>();
   private total = 0;
 

@@ -66,8 +66,8 @@ export class Watcher {
   private readonly byName = new FreshMap<string, Story>();
   private bytesCache = 0;
   private readonly byId = new FreshMap<number, Story>();
-  /** Story by TCP connection object until the connection reaches CLOSED (a Map: a WeakMap
-   * of thousands of entries costs the garbage collector more). */
+  /** Story by TCP connection object until the connection reaches CLOSED (a FreshMap, not a
+   * WeakMap: a WeakMap of thousands of entries costs the garbage collector more). */
   private readonly byConn = new FreshMap<object, Story>();
   private closedQueue: Story[] = [];
   private nextId = 1;
