@@ -53,22 +53,26 @@ export class InputQueue {
   }
 
   /**
-   * The next line including its LF, or null if its end has not arrived, or TOO_LONG if
-   * it already exceeds `limit` bytes. A line inside one chunk is returned as a view; a
-   * line spanning chunks is assembled in `carry` (valid until the next readLine).
+   * The next line including its LF, decoded as latin1 (one character per byte), or null if its
+   * end has not arrived, or TOO_LONG if it already exceeds `limit` bytes. A line spanning chunks
+   * is assembled in `carry` first. (A string, not a Buffer view: the parsers want text, and a view
+   * per line cost an object and a native call more than decoding straight from the chunk.)
    */
-  readLine(limit: number): Buffer | null | typeof TOO_LONG {
+  readLine(limit: number): string | null | typeof TOO_LONG {
     while (this.chunks.length > 0) {
       const chunk = this.chunks[0]!;
-      const lf = chunk.indexOf(LF, this.offset);
-      const end = lf < 0 ? chunk.length : lf + 1;
       const start = this.offset;
-      if (this.carryLen + (end - start) > limit) return TOO_LONG;
+      // Only the bytes the limit leaves room for are searched: a LF past them is too late anyway.
+      const room = Math.max(0, limit - this.carryLen);
+      const scanEnd = Math.min(chunk.length, start + room);
+      const lf = indexOfLf(chunk, start, scanEnd);
+      if (lf < 0 && scanEnd < chunk.length) return TOO_LONG;
+      const end = lf < 0 ? chunk.length : lf + 1;
       this.consume(end - start);
-      if (lf >= 0 && this.carryLen === 0) return chunk.subarray(start, end);
+      if (lf >= 0 && this.carryLen === 0) return chunk.toString('latin1', start, end);
       this.appendCarry(chunk, start, end);
       if (lf >= 0) {
-        const line = this.carry.subarray(0, this.carryLen);
+        const line = this.carry.toString('latin1', 0, this.carryLen);
         this.carryLen = 0;
         return line;
       }
@@ -122,11 +126,20 @@ export function parseChunkSize(text: string): number | 'bad-chunk-size' | 'bad-c
 }
 
 /** Lines end in CRLF; a CR anywhere else, or a LF without CR, is refused (RFC 9112 §2.2). */
-export function checkLineEnding(line: Buffer): string | null {
+export function checkLineEnding(line: string): string | null {
   const n = line.length;
-  if (n < 2 || line[n - 2] !== CR) return 'bare-lf';
-  if (line.indexOf(CR) !== n - 2) return 'bare-cr';
+  if (n < 2 || line.charCodeAt(n - 2) !== CR) return 'bare-lf';
+  if (line.indexOf('\r') !== n - 2) return 'bare-cr';
   return null;
+}
+
+/**
+ * The first LF in `buf[from, to)`, or -1. A loop rather than Buffer's indexOf: request and field
+ * lines are tens of bytes, and scanning them here costs less than the call into native code.
+ */
+function indexOfLf(buf: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (buf[i] === LF) return i;
+  return -1;
 }
 
 /** field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). Returns the field or an error reason. */

@@ -94,6 +94,8 @@ export { BAD_VALUE_CHAR, TOKEN } from './input.js';
 /** request-target: visible ASCII only, no whitespace (RFC 9112 §3.2, RFC 3986). */
 const TARGET = /^[\x21-\x7e]+$/;
 const VERSION = /^HTTP\/(\d)\.(\d)$/;
+/** scheme "://" authority at the start of an absolute-form request-target (RFC 9112 §3.2.2). */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
 /** Leading empty lines ignored before a request-line (RFC 9112 §2.2 says at least one). */
 const MAX_EMPTY_LINES = 8;
@@ -194,7 +196,7 @@ export class RequestParser {
             if (++this.emptyLines > MAX_EMPTY_LINES) return this.fail(400, 'too-many-empty-lines');
             continue;
           }
-          const error = this.parseRequestLine(line.toString('latin1', 0, line.length - 2));
+          const error = this.parseRequestLine(line.slice(0, line.length - 2));
           if (error) return error;
           this.state = 'fields';
           continue;
@@ -209,7 +211,7 @@ export class RequestParser {
           if (ending) return this.fail(400, ending);
           if (line.length === 2) return this.finishHead();
           if (this.fields.length >= this.limits.maxHeaderCount) return this.fail(431, 'too-many-fields');
-          const field = parseFieldLine(line.toString('latin1', 0, line.length - 2));
+          const field = parseFieldLine(line.slice(0, line.length - 2));
           if (typeof field === 'string') return this.fail(400, field);
           this.fields.push(field);
           continue;
@@ -244,7 +246,7 @@ export class RequestParser {
           if (line === TOO_LONG) return this.fail(400, 'chunk-line-too-long');
           const ending = checkLineEnding(line);
           if (ending) return this.fail(400, ending);
-          const size = parseChunkSize(line.toString('latin1', 0, line.length - 2));
+          const size = parseChunkSize(line.slice(0, line.length - 2));
           if (typeof size === 'string') return this.fail(400, size);
           if (size === 0) {
             this.fieldBytes = 0;
@@ -271,7 +273,7 @@ export class RequestParser {
           // Exactly CRLF after the data: anything else means the size lied.
           const line = this.readLine(2);
           if (line === null) return null;
-          if (line === TOO_LONG || line.length !== 2 || line[0] !== CR) return this.fail(400, 'bad-chunk-terminator');
+          if (line === TOO_LONG || line.length !== 2 || line.charCodeAt(0) !== CR) return this.fail(400, 'bad-chunk-terminator');
           this.state = 'chunk-size';
           continue;
         }
@@ -286,7 +288,7 @@ export class RequestParser {
           if (ending) return this.fail(400, ending);
           if (line.length === 2) return this.finishMessage(this.fields);
           if (this.fields.length >= this.limits.maxHeaderCount) return this.fail(431, 'too-many-trailer-fields');
-          const field = parseFieldLine(line.toString('latin1', 0, line.length - 2));
+          const field = parseFieldLine(line.slice(0, line.length - 2));
           if (typeof field === 'string') return this.fail(400, field);
           this.fields.push(field);
           continue;
@@ -325,18 +327,17 @@ export class RequestParser {
   private finishHead(): ParseEvent {
     const headers = new Map<string, string>();
     let hosts = 0;
-    const contentLengths: string[] = [];
-    const codings: string[] = [];
-    let hasTransferEncoding = false;
-    for (const [name, value] of this.fields) {
+    // Made only when the fields are there: most requests have neither.
+    let contentLengths: string[] | undefined;
+    let codings: string[] | undefined;
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const [name, value] = fields[i]!;
       const prev = headers.get(name);
       headers.set(name, prev === undefined ? value : `${prev}, ${value}`);
       if (name === 'host') hosts++;
-      else if (name === 'content-length') contentLengths.push(...splitList(value, true));
-      else if (name === 'transfer-encoding') {
-        hasTransferEncoding = true;
-        codings.push(...splitList(value, false).map((c) => c.toLowerCase()));
-      }
+      else if (name === 'content-length') (contentLengths ??= []).push(...splitList(value, true));
+      else if (name === 'transfer-encoding') (codings ??= []).push(...splitList(value, false).map((c) => c.toLowerCase()));
     }
 
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, or with more than one.
@@ -345,11 +346,11 @@ export class RequestParser {
 
     let contentLength: number | null = null;
     let chunked = false;
-    if (hasTransferEncoding) {
+    if (codings !== undefined) {
       // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty; §6.3 (3): with Content-Length
       // it is a smuggling attempt. We refuse both rather than guess which framing a proxy used.
       if (this.version === '1.0') return this.fail(400, 'transfer-encoding-in-http10');
-      if (contentLengths.length > 0) return this.fail(400, 'content-length-and-transfer-encoding');
+      if (contentLengths !== undefined && contentLengths.length > 0) return this.fail(400, 'content-length-and-transfer-encoding');
       if (codings.length === 0) return this.fail(400, 'bad-transfer-encoding');
       // §6.3 (4): in a request, chunked must be the final coding, else the length is unknowable.
       if (codings[codings.length - 1] !== 'chunked') return this.fail(400, 'chunked-not-last');
@@ -358,7 +359,7 @@ export class RequestParser {
       // §6.1: a coding we do not understand → 501.
       if (codings.length > 1) return this.fail(501, 'unsupported-transfer-coding');
       chunked = true;
-    } else if (contentLengths.length > 0) {
+    } else if (contentLengths !== undefined && contentLengths.length > 0) {
       const digits = contentLengthDigits(contentLengths);
       if (digits === 'bad-content-length' || digits === 'conflicting-content-length') return this.fail(400, digits);
       // Beyond 2^53 a double is no longer exact; such a body exceeds every limit anyway.
@@ -367,10 +368,11 @@ export class RequestParser {
 
     // RFC 9112 §9.3: "close" ends the connection; HTTP/1.0 persists only with "keep-alive".
     const connectionField = headers.get('connection');
-    const connection = connectionField === undefined ? [] : splitList(connectionField, false).map((t) => t.toLowerCase());
-    const keepAlive = connection.includes('close')
-      ? false
-      : this.version === '1.1' || connection.includes('keep-alive');
+    let keepAlive = this.version === '1.1';
+    if (connectionField !== undefined) {
+      const connection = splitList(connectionField, false).map((t) => t.toLowerCase());
+      keepAlive = connection.includes('close') ? false : keepAlive || connection.includes('keep-alive');
+    }
 
     const head: RequestHead = {
       method: this.method,
@@ -407,7 +409,7 @@ export class RequestParser {
     return { type: 'error', status, reason };
   }
 
-  private readLine(limit: number): Buffer | null | typeof TOO_LONG {
+  private readLine(limit: number): string | null | typeof TOO_LONG {
     return this.input.readLine(limit);
   }
 
@@ -423,7 +425,8 @@ export class RequestParser {
  */
 export function splitTarget(target: string): { path: string; query: string } {
   let rest = target;
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+  // Origin-form (a leading "/") is what nearly every request carries: no scheme to look for.
+  const scheme = target.charCodeAt(0) === 0x2f ? null : ABSOLUTE_FORM.exec(target);
   if (scheme) {
     rest = target.slice(scheme[0].length);
     if (!rest.startsWith('/')) rest = '/' + rest;

@@ -127,7 +127,7 @@ export class ResponseParser {
           this.headerBytes = line.length;
           const ending = checkLineEnding(line);
           if (ending) return this.fail(ending);
-          const m = STATUS_LINE.exec(line.toString('latin1', 0, line.length - 2));
+          const m = STATUS_LINE.exec(line.slice(0, line.length - 2));
           if (!m) return this.fail('bad-status-line');
           if (m[1] !== '1' || (m[2] !== '0' && m[2] !== '1')) return this.fail('unsupported-version');
           this.version = m[2] === '0' ? '1.0' : '1.1';
@@ -160,7 +160,7 @@ export class ResponseParser {
             return this.finishHead();
           }
           if (this.fields.length >= this.limits.maxHeaderCount) return this.fail('too-many-fields');
-          const field = parseFieldLine(line.toString('latin1', 0, line.length - 2));
+          const field = parseFieldLine(line.slice(0, line.length - 2));
           if (typeof field === 'string') return this.fail(field);
           this.fields.push(field);
           continue;
@@ -191,7 +191,7 @@ export class ResponseParser {
           if (line === TOO_LONG) return this.fail('chunk-line-too-long');
           const ending = checkLineEnding(line);
           if (ending) return this.fail(ending);
-          const size = parseChunkSize(line.toString('latin1', 0, line.length - 2));
+          const size = parseChunkSize(line.slice(0, line.length - 2));
           if (typeof size === 'string') return this.fail(size);
           if (size === 0) {
             this.fields = [];
@@ -216,7 +216,7 @@ export class ResponseParser {
         case 'chunk-data-crlf': {
           const line = this.input.readLine(2);
           if (line === null) return this.starved('truncated-body');
-          if (line === TOO_LONG || line.length !== 2 || line[0] !== 0x0d) return this.fail('bad-chunk-terminator');
+          if (line === TOO_LONG || line.length !== 2 || line.charCodeAt(0) !== 0x0d) return this.fail('bad-chunk-terminator');
           this.state = 'chunk-size';
           continue;
         }
@@ -230,7 +230,7 @@ export class ResponseParser {
           if (ending) return this.fail(ending);
           if (line.length === 2) return this.finish(this.fields);
           if (this.fields.length >= this.limits.maxHeaderCount) return this.fail('too-many-trailer-fields');
-          const field = parseFieldLine(line.toString('latin1', 0, line.length - 2));
+          const field = parseFieldLine(line.slice(0, line.length - 2));
           if (typeof field === 'string') return this.fail(field);
           this.fields.push(field);
           continue;

@@ -638,10 +638,14 @@ class Connection implements ByteStreamEvents {
     ex.res = new ServerResponse(this, ex);
     this.exchange = ex;
 
-    const limit = server.handler.maxBodyBytes?.(head) ?? server.limits.maxBodyBytes;
-    this.parser.setBodyLimit(limit);
-    // Refuse a body that is too large before the client sends it (and before 100 Continue).
-    if ((head.contentLength ?? 0) > limit) return this.rejectRequest(413, 'body-too-large');
+    // The body limit matters only to a request that announces a body; a GET without one (most
+    // requests) skips the handler's per-route lookup.
+    if (head.chunked || (head.contentLength ?? 0) > 0) {
+      const limit = server.handler.maxBodyBytes?.(head) ?? server.limits.maxBodyBytes;
+      this.parser.setBodyLimit(limit);
+      // Refuse a body that is too large before the client sends it (and before 100 Continue).
+      if ((head.contentLength ?? 0) > limit) return this.rejectRequest(413, 'body-too-large');
+    }
     // RFC 9110 §10.1.1: "Expect: 100-continue" waits for our go-ahead before sending the
     // body; a 1.0 request's expectation is ignored; any other expectation gets 417.
     const expect = head.headers.get('expect');
@@ -934,13 +938,14 @@ class ServerResponse implements HttpResponse {
 
   setHeader(name: string, value: string | number): void {
     if (this.headersSent) throw new Error('setHeader: the head has already been sent');
+    // A non-negative integer needs no check (Content-Length, most often); a string may hold CR/LF.
+    const integer = typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
     const v = String(value);
     // Refusing CR/LF here prevents response splitting by a careless handler.
-    if (!TOKEN.test(name)) throw new Error(`setHeader: invalid field name ${JSON.stringify(name)}`);
-    if (BAD_VALUE_CHAR.test(v)) throw new Error(`setHeader: invalid value for ${name}`);
-    const lower = name.toLowerCase();
+    const lower = fieldNameKey(name);
+    if (!integer && BAD_VALUE_CHAR.test(v)) throw new Error(`setHeader: invalid value for ${name}`);
     if (lower === 'transfer-encoding') throw new Error('setHeader: the server chooses the transfer coding');
-    if (lower === 'content-length' && !/^\d+$/.test(v)) throw new Error('setHeader: Content-Length must be a non-negative integer');
+    if (lower === 'content-length' && !integer && !/^\d+$/.test(v)) throw new Error('setHeader: Content-Length must be a non-negative integer');
     this.fields.set(lower, [name, v]);
   }
 
@@ -1077,6 +1082,24 @@ class ServerResponse implements HttpResponse {
 const CRLF = Buffer.from('\r\n', 'latin1');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
+/**
+ * Field names handlers have set, checked and lower-cased once: a handler sets the same few names
+ * on every response, and a regular expression test per name is a visible part of a small one's
+ * cost. Bounded: past FIELD_NAME_CACHE names, new ones are checked every time.
+ */
+const fieldNames = new Map<string, string>();
+const FIELD_NAME_CACHE = 256;
+
+/** `name` lower-cased, after checking it is a token (RFC 9110 §5.1); throws for a bad one. */
+function fieldNameKey(name: string): string {
+  const known = fieldNames.get(name);
+  if (known !== undefined) return known;
+  if (!TOKEN.test(name)) throw new Error(`setHeader: invalid field name ${JSON.stringify(name)}`);
+  const lower = name.toLowerCase();
+  if (fieldNames.size < FIELD_NAME_CACHE) fieldNames.set(name, lower);
+  return lower;
+}
 
 function connectionGone(): Error {
   return clientGone('connection closed');

@@ -361,6 +361,35 @@ describe('RequestParser: limits', () => {
     expect(ev).toMatchObject({ type: 'error', status: 431 });
   });
 
+  it('the header-section limit is exact, however the bytes are cut: maxHeaderBytes parses, one byte more is 431', () => {
+    const maxHeaderBytes = 64;
+    // The field lines and the empty line that ends them count; the request line does not.
+    const section = (n: number) => `Host: a\r\nX: ${'v'.repeat(n - 'Host: a\r\nX: \r\n\r\n'.length)}\r\n\r\n`;
+    const atLimit = `GET / HTTP/1.1\r\n${section(maxHeaderBytes)}`;
+    const over = `GET / HTTP/1.1\r\n${section(maxHeaderBytes + 1)}`;
+    for (let cut = 0; cut <= over.length; cut++) {
+      const split = (s: string) => [bytes(s.slice(0, cut)), bytes(s.slice(cut))];
+      expect(run(split(atLimit), { maxHeaderBytes }).map((e) => e.type), `cut at ${cut}`).toEqual(['head', 'end']);
+      expect(run(split(over), { maxHeaderBytes }).find((e) => e.type === 'error'), `cut at ${cut}`).toEqual({
+        type: 'error',
+        status: 431,
+        reason: 'header-section-too-large',
+      });
+    }
+  });
+
+  it('a bare CR inside a line or a LF without CR is refused wherever the line is cut', () => {
+    for (const [text, reason] of [
+      ['GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n', 'bare-cr'],
+      ['GET / HTTP/1.1\r\nHost: a\n\r\n', 'bare-lf'],
+    ] as const) {
+      for (let cut = 0; cut <= text.length; cut++) {
+        const events = run([bytes(text.slice(0, cut)), bytes(text.slice(cut))]);
+        expect(events.find((e) => e.type === 'error'), `cut at ${cut}`).toEqual({ type: 'error', status: 400, reason });
+      }
+    }
+  });
+
   it('431 for more than maxHeaderCount fields; exactly the count is fine', () => {
     const fields = (n: number) => Array.from({ length: n }, (_, i) => `X-${i}: ${i}\r\n`).join('');
     expect(whole(`GET / HTTP/1.1\r\nHost: a\r\n${fields(99)}\r\n`)[0]?.type).toBe('head');

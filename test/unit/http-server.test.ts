@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allowNetworks, type CanSeeDetails } from '../../src/http/access.js';
 import { CONNECTIONS_PAGE, DETAILS_WITHHELD, createNetstackApp, type StackView } from '../../src/http/routes.js';
-import { HttpServer, type Handler, type HttpServerOptions } from '../../src/http/server.js';
+import { HttpServer, type Handler, type HttpRequest, type HttpResponse, type HttpServerOptions } from '../../src/http/server.js';
 import { seededRandom } from '../../src/runtime/random.js';
 
 // ---------------------------------------------------------------------------
@@ -523,6 +523,32 @@ describe('HttpServer: errors', () => {
     });
   }
 
+  it("a handler's per-request body limit holds for a chunked body and a Content-Length alike; a bodiless request is served", async () => {
+    const seen: string[] = [];
+    const handler = Object.assign(
+      async (req: HttpRequest, res: HttpResponse) => {
+        let n = 0;
+        for await (const chunk of req.body) n += chunk.byteLength;
+        res.end(`${n}`);
+      },
+      { maxBodyBytes: (head: { target: string }) => (seen.push(head.target), head.target === '/small' ? 10 : 1000) },
+    );
+    const { port } = await startServer({ handler });
+    const ask = async (request: string) => {
+      const c = await Client.connect(port);
+      c.send(request);
+      return c.readResponse();
+    };
+    expect((await ask('POST /small HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n')).status).toBe(413);
+    expect((await ask('POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n')).status).toBe(413);
+    const fits = await ask('POST /large HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n');
+    expect([fits.status, fits.body.toString()]).toEqual([200, '11']);
+    const bodiless = await ask('GET /small HTTP/1.1\r\nHost: t\r\n\r\n');
+    expect([bodiless.status, bodiless.body.toString()]).toEqual([200, '0']);
+    // Asked only for the requests that announced a body.
+    expect(seen).toEqual(['/small', '/small', '/large']);
+  });
+
   it('answers the good request before the malformed one pipelined after it', async () => {
     const { port } = await startServer();
     const c = await Client.connect(port);
@@ -601,6 +627,41 @@ describe('HttpServer: errors', () => {
     const c = await Client.connect(port);
     c.send(get('/'));
     await expect(c.readResponse()).rejects.toThrow(/missing/);
+  });
+
+  it('refuses a bad field name every time, and a bad value under a name it has accepted before', async () => {
+    const errors: string[] = [];
+    const handler: Handler = (req, res) => {
+      for (const [name, value] of [
+        ['Bad Name', 'x'],
+        ['Bad Name', 'x'],
+        ['X-Fine', 'ok'],
+        ['X-Fine', 'a\r\nSet-Cookie: b'],
+        ['x-fine', 'b\nc'],
+        ['Content-Length', 'twelve'],
+      ]) {
+        try {
+          res.setHeader(name!, value!);
+        } catch (e) {
+          errors.push(String(e));
+        }
+      }
+      res.end('ok');
+    };
+    const { port } = await startServer({ handler });
+    for (let round = 0; round < 2; round++) {
+      errors.length = 0;
+      const c = await Client.connect(port);
+      c.send(get('/'));
+      const r = await c.readResponse();
+      expect(r.headers.get('x-fine')).toBe('ok');
+      expect(r.headers.has('set-cookie')).toBe(false);
+      expect(r.headers.get('content-length')).toBe('2');
+      expect(errors).toHaveLength(5);
+      expect(errors.slice(0, 2).every((e) => /invalid field name/.test(e))).toBe(true);
+      expect(errors.slice(2, 4).every((e) => /invalid value/.test(e))).toBe(true);
+      expect(errors[4]).toMatch(/Content-Length must be a non-negative integer/);
+    }
   });
 
   it('refuses response splitting in header values', async () => {
