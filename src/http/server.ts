@@ -372,8 +372,12 @@ class BodyStream implements AsyncIterable<Uint8Array> {
   private lazyError: (() => Error) | undefined;
   private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | undefined;
 
-  /** Called whenever the consumer takes a chunk, so the connection can read on. */
-  constructor(private readonly onConsumed: () => void) {}
+  /** `conn.bodyConsumed()` is called whenever the consumer takes a chunk, so the connection can read on. */
+  constructor(private readonly conn: { bodyConsumed(): void }) {}
+
+  private onConsumed(): void {
+    this.conn.bodyConsumed();
+  }
 
   push(data: Uint8Array): void {
     if (this.ended || this.error || this.lazyError) return;
@@ -599,6 +603,11 @@ class Connection implements ByteStreamEvents {
     this.armTimer();
   }
 
+  /** The handler took a piece of the request body: parse on. */
+  bodyConsumed(): void {
+    this.pump();
+  }
+
   private onPeerEnd(): void {
     this.peerEnded = true;
     if (!this.closing) this.pump();
@@ -612,7 +621,7 @@ class Connection implements ByteStreamEvents {
     server.count('requests');
     this.lastProgress = server.clock.now();
     const { path, query } = splitTarget(head.target);
-    const body = new BodyStream(() => this.pump());
+    const body = new BodyStream(this);
     const req: HttpRequest = {
       method: head.method,
       target: head.target,
@@ -925,7 +934,7 @@ class ServerResponse implements HttpResponse {
   finished = false;
   private fields = new Map<string, [name: string, value: string]>();
   /** Repeats added by appendHeader, sent after `fields`. */
-  private repeated: Array<[name: string, value: string]> = [];
+  private repeated: Array<[name: string, value: string]> | undefined;
   private framing: Framing = 'none';
   private remaining = 0;
   /** The response must not carry a body: HEAD, 204, 304 (RFC 9110 §6.4.1). */
@@ -955,14 +964,14 @@ class ServerResponse implements HttpResponse {
     if (!TOKEN.test(name) || BAD_VALUE_CHAR.test(value)) throw new Error(`appendHeader: invalid field ${JSON.stringify(name)}`);
     const lower = name.toLowerCase();
     if (lower === 'transfer-encoding' || lower === 'content-length' || lower === 'connection') throw new Error(`appendHeader: ${name} cannot repeat`);
-    this.repeated.push([name, value]);
+    (this.repeated ??= []).push([name, value]);
   }
 
   /** Forget status and fields (only before the head is sent): used for a 500 after a throw. */
   reset(status: number): void {
     this.status = status;
     this.fields.clear();
-    this.repeated = [];
+    this.repeated = undefined;
   }
 
   /** Stop this response without finishing its framing (the connection is closing). */
@@ -1034,7 +1043,7 @@ class ServerResponse implements HttpResponse {
 
     let head = responseHead(status, this.conn.serverName, this.fields);
     for (const [name, value] of this.fields.values()) head += `${name}: ${value}\r\n`;
-    for (const [name, value] of this.repeated) head += `${name}: ${value}\r\n`;
+    if (this.repeated) for (const [name, value] of this.repeated) head += `${name}: ${value}\r\n`;
     if (this.framing === 'chunked') head += 'Transfer-Encoding: chunked\r\n';
     // RFC 9112 §9.6: announce the close; §9.3: an HTTP/1.0 client needs keep-alive spelled out.
     if (ex.closeAfter) head += 'Connection: close\r\n';
@@ -1138,11 +1147,22 @@ function reasonPhrase(status: number): string {
 
 /** The status line, then Date and Server unless the handler set them (`fields`: lower-case names). */
 function responseHead(status: number, serverName: string, fields?: ReadonlyMap<string, unknown>): string {
+  const date = !fields?.has('date');
+  const server = !fields?.has('server');
+  // The usual head (both fields ours) is the same string for a whole second: keep the last one.
+  if (date && server) {
+    const text = httpDate();
+    const c = headCache;
+    if (c.status === status && c.serverName === serverName && c.date === text) return c.head;
+    headCache = { status, serverName, date: text, head: `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nDate: ${text}\r\nServer: ${serverName}\r\n` };
+    return headCache.head;
+  }
   let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
-  if (!fields?.has('date')) head += `Date: ${httpDate()}\r\n`;
-  if (!fields?.has('server')) head += `Server: ${serverName}\r\n`;
+  if (date) head += `Date: ${httpDate()}\r\n`;
+  if (server) head += `Server: ${serverName}\r\n`;
   return head;
 }
+let headCache = { status: 0, serverName: '', date: '', head: '' };
 
 function httpDate(): string {
   const second = Math.floor(Date.now() / 1000);
