@@ -361,14 +361,14 @@ async function answers(ctx: Ctx, url: string): Promise<boolean> {
   return false;
 }
 
-/** CPU seconds (user + system) process `pid` has used so far, from /proc/PID/stat; undefined if unknown. */
-function cpuSeconds(pid: number | undefined): number | undefined {
+/** CPU seconds process `pid` has used so far in user space and in the kernel, from /proc/PID/stat; undefined if unknown. */
+function cpuSeconds(pid: number | undefined): { user: number; system: number } | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // Fields after the command name (which may hold spaces) start at ") ": utime and stime are fields 14 and 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    return { user: Number(f[11]) / CLOCK_TICKS, system: Number(f[12]) / CLOCK_TICKS };
   } catch {
     return undefined;
   }
@@ -527,17 +527,32 @@ async function runSideBySide(ctx: Ctx, results: WorkloadResult[], lwipBin: strin
     /**
      * The server's CPU time over one measurement: per response for request rates (the number
      * that still means something when the machine is loaded and the rates do not), else in all.
+     * User and system apart: the system part is mostly the TUN reads and writes (and, inside a
+     * write, the kernel's TCP receive for the client), which every user-space stack pays alike.
      */
     const withCpu = (pid: number | undefined, fn: () => Promise<Sample>) => async (): Promise<Sample> => {
       const before = cpuSeconds(pid);
       const sample = await fn();
       const after = cpuSeconds(pid);
       if (before === undefined || after === undefined) return sample;
+      const user = after.user - before.user;
+      const system = after.system - before.system;
       const responses = sample.detail['requests'];
+      const perResponse = (seconds: number) => (seconds * 1e6) / (responses as number);
       const cpu = typeof responses === 'number' && responses > 0
-        ? { serverCpuSeconds: after - before, serverCpuMicrosPerResponse: ((after - before) * 1e6) / responses }
-        : { serverCpuSeconds: after - before };
-      log(`    server CPU ${fmt(cpu.serverCpuSeconds)} s${'serverCpuMicrosPerResponse' in cpu ? `, ${fmt(cpu.serverCpuMicrosPerResponse)} µs per response` : ''}`);
+        ? {
+            serverCpuSeconds: user + system,
+            serverCpuMicrosPerResponse: perResponse(user + system),
+            serverUserMicrosPerResponse: perResponse(user),
+            serverSystemMicrosPerResponse: perResponse(system),
+          }
+        : { serverCpuSeconds: user + system, serverUserSeconds: user, serverSystemSeconds: system };
+      log(
+        `    server CPU ${fmt(cpu.serverCpuSeconds)} s` +
+          ('serverCpuMicrosPerResponse' in cpu
+            ? `, ${fmt(cpu.serverCpuMicrosPerResponse)} µs per response (user ${fmt(cpu.serverUserMicrosPerResponse)}, system ${fmt(cpu.serverSystemMicrosPerResponse)})`
+            : ` (user ${fmt(user)}, system ${fmt(system)})`),
+      );
       return { ...sample, detail: { ...sample.detail, ...cpu } };
     };
 
