@@ -179,9 +179,14 @@ export class Story {
     return this.lastT;
   }
 
+  /** The connection's 4-tuple (our address is the stack's one): the watcher's table key. */
+  readonly remoteAddr: number;
+  readonly remotePort: number;
+  readonly localPort: number;
+
   constructor(
     readonly id: number,
-    readonly key: string,
+    tuple: { remoteAddr: number; remotePort: number; localPort: number },
     /** "addr:port" of our side and the peer's. */
     readonly local: string,
     readonly remote: string,
@@ -189,6 +194,9 @@ export class Story {
     readonly startedAt: number,
     readonly limits: StoryLimits = DEFAULT_STORY_LIMITS,
   ) {
+    this.remoteAddr = tuple.remoteAddr;
+    this.remotePort = tuple.remotePort;
+    this.localPort = tuple.localPort;
     this.segments = new RecordStore(SEGMENT_FIELDS, limits.headSegments, limits.ringSegments);
     this.samples = new RecordStore(SAMPLE_FIELDS, 0, limits.samples);
   }

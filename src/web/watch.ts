@@ -18,6 +18,7 @@ import { ACK, RST, SYN, formatOptions, formatSegment, parseTcp } from '../tcp/se
 import type { SampleSource, StoryLimits } from './story.js';
 import { DEFAULT_STORY_LIMITS, Story } from './story.js';
 import { FreshMap } from '../runtime/fresh-map.js';
+import { ConnectionTable } from '../tcp/conntable.js';
 
 export interface WatchOptions {
   limits?: Partial<StoryLimits>;
@@ -52,16 +53,16 @@ interface WatchedConnection {
 
 const NO_ADDRESS = (): string => '';
 
-export function storyKey(remoteAddr: Ipv4Addr, remotePort: number, localPort: number): string {
-  return `${remoteAddr}:${remotePort}:${localPort}`;
-}
-
 export class Watcher {
   /** Times each arrow "FROM>TO" was taken since the watcher started. */
   readonly arrows = new Map<string, number>();
   private fired = new Map<string, number>();
+  /** Live stories by 4-tuple, looked up for every packet: the table TCP keeps its connections
+   * in (tcp/conntable.ts), which compares the numbers in place, so a lookup builds no key (a
+   * template-string key per packet was ~5% of `netstack up`'s new-connection path). Keyed by a
+   * random secret as TCP's is, so a peer cannot aim its tuples at one run of slots. */
+  private readonly live = new ConnectionTable<Story>((Math.random() * 0x1_0000_0000) | 0);
   // FreshMaps, not Maps: a story per connection comes and goes (runtime/fresh-map.ts says why).
-  private readonly live = new FreshMap<string, Story>();
   /** The same stories by "remote>local" as /connections spells them (the table's lookup). */
   private readonly byName = new FreshMap<string, Story>();
   private bytesCache = 0;
@@ -176,8 +177,7 @@ export class Watcher {
     const remote = dir === 'in' ? src : dst;
     const remotePort = dir === 'in' ? srcPort : dstPort;
     const localPort = dir === 'in' ? dstPort : srcPort;
-    const key = storyKey(remote, remotePort, localPort);
-    let story = this.live.get(key);
+    let story = this.live.get(remote, remotePort, localPort);
     const opening = (flags & (SYN | ACK)) === SYN;
     if (story && opening && dir === 'in' && (story.state === 'TIME-WAIT' || story.state === 'CLOSED') && story.segments.total > 0) {
       // A new SYN for a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): a new story.
@@ -193,7 +193,7 @@ export class Watcher {
         this.counters.untracked++;
         return;
       }
-      story = this.open(key, remote, remotePort, localPort, now);
+      story = this.open(remote, remotePort, localPort, now);
       if (!story) return;
       this.unattached.set(story, true);
     }
@@ -215,14 +215,15 @@ export class Watcher {
     }
   }
 
-  private open(key: string, remote: number, remotePort: number, localPort: number, now: number): Story | undefined {
+  private open(remote: number, remotePort: number, localPort: number, now: number): Story | undefined {
     if (this.live.size >= this.maxStories) {
       this.counters.untracked++;
       return undefined;
     }
-    const story = new Story(this.nextId++, key, `${this.addrText}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
+    const tuple = { remoteAddr: remote, remotePort, localPort };
+    const story = new Story(this.nextId++, tuple, `${this.addrText}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
     story.lastActivity = now;
-    this.live.set(key, story);
+    this.live.set(story);
     this.byName.set(`${story.remote}>${story.local}`, story);
     this.byId.set(story.id, story);
     return story;
@@ -233,8 +234,8 @@ export class Watcher {
     story.closedAt = now;
     this.unattached.delete(story);
     story.version++;
-    if (this.live.get(story.key) === story) {
-      this.live.delete(story.key);
+    if (this.live.get(story.remoteAddr, story.remotePort, story.localPort) === story) {
+      this.live.delete(story);
       this.byName.delete(`${story.remote}>${story.local}`);
     }
     this.closedQueue.push(story);
@@ -254,14 +255,13 @@ export class Watcher {
     const conn = e.conn as unknown as WatchedConnection;
     let story = this.byConn.get(conn);
     if (!story) {
-      const key = storyKey(conn.remoteAddr, conn.remotePort, conn.localPort);
-      story = this.live.get(key);
+      story = this.live.get(conn.remoteAddr, conn.remotePort, conn.localPort);
       if (story && story.conn !== undefined) {
         // The 4-tuple's earlier connection is still around: this is a new one.
         this.close(story, now);
         story = undefined;
       }
-      story ??= this.open(key, conn.remoteAddr, conn.remotePort, conn.localPort, now);
+      story ??= this.open(conn.remoteAddr, conn.remotePort, conn.localPort, now);
       if (story) {
         story.conn = conn;
         this.byConn.set(conn, story);
@@ -316,10 +316,6 @@ export class Watcher {
     return this.byId.get(id);
   }
 
-  storyByKey(key: string): Story | undefined {
-    return this.live.get(key);
-  }
-
   /** The live story of the connection listed as remote and local "addr:port". */
   storyByName(remote: string, local: string): Story | undefined {
     return this.byName.get(`${remote}>${local}`);
@@ -351,9 +347,11 @@ export class Watcher {
   }
 
   private pruneStories(now: number): void {
-    for (const s of this.live.values()) {
-      if (s.conn === undefined && now - s.lastActivity > this.orphanMs) this.close(s, now);
-    }
+    // Collected first (closing one moves others in the table), then closed oldest first.
+    const orphans: Story[] = [];
+    for (const s of this.live.values()) if (s.conn === undefined && now - s.lastActivity > this.orphanMs) orphans.push(s);
+    if (orphans.length > 1) orphans.sort((a, b) => a.id - b.id);
+    for (const s of orphans) this.close(s, now);
     let drop = 0;
     const q = this.closedQueue;
     while (drop < q.length && (q.length - drop > this.maxClosed || now - q[drop]!.closedAt! > this.closedRetentionMs)) drop++;

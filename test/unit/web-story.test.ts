@@ -91,10 +91,11 @@ describe('ladder rows of a scripted connection', () => {
 });
 
 describe('a story', () => {
+  const TUPLE = { remoteAddr: 0x0a000001, remotePort: 4000, localPort: 80 };
   const seg = (seq: number, len: number, flags = ACK) => [seq, 1, flags, 1000, len] as const;
 
   it('keeps record times from going backwards (a batch shares one now; transitions read the clock)', () => {
-    const s = new Story(1, 'k', 'a:1', 'b:2', 100);
+    const s = new Story(1, TUPLE, 'a:1', 'b:2', 100);
     s.addSegment(100, 'in', ...seg(0, 0, SYN), undefined, undefined);
     s.addTransition(105, 'LISTEN', 'SYN-RECEIVED', 'SYN received');
     s.addSegment(102, 'in', ...seg(1, 10), undefined, undefined);
@@ -102,7 +103,7 @@ describe('a story', () => {
   });
 
   it('marks data sent again below what was already sent as a retransmission', () => {
-    const s = new Story(1, 'k', '10.0.0.2:80', '10.0.0.1:4000', 0);
+    const s = new Story(1, TUPLE, '10.0.0.2:80', '10.0.0.1:4000', 0);
     s.addSegment(0, 'out', ...seg(100, 0, SYN), 'mss 1460', undefined);
     s.addSegment(1, 'out', ...seg(101, 100, ACK | PSH), undefined, undefined);
     s.addSegment(2, 'out', ...seg(201, 100, ACK | PSH), undefined, undefined);
@@ -114,7 +115,7 @@ describe('a story', () => {
   });
 
   it('keeps the first segments and the latest ones, says how many fell out between, and stays bounded', () => {
-    const s = new Story(1, 'k', 'a:1', 'b:2', 0, { headSegments: 3, ringSegments: 4, samples: 2, transitions: 2 });
+    const s = new Story(1, TUPLE, 'a:1', 'b:2', 0, { headSegments: 3, ringSegments: 4, samples: 2, transitions: 2 });
     s.addSegment(0, 'in', ...seg(0, 0, SYN), undefined, undefined);
     for (let i = 1; i < 1000; i++) s.addSegment(i, 'in', ...seg(i, 1), undefined, undefined);
     const bytes = s.bytes;
