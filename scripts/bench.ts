@@ -864,12 +864,17 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
       // young generation back (src/runtime/idle-memory.ts); `newSpace` and `idleCollections` in the
       // JSON say whether it did. (--quick waits 1 s only: too short for that.)
       const atOnce = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
+      const rxBefore = await rxPackets(server);
       await sleep(P.scaleSettleMs);
+      // Packets that arrived while the server should have been idle: more than a few hundred
+      // keep the link from ever counting as quiet, and `after` then still holds the grown young
+      // generation (a previous round's orphaned FINs did that until the drain below).
+      const settleRxPackets = (await rxPackets(server)) - rxBefore;
       count = await server.request('count', 'count');
       const after = (await server.request('mem', 'mem'))['mem'] as Record<string, number>;
       const held = count['count'] as number;
       if (held === 0) throw new MeasureError(`netstack holds no connections (client: ${JSON.stringify(opened)})`);
-      const detail = { connections: held, established: count['established'], clientReport: opened, before, atOnce, after };
+      const detail = { connections: held, established: count['established'], clientReport: opened, before, atOnce, after, settleRxPackets };
       const rssKiB = (after['rss']! - before['rss']!) / held / 1024;
       const heapKiB = (after['heapUsed']! - before['heapUsed']!) / held / 1024;
       record(w.netstack, r, rssKiB, detail);
@@ -884,9 +889,29 @@ async function runScale(ctx: Ctx, results: WorkloadResult[]): Promise<void> {
       log(`  ${label}: FAILED: ${msg}`);
     } finally {
       await client?.stop();
+      // The client's 10,000 sockets close as it exits: their FINs must be answered before the
+      // server goes, or the kernel keeps retransmitting them for a minute to the same address,
+      // where the next round's server answers each with a RST and never goes quiet.
+      if (server) await drainClosing(ctx, addr);
       await server?.stop();
     }
   }
+}
+
+/** The server's received-packet count (the TUN link's). */
+async function rxPackets(server: JsonLineProcess): Promise<number> {
+  const stats = (await server.request('stats', 'stats'))['stats'] as Record<string, number>;
+  return stats['tun.rxPackets'] ?? 0;
+}
+
+/** Wait (at most 10 s) until no client-namespace socket to `addr` still has a FIN unanswered. */
+async function drainClosing(ctx: Ctx, addr: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await run(['ip', 'netns', 'exec', ctx.net.clientNs, 'ss', '-Htn', 'state', 'fin-wait-1', 'state', 'closing', 'state', 'last-ack', 'dst', addr]);
+    if (r.stdout.trim() === '') return;
+    await sleep(100);
+  }
+  log(`  note: client sockets to ${addr} still closing after 10 s`);
 }
 
 /**
