@@ -15,6 +15,11 @@
  */
 import { ACK, CWR, ECE, FIN, PSH, RST, SYN, URG } from '../tcp/segment.js';
 
+/** Records room is made for at first: a request/response connection's 7 segments and its
+ * samples fit, so the usual story allocates each array once (16 records doubled what it
+ * allocated, and a story is made for every connection). */
+const FIRST_RECORDS = 8;
+
 /**
  * Fixed-size numeric records: the first `headCap` are kept for good, after them a ring of
  * the last `ringCap`. `dropped` counts records that fell out of the ring.
@@ -67,7 +72,7 @@ export class RecordStore {
     const need = (slot + 1) * this.fields;
     if (need > this.data.length) {
       const old = this.data;
-      const grown = new Array<number>(Math.min(this.capacity * this.fields, Math.max(need, old.length * 2, 16 * this.fields))).fill(0);
+      const grown = new Array<number>(Math.min(this.capacity * this.fields, Math.max(need, old.length * 2, FIRST_RECORDS * this.fields))).fill(0);
       for (let i = 0; i < old.length; i++) grown[i] = old[i]!;
       this.data = grown;
     }
@@ -112,6 +117,7 @@ const MARK_RETRANSMIT = 1;
 // Sample fields.
 const P_T = 0, P_CWND = 1, P_SSTHRESH = 2, P_SRTT = 3, P_RTO = 4;
 export const SAMPLE_FIELDS = 5;
+const SAMPLE_SCRATCH = new Float64Array(SAMPLE_FIELDS);
 
 export interface StoryLimits {
   /** Segments always kept from the start (the handshake). */
@@ -169,6 +175,8 @@ export class Story {
   version = 0;
   /** The TCP connection, while it lives (for samples). */
   conn: unknown;
+  /** The watcher's: opened by a packet (a SYN), and no connection has claimed it yet. */
+  unattached = false;
   /** Latest record time: a batch's packets share the batch's `now`, transitions read the clock
    * as they happen, so times are kept from going backwards. */
   private lastT = 0;
@@ -262,7 +270,13 @@ export class Story {
   addSample(now: number, s: SampleSource): void {
     this.lastSampleAt = now;
     const ssthresh = s.ssthresh === undefined || !Number.isFinite(s.ssthresh) || s.ssthresh >= 0x7fffffff ? -1 : s.ssthresh;
-    this.samples.push([this.at(now), s.cwnd ?? -1, ssthresh, s.srtt, s.rto]);
+    const r = SAMPLE_SCRATCH;
+    r[P_T] = this.at(now);
+    r[P_CWND] = s.cwnd ?? -1;
+    r[P_SSTHRESH] = ssthresh;
+    r[P_SRTT] = s.srtt;
+    r[P_RTO] = s.rto;
+    this.samples.push(r);
     this.version++;
   }
 }

@@ -9,7 +9,7 @@
  * TCP is not touched: segments are parsed here from the bytes, only while a watcher is attached.
  */
 import type { Ipv4Addr } from '../ip/addr.js';
-import { formatIpv4 } from '../ip/addr.js';
+import { formatIpv4, parseIpv4 } from '../ip/addr.js';
 import { PROTO_TCP } from '../ip/ipv4.js';
 import type { Stack } from '../stack.js';
 import type { TransitionEvent } from '../tcp/layer.js';
@@ -53,18 +53,31 @@ interface WatchedConnection {
 
 const NO_ADDRESS = (): string => '';
 
+/** An arrow of the state diagram, "FROM>TO": how often it was taken, and since the last drain. */
+interface Arrow {
+  readonly name: string;
+  taken: number;
+  fired: number;
+}
+
+/** "a.b.c.d:port" as /connections spells an endpoint, or undefined. */
+function splitEndpoint(text: string): { addr: Ipv4Addr; port: number } | undefined {
+  const colon = text.lastIndexOf(':');
+  const addr = parseIpv4(text.slice(0, colon));
+  const port = Number(text.slice(colon + 1));
+  return colon > 0 && addr !== undefined && Number.isInteger(port) && port >= 0 && port <= 0xffff ? { addr, port } : undefined;
+}
+
 export class Watcher {
-  /** Times each arrow "FROM>TO" was taken since the watcher started. */
-  readonly arrows = new Map<string, number>();
-  private fired = new Map<string, number>();
+  /** Every arrow taken so far, in the order first taken; counted in place, so counting a
+   * transition looks up two short maps and writes two numbers (no Map.set per transition). */
+  private readonly arrowList: Arrow[] = [];
   /** Live stories by 4-tuple, looked up for every packet: the table TCP keeps its connections
    * in (tcp/conntable.ts), which compares the numbers in place, so a lookup builds no key (a
    * template-string key per packet was ~5% of `netstack up`'s new-connection path). Keyed by a
    * random secret as TCP's is, so a peer cannot aim its tuples at one run of slots. */
   private readonly live = new ConnectionTable<Story>((Math.random() * 0x1_0000_0000) | 0);
   // FreshMaps, not Maps: a story per connection comes and goes (runtime/fresh-map.ts says why).
-  /** The same stories by "remote>local" as /connections spells them (the table's lookup). */
-  private readonly byName = new FreshMap<string, Story>();
   private bytesCache = 0;
   private readonly byId = new FreshMap<number, Story>();
   /** Story by TCP connection object until the connection reaches CLOSED (a FreshMap, not a
@@ -77,8 +90,8 @@ export class Watcher {
   private readonly closedRetentionMs: number;
   private readonly maxClosed: number;
   private readonly maxUnattached: number;
-  /** Live stories opened by a packet that no connection has claimed yet. */
-  private readonly unattached = new FreshMap<Story, true>();
+  /** Live stories opened by a packet that no connection has claimed yet (Story.unattached). */
+  private unattached = 0;
   private readonly orphanMs: number;
   private readonly traceFns = new Set<(e: TraceEvent) => void>();
   private verboseCount = 0;
@@ -88,8 +101,8 @@ export class Watcher {
   private readonly stop: Array<() => void> = [];
   private readonly addr: Ipv4Addr;
   private readonly addrText: string;
-  /** "FROM>TO" keys by from and to, so counting a transition builds no string. */
-  private readonly arrowKeys = new Map<string, Map<string, string>>();
+  /** The arrows by from and to, so counting a transition builds no string. */
+  private readonly arrowKeys = new Map<string, Map<string, Arrow>>();
   readonly counters = { segments: 0, untracked: 0, unmatched: 0, unparsed: 0, storiesDropped: 0, errors: 0 };
 
   constructor(
@@ -189,13 +202,14 @@ export class Watcher {
         this.counters.unmatched++;
         return;
       }
-      if (this.unattached.size >= this.maxUnattached) {
+      if (this.unattached >= this.maxUnattached) {
         this.counters.untracked++;
         return;
       }
       story = this.open(remote, remotePort, localPort, now);
       if (!story) return;
-      this.unattached.set(story, true);
+      story.unattached = true;
+      this.unattached++;
     }
     const o = seg?.options;
     // Options worth a label: all but timestamps on every segment (they would fill the ladder).
@@ -224,7 +238,6 @@ export class Watcher {
     const story = new Story(this.nextId++, tuple, `${this.addrText}:${localPort}`, `${formatIpv4(remote)}:${remotePort}`, now, this.limits);
     story.lastActivity = now;
     this.live.set(story);
-    this.byName.set(`${story.remote}>${story.local}`, story);
     this.byId.set(story.id, story);
     return story;
   }
@@ -232,12 +245,9 @@ export class Watcher {
   private close(story: Story, now: number): void {
     if (story.closedAt !== undefined) return;
     story.closedAt = now;
-    this.unattached.delete(story);
+    this.leaveUnattached(story);
     story.version++;
-    if (this.live.get(story.remoteAddr, story.remotePort, story.localPort) === story) {
-      this.live.delete(story);
-      this.byName.delete(`${story.remote}>${story.local}`);
-    }
+    this.live.delete(story); // only if it is the one filed under its tuple
     this.closedQueue.push(story);
   }
 
@@ -249,9 +259,12 @@ export class Watcher {
     let byTo = this.arrowKeys.get(from);
     if (!byTo) this.arrowKeys.set(from, (byTo = new Map()));
     let arrow = byTo.get(e.to);
-    if (arrow === undefined) byTo.set(e.to, (arrow = `${from}>${e.to}`));
-    this.arrows.set(arrow, (this.arrows.get(arrow) ?? 0) + 1);
-    this.fired.set(arrow, (this.fired.get(arrow) ?? 0) + 1);
+    if (arrow === undefined) {
+      byTo.set(e.to, (arrow = { name: `${from}>${e.to}`, taken: 0, fired: 0 }));
+      this.arrowList.push(arrow);
+    }
+    arrow.taken++;
+    arrow.fired++;
     const conn = e.conn as unknown as WatchedConnection;
     let story = this.byConn.get(conn);
     if (!story) {
@@ -265,7 +278,7 @@ export class Watcher {
       if (story) {
         story.conn = conn;
         this.byConn.set(conn, story);
-        this.unattached.delete(story);
+        this.leaveUnattached(story);
       }
     }
     if (this.traceFns.size > 0) {
@@ -280,6 +293,13 @@ export class Watcher {
       story.conn = undefined;
       this.close(story, now);
     }
+  }
+
+  /** The story is no longer waiting for a connection to claim it (claimed, or closed). */
+  private leaveUnattached(story: Story): void {
+    if (!story.unattached) return;
+    story.unattached = false;
+    this.unattached--;
   }
 
   /** About one sample per RTT (at least 1 ms apart), and one at every transition. */
@@ -305,11 +325,22 @@ export class Watcher {
     }
   }
 
-  /** Arrows taken since the last call (for the diagram's flashes). */
+  /** Times each arrow "FROM>TO" was taken since the watcher started. */
+  get arrows(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const a of this.arrowList) m.set(a.name, a.taken);
+    return m;
+  }
+
+  /** Arrows taken since the last call, with how often (for the diagram's flashes). */
   drainFired(): Map<string, number> {
-    const f = this.fired;
-    this.fired = new Map();
-    return f;
+    const m = new Map<string, number>();
+    for (const a of this.arrowList) {
+      if (a.fired === 0) continue;
+      m.set(a.name, a.fired);
+      a.fired = 0;
+    }
+    return m;
   }
 
   story(id: number): Story | undefined {
@@ -318,7 +349,10 @@ export class Watcher {
 
   /** The live story of the connection listed as remote and local "addr:port". */
   storyByName(remote: string, local: string): Story | undefined {
-    return this.byName.get(`${remote}>${local}`);
+    const r = splitEndpoint(remote);
+    const l = splitEndpoint(local);
+    if (!r || !l || l.addr !== this.addr) return undefined;
+    return this.live.get(r.addr, r.port, l.port);
   }
 
   /** Closed stories still kept, newest first. */

@@ -140,6 +140,25 @@ describe('the watcher', () => {
     ]);
   });
 
+  it('finds a live story by the endpoints /connections lists it under, and none for any other or a malformed one', () => {
+    const { f, w } = watch();
+    f.packet('in', 4000, SYN, 1000, 0);
+    f.transition(conn(4000), 'CLOSED', 'SYN-RECEIVED');
+    f.packet('in', 4001, SYN, 1000, 0);
+    expect(w.storyByName('10.0.0.1:4000', '10.0.0.2:80')?.id).toBe(1);
+    expect(w.storyByName('10.0.0.1:4001', '10.0.0.2:80')?.id).toBe(2); // a SYN's story, not yet claimed
+    for (const [remote, local] of [
+      ['10.0.0.1:4002', '10.0.0.2:80'],
+      ['10.0.0.9:4000', '10.0.0.2:80'],
+      ['10.0.0.1:4000', '10.0.0.2:81'],
+      ['10.0.0.1:4000', '10.0.0.3:80'],
+      ['10.0.0.1:99999', '10.0.0.2:80'],
+      ['10.0.0.1', '10.0.0.2:80'],
+      [':4000', '10.0.0.2:80'],
+      ['garbage', 'garbage'],
+    ]) expect(w.storyByName(remote!, local!), `${remote} ${local}`).toBeUndefined();
+  });
+
   it('keeps 10,000 connections within its bounds: closed stories expire, memory is counted and bounded', () => {
     const { f, w } = watch({ maxClosed: 500, closedRetentionMs: 60_000 });
     for (let i = 0; i < 10_000; i++) passiveConnection(f, 10_000 + i);
