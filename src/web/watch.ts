@@ -9,7 +9,7 @@
  * TCP is not touched: segments are parsed here from the bytes, only while a watcher is attached.
  */
 import type { Ipv4Addr } from '../ip/addr.js';
-import { formatIpv4, parseIpv4 } from '../ip/addr.js';
+import { formatIpv4 } from '../ip/addr.js';
 import { PROTO_TCP } from '../ip/ipv4.js';
 import type { Stack } from '../stack.js';
 import type { TransitionEvent } from '../tcp/layer.js';
@@ -60,12 +60,29 @@ interface Arrow {
   fired: number;
 }
 
-/** "a.b.c.d:port" as /connections spells an endpoint, or undefined. */
-function splitEndpoint(text: string): { addr: Ipv4Addr; port: number } | undefined {
-  const colon = text.lastIndexOf(':');
-  const addr = parseIpv4(text.slice(0, colon));
-  const port = Number(text.slice(colon + 1));
-  return colon > 0 && addr !== undefined && Number.isInteger(port) && port >= 0 && port <= 0xffff ? { addr, port } : undefined;
+/**
+ * "a.b.c.d:port" as /connections spells an endpoint, as [address, port], or undefined. By hand,
+ * not by regex: the table asks for every row it lists (10,000 rows a second per viewer).
+ */
+function splitEndpoint(text: string): [Ipv4Addr, number] | undefined {
+  let addr = 0;
+  let value = 0;
+  let digits = 0;
+  let part = 0; // 0-3: the address's octets; 4: the port
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      value = value * 10 + (c - 0x30);
+      if (++digits > (part < 4 ? 3 : 5)) return undefined;
+    } else if ((c === 0x2e && part < 3) || (c === 0x3a && part === 3)) {
+      if (digits === 0 || value > 255) return undefined;
+      addr = addr * 256 + value;
+      part++;
+      value = 0;
+      digits = 0;
+    } else return undefined;
+  }
+  return part === 4 && digits > 0 && value <= 0xffff ? [addr, value] : undefined;
 }
 
 export class Watcher {
@@ -351,8 +368,8 @@ export class Watcher {
   storyByName(remote: string, local: string): Story | undefined {
     const r = splitEndpoint(remote);
     const l = splitEndpoint(local);
-    if (!r || !l || l.addr !== this.addr) return undefined;
-    return this.live.get(r.addr, r.port, l.port);
+    if (!r || !l || l[0] !== this.addr) return undefined;
+    return this.live.get(r[0], r[1], l[1]);
   }
 
   /** Closed stories still kept, newest first. */
