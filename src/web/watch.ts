@@ -94,8 +94,8 @@ export class Watcher {
    * template-string key per packet was ~5% of `netstack up`'s new-connection path). Keyed by a
    * random secret as TCP's is, so a peer cannot aim its tuples at one run of slots. */
   private readonly live = new ConnectionTable<Story>((Math.random() * 0x1_0000_0000) | 0);
-  // FreshMaps, not Maps: a story per connection comes and goes (runtime/fresh-map.ts says why).
   private bytesCache = 0;
+  // FreshMaps, not Maps: a story per connection comes and goes (runtime/fresh-map.ts says why).
   private readonly byId = new FreshMap<number, Story>();
   /** Story by TCP connection object until the connection reaches CLOSED (a FreshMap, not a
    * WeakMap: a WeakMap of thousands of entries costs the garbage collector more). */

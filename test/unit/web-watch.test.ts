@@ -216,6 +216,15 @@ describe('the watcher', () => {
     expect(w.story(2)!.closedAt).toBe(1001);
   });
 
+  it('closes orphans that expire together oldest first, so the closed list and its bound keep their order', () => {
+    const { f, w } = watch({ orphanMs: 1000, maxClosed: 10 });
+    for (let i = 0; i < 30; i++) f.packet('in', 5000 + i * 7, SYN, 1, 0);
+    w.prune(1001);
+    // Newest first; the 20 oldest went over the bound of 10.
+    expect(w.closedStories().map((s) => s.id)).toEqual(Array.from({ length: 10 }, (_, i) => 30 - i));
+    expect(w.story(20)).toBeUndefined();
+  });
+
   it('ignores segments of connections it never saw open (counted), and packets not for the stack', () => {
     const { f, w } = watch();
     f.packet('in', 4000, ACK, 1, 1);
